@@ -1,0 +1,3 @@
+export { vjp, VjpOptions, VjpResult } from './vjp';
+export { vjpRules, VjpRule, VjpContext, Grad } from './rules';
+export { unbroadcast } from './helpers';

@@ -1,0 +1,692 @@
+/**
+ * Vector-Jacobian products, one rule per ONNX op (the tinygrad gradient.py / JAX lax layout).
+ *
+ * A rule sees the forward node's inputs `x`, outputs `y` and output cotangents `g`, and returns
+ * one entry per input: a thunk building that input's gradient (standard ONNX ops, appended
+ * through the GraphBuilder), or null where there is none (integer inputs, shapes, indices). The
+ * driver calls only the thunks whose input lies on a path from `wrt`, so e.g. a Conv whose
+ * weights are frozen never builds its weight gradient. Rules read forward values (x, y) and never
+ * recompute the forward pass.
+ */
+import { GraphBuilder, Value } from '../onnx/builder';
+import { ConvParams, convParams } from '../onnx/shape';
+import {
+  Attrs,
+  Node,
+  Shape,
+  attr,
+  getFloat,
+  getInt,
+  getInts,
+  getString,
+  tensor,
+  tensorNumbers,
+} from '../onnx/types';
+import {
+  emit,
+  expandTo,
+  invPerm,
+  normAxis,
+  range,
+  reshapeTo,
+  runtimeRatio,
+  transposeLast,
+  unbroadcast,
+  zeros,
+} from './helpers';
+
+export interface VjpContext {
+  b: GraphBuilder;
+  node: Node;
+  /** Forward inputs; undefined for omitted optional inputs. */
+  x: (Value | undefined)[];
+  /** Forward outputs. */
+  y: Value[];
+  /** Cotangent per output; undefined where no gradient flows into that output (Split). */
+  g: (Value | undefined)[];
+}
+
+/** A gradient, built only when asked for; null/undefined: the input has none. */
+export type Grad = (() => Value) | null | undefined;
+export type VjpRule = (c: VjpContext) => Grad[];
+
+// ---- small accessors --------------------------------------------------------------------------
+
+function inp(c: VjpContext, i: number): Value {
+  const v = c.x[i];
+  if (!v) throw new Error(`${c.node.op} (${c.node.name}): input ${i} is missing`);
+  return v;
+}
+
+function cot(c: VjpContext, i = 0): Value {
+  const v = c.g[i];
+  if (!v) throw new Error(`${c.node.op} (${c.node.name}): no cotangent for output ${i}`);
+  return v;
+}
+
+/** The values of a constant input (axes, pads, starts...), read at build time. */
+function constInput(c: VjpContext, i: number, what: string): number[] | undefined {
+  const v = c.x[i];
+  if (!v) return undefined;
+  const t = c.b.initializers.get(v.name);
+  if (!t) throw new Error(`${c.node.op} (${c.node.name}): ${what} must be a constant`);
+  return tensorNumbers(t);
+}
+
+function staticDim(c: VjpContext, d: Shape[number], what: string): number {
+  if (typeof d !== 'number')
+    throw new Error(`${c.node.op} (${c.node.name}): ${what} must be static, got ${d}`);
+  return d;
+}
+
+/** Elementwise unary op: dx = g * f'(x, y). */
+const unary =
+  (dfdx: (b: GraphBuilder, x: Value, y: Value, g: Value) => Value): VjpRule =>
+  (c) => [() => dfdx(c.b, inp(c, 0), c.y[0], cot(c))];
+
+// ---- Conv and friends -------------------------------------------------------------------------
+
+/**
+ * Input gradient of Conv: ConvTranspose with the same weights, strides, pads, dilations and
+ * groups; output_padding restores the rows the forward stride skipped, when
+ * (H + p0 + p1 − d(k−1) − 1) % s ≠ 0.
+ */
+function convInputGrad(b: GraphBuilder, g: Value, w: Value, x: Value, p: ConvParams): Value {
+  const nd = p.kernel.length;
+  const outputPadding = p.kernel.map((k, i) => {
+    const h = x.shape[2 + i];
+    const ho = g.shape[2 + i];
+    if (typeof h !== 'number' || typeof ho !== 'number')
+      throw new Error(`Conv gradient: spatial dims must be static, got [${x.shape}]`);
+    return (
+      h - ((ho - 1) * p.strides[i] + p.dilations[i] * (k - 1) + 1 - p.pads[i] - p.pads[i + nd])
+    );
+  });
+  return b.convTranspose(g, w, undefined, {
+    strides: p.strides,
+    pads: p.pads,
+    dilations: p.dilations,
+    group: p.group,
+    outputPadding: outputPadding.some((o) => o !== 0) ? outputPadding : undefined,
+  });
+}
+
+/**
+ * Weight gradient of y = Conv(x, W): dW[o, c, k] = Σ_n Σ_i g[n, o, i] · xpad[n, c, s·i + d·k].
+ * That is itself a convolution over the batch axis: the input is x with N and C swapped
+ * ([C, N, H, W]), the "kernel" is g with N and C swapped ([Cout, N, Ho, Wo]), and stride and
+ * dilation trade places. Rows the forward pass never read (the stride remainder) are dropped by
+ * shrinking the end pad (or cropping x) so the result is exactly k taps wide. Groups: x is laid
+ * out as [C/G, G·N, H, W] so that Conv's group=G pairs each group's inputs with its outputs.
+ *
+ * Measured (bench/autodiff.ts, 32→32 3×3 pad 1, 28×28, batch 128, ORT 2 threads): this
+ * formulation vs. im2col (k² strided Slices + Concat + MatMul) — see the numbers there.
+ */
+function convWeightGrad(b: GraphBuilder, x: Value, g: Value, wShape: Shape, p: ConvParams): Value {
+  const nd = p.kernel.length;
+  const G = p.group;
+  const cin = x.shape[1];
+  if (typeof cin !== 'number') throw new Error(`Conv gradient: channels must be static`);
+  const cig = cin / G;
+  const pads = [...p.pads];
+  const crop: number[] = [];
+  p.kernel.forEach((k, i) => {
+    const h = x.shape[2 + i] as number;
+    const rem = (h + p.pads[i] + p.pads[i + nd] - p.dilations[i] * (k - 1) - 1) % p.strides[i];
+    const end = p.pads[i + nd] - rem;
+    pads[i + nd] = Math.max(end, 0);
+    crop.push(Math.max(-end, 0));
+  });
+  let xs = x;
+  if (crop.some((v) => v > 0)) {
+    const axes = range(0, nd).filter((i) => crop[i] > 0);
+    xs = b.slice(
+      x,
+      axes.map(() => 0),
+      axes.map((i) => (x.shape[2 + i] as number) - crop[i]),
+      axes.map((i) => 2 + i),
+    );
+  }
+  const spatial = xs.shape.slice(2) as number[];
+  const swap01 = [1, 0, ...range(2, 2 + nd)];
+  let xt: Value;
+  if (G === 1) xt = b.transpose(xs, swap01);
+  else {
+    const grouped = b.reshape(xs, [0, G, cig, ...spatial]);
+    xt = b.reshape(b.transpose(grouped, [2, 1, 0, ...range(3, 3 + nd)]), [cig, -1, ...spatial]);
+  }
+  const gt = b.transpose(g, swap01);
+  const dwt = b.conv(xt, gt, undefined, {
+    strides: p.dilations,
+    dilations: p.strides,
+    pads,
+    group: G,
+  });
+  const dw = b.transpose(dwt, swap01);
+  if (dw.shape.join() !== wShape.join())
+    throw new Error(`Conv weight gradient: got [${dw.shape}], expected [${wShape}]`);
+  return dw;
+}
+
+/** Sum the cotangent over batch and spatial axes: the bias gradient of Conv/ConvTranspose. */
+function biasGrad(b: GraphBuilder, g: Value): Value {
+  return b.reduceSum(g, [0, ...range(2, g.rank)], false);
+}
+
+function conv(c: VjpContext): Grad[] {
+  const [x, w] = [inp(c, 0), inp(c, 1)];
+  const p = convParams(c.node.attrs, w.shape);
+  const g = cot(c);
+  return [
+    () => convInputGrad(c.b, g, w, x, p),
+    () => convWeightGrad(c.b, x, g, w.shape, p),
+    c.x[2] ? () => biasGrad(c.b, g) : null,
+  ];
+}
+
+/**
+ * ConvTranspose is the adjoint of Conv: dx = Conv(g, W) with the same attributes, and dW is the
+ * Conv weight gradient with the roles of input (g) and cotangent (x) exchanged.
+ */
+function convTranspose(c: VjpContext): Grad[] {
+  const [x, w] = [inp(c, 0), inp(c, 1)];
+  if (getInts(c.node.attrs, 'output_shape'))
+    throw new Error(`ConvTranspose (${c.node.name}): output_shape is not supported, give pads`);
+  const p = convParams(c.node.attrs, w.shape);
+  const g = cot(c);
+  const opts = { strides: p.strides, pads: p.pads, dilations: p.dilations, group: p.group };
+  return [
+    () => c.b.conv(g, w, undefined, opts),
+    () => convWeightGrad(c.b, g, x, w.shape, p),
+    c.x[2] ? () => biasGrad(c.b, g) : null,
+  ];
+}
+
+/**
+ * AveragePool's adjoint spreads each output's cotangent evenly over its window: a depthwise
+ * ConvTranspose with a constant 1/|window| kernel. With pads and count_include_pad=0 the divisor
+ * varies near the border, so g is divided by the per-position count first (a build-time constant).
+ * Non-overlapping windows that tile the input exactly (2×2 stride 2) use nearest Resize instead.
+ */
+function averagePool(c: VjpContext): Grad[] {
+  const b = c.b;
+  const x = inp(c, 0);
+  const g = cot(c);
+  const a = c.node.attrs;
+  const kernel = getInts(a, 'kernel_shape') as number[];
+  const nd = kernel.length;
+  const strides = getInts(a, 'strides') ?? kernel.map(() => 1);
+  const pads = getInts(a, 'pads') ?? Array<number>(2 * nd).fill(0);
+  const includePad = getInt(a, 'count_include_pad', 0) === 1;
+  const ch = staticDim(c, x.shape[1], 'AveragePool channels');
+  const size = x.shape.slice(2).map((d) => staticDim(c, d, 'AveragePool spatial dims'));
+  const outSize = g.shape.slice(2) as number[];
+  const win = kernel.reduce((s, k) => s * k, 1);
+  return [
+    () => {
+      const tiles = kernel.every((k, i) => k === strides[i] && size[i] === k * outSize[i]);
+      if (tiles && pads.every((v) => v === 0))
+        return b.mul(b.resizeNearest(g, [1, 1, ...kernel]), 1 / win);
+      let gs = g;
+      let weight = 1 / win;
+      if (!includePad && pads.some((v) => v !== 0)) {
+        gs = b.div(g, b.const(poolCounts(kernel, strides, pads, size, outSize), 'pool_counts'));
+        weight = 1;
+      }
+      const w = b.const(tensor('float32', [ch, 1, ...kernel], Array(ch * win).fill(weight)));
+      const outputPadding = kernel.map(
+        (k, i) => size[i] - ((outSize[i] - 1) * strides[i] + k - pads[i] - pads[i + nd]),
+      );
+      return b.convTranspose(gs, w, undefined, {
+        strides,
+        pads,
+        group: ch,
+        outputPadding: outputPadding.some((o) => o !== 0) ? outputPadding : undefined,
+      });
+    },
+  ];
+}
+
+/** Number of non-pad elements under each pooling window, as a [1, 1, ...outSize] tensor. */
+function poolCounts(
+  kernel: number[],
+  strides: number[],
+  pads: number[],
+  size: number[],
+  outSize: number[],
+) {
+  const nd = kernel.length;
+  const per = kernel.map((k, i) =>
+    range(0, outSize[i]).map((o) => {
+      const lo = o * strides[i] - pads[i];
+      return Math.min(lo + k, size[i]) - Math.max(lo, 0);
+    }),
+  );
+  const vals: number[] = [];
+  const idx = Array<number>(nd).fill(0);
+  const total = outSize.reduce((s, v) => s * v, 1);
+  for (let n = 0; n < total; n++) {
+    vals.push(per.reduce((s, counts, i) => s * counts[idx[i]], 1));
+    for (let i = nd - 1; i >= 0; i--) {
+      if (++idx[i] < outSize[i]) break;
+      idx[i] = 0;
+    }
+  }
+  return tensor('float32', [1, 1, ...outSize], vals);
+}
+
+/** GlobalAveragePool: g / (H·W) broadcast back over the spatial axes (one Mul by a constant). */
+function globalAveragePool(c: VjpContext): Grad[] {
+  const x = inp(c, 0);
+  const spatial = x.shape.slice(2).map((d) => staticDim(c, d, 'GlobalAveragePool spatial dims'));
+  const n = spatial.reduce((s, v) => s * v, 1);
+  const spread = tensor('float32', [1, 1, ...spatial], Array(n).fill(1 / n));
+  return [() => c.b.mul(cot(c), c.b.const(spread, 'gap_spread'))];
+}
+
+/**
+ * Nearest Resize by integer scales copies each input element into a k₁×k₂ block, so the adjoint
+ * sums each block: AveragePool with kernel = stride = k, times k₁k₂. Only coordinate modes whose
+ * nearest neighbours form such blocks are accepted (asymmetric+floor, half_pixel+round).
+ */
+function resize(c: VjpContext): Grad[] {
+  const x = inp(c, 0);
+  const y = c.y[0];
+  const a = c.node.attrs;
+  const fail = (why: string) => new Error(`Resize (${c.node.name}): gradient supports ${why}`);
+  if (getString(a, 'mode', 'nearest') !== 'nearest') throw fail('mode=nearest only');
+  const ctm = getString(a, 'coordinate_transformation_mode', 'half_pixel');
+  const nm = getString(a, 'nearest_mode', 'round_prefer_floor');
+  const blocky =
+    (ctm === 'asymmetric' && nm === 'floor') ||
+    ((ctm === 'half_pixel' || ctm === 'pytorch_half_pixel') && nm.startsWith('round'));
+  if (!blocky) throw fail(`asymmetric+floor or half_pixel+round, not ${ctm}+${nm}`);
+  const scales = x.shape.map((d, i) => {
+    const o = y.shape[i];
+    if (d === o) return 1;
+    if (typeof d !== 'number' || typeof o !== 'number' || o % d) throw fail('integer scales only');
+    return o / d;
+  });
+  if (scales[0] !== 1 || scales[1] !== 1) throw fail('scaling of spatial axes only');
+  const k = scales.slice(2);
+  const vol = k.reduce((s, v) => s * v, 1);
+  return [() => c.b.mul(c.b.averagePool(cot(c), k, { strides: k }), vol), null, null, null];
+}
+
+// ---- Slice, Gather, Concat --------------------------------------------------------------------
+
+const INT64_MIN = -(2 ** 62);
+
+/**
+ * Slice's adjoint scatters g back into zeros of x's shape. Unit steps are one Pad. A step s > 1
+ * interleaves s−1 zeros after every element (Unsqueeze, Pad, Reshape), then pads to place the
+ * block; negative steps first reverse g along the axis, which makes the step positive.
+ */
+function sliceGrad(c: VjpContext): Value {
+  const b = c.b;
+  const x = inp(c, 0);
+  const r = x.rank;
+  let g = cot(c);
+  const starts = constInput(c, 1, 'starts') ?? [];
+  // Output lengths come from g's shape, so ends are not needed here.
+  const axes = (constInput(c, 3, 'axes') ?? starts.map((_, i) => i)).map((a) => normAxis(a, r));
+  const steps = constInput(c, 4, 'steps') ?? starts.map(() => 1);
+  const pads = Array<number>(2 * r).fill(0);
+  axes.forEach((a, i) => {
+    const dim = staticDim(c, x.shape[a], `Slice axis ${a}`);
+    const m = staticDim(c, g.shape[a], `Slice output axis ${a}`);
+    const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
+    let st = steps[i];
+    let s = starts[i] < 0 ? starts[i] + dim : starts[i];
+    s = st > 0 ? clamp(s, 0, dim) : clamp(s, -1, dim - 1);
+    if (m === 0) return;
+    if (st < 0) {
+      // Reverse so indices ascend: first kept index becomes s + (m−1)·st.
+      g = b.slice(g, [-1], [INT64_MIN], [a], [-1]);
+      s = s + (m - 1) * st;
+      st = -st;
+    }
+    if (st > 1) {
+      const shape = [...g.shape];
+      const u = b.unsqueeze(g, [a + 1]);
+      const padded = b.pad(u, [
+        ...range(0, r + 1).map(() => 0),
+        ...range(0, r + 1).map((j) => (j === a + 1 ? st - 1 : 0)),
+      ]);
+      const after = shape.slice(a + 1);
+      const sym = after.filter((d) => typeof d !== 'number').length;
+      if (sym > 1)
+        throw new Error(`Slice (${c.node.name}): too many symbolic dims after axis ${a}`);
+      const target = [
+        ...shape.slice(0, a).map((d) => (typeof d === 'number' ? d : 0)),
+        m * st,
+        ...after.map((d) => (typeof d === 'number' ? d : -1)),
+      ];
+      shape[a] = m * st;
+      g = emit(b, 'Reshape', [padded, b.ints(target)], {}, { dtype: g.dtype, shape });
+      const keep = Math.min(m * st, dim - s);
+      if (keep < m * st) g = b.slice(g, [0], [keep], [a]);
+    }
+    pads[a] = s;
+    pads[a + r] = dim - s - (g.shape[a] as number);
+  });
+  return pads.some((p) => p !== 0) ? b.pad(g, pads) : g;
+}
+
+/**
+ * Gather's adjoint adds each cotangent slice into row indices[j] of zeros: ScatterND with
+ * reduction='add' (repeated indices accumulate). ScatterND indexes leading axes, so for axis ≠ 0
+ * the gathered axis is moved to the front and back.
+ */
+function gatherGrad(c: VjpContext): Value {
+  const b = c.b;
+  const x = inp(c, 0);
+  const idx0 = inp(c, 1);
+  const g = cot(c);
+  const axis = normAxis(getInt(c.node.attrs, 'axis', 0), x.rank);
+  const dim = staticDim(c, x.shape[axis], 'Gather axis');
+  const idx = b.where(b.less(idx0, 0), b.add(idx0, dim), idx0);
+  const ri = idx0.rank;
+  const scatter = (data: Value, upd: Value) =>
+    b.op1('ScatterND', [data, b.unsqueeze(idx, [ri]), upd], { reduction: attr.s('add') });
+  if (axis === 0) return scatter(zeros(b, x.shape, x), g);
+  const toFront = [...range(axis, axis + ri), ...range(0, axis), ...range(axis + ri, g.rank)];
+  const xFront = [axis, ...range(0, axis), ...range(axis + 1, x.rank)];
+  const shapeFront = xFront.map((i) => x.shape[i]);
+  const z = zeros(
+    b,
+    shapeFront,
+    x.shape.every((d) => typeof d === 'number') ? undefined : b.transpose(x, xFront),
+  );
+  return b.transpose(scatter(z, b.transpose(g, toFront)), invPerm(xFront));
+}
+
+function concat(c: VjpContext): Grad[] {
+  const r = c.y[0].rank;
+  const axis = normAxis(getInt(c.node.attrs, 'axis', 0), r);
+  let offset = 0;
+  return c.x.map((xi) => {
+    const v = xi as Value;
+    const start = offset;
+    const len = staticDim(c, v.shape[axis], `Concat input along axis ${axis}`);
+    offset += len;
+    return () => c.b.slice(cot(c), [start], [start + len], [axis]);
+  });
+}
+
+function split(c: VjpContext): Grad[] {
+  const axis = normAxis(getInt(c.node.attrs, 'axis', 0), inp(c, 0).rank);
+  const parts = c.y.map((y, i) => c.g[i] ?? zeros(c.b, y.shape, y));
+  return [() => c.b.concat(parts, axis), null];
+}
+
+// ---- reductions -------------------------------------------------------------------------------
+
+/** Axes a Reduce* node reduced over (from the attribute or the opset-13 axes input). */
+function reducedAxes(c: VjpContext, fromInput: boolean): number[] | 'none' {
+  const x = inp(c, 0);
+  const axes = fromInput ? constInput(c, 1, 'axes') : getInts(c.node.attrs, 'axes');
+  if (!axes || axes.length === 0)
+    return getInt(c.node.attrs, 'noop_with_empty_axes', 0) ? 'none' : range(0, x.rank);
+  return axes.map((a) => normAxis(a, x.rank)).sort((p, q) => p - q);
+}
+
+/** Broadcast a reduction's cotangent back over the reduced axes. */
+function unreduce(c: VjpContext, axes: number[] | 'none'): Value {
+  const x = inp(c, 0);
+  let g = cot(c);
+  if (axes === 'none') return g;
+  if (getInt(c.node.attrs, 'keepdims', 1) === 0) g = c.b.unsqueeze(g, axes);
+  return expandTo(c.b, g, x.shape, x);
+}
+
+function reduceMean(c: VjpContext): Grad[] {
+  const x = inp(c, 0);
+  const axes = reducedAxes(c, false);
+  return [
+    () => {
+      const g = unreduce(c, axes);
+      if (axes === 'none') return g;
+      const dims = axes.map((a) => x.shape[a]);
+      if (dims.every((d) => typeof d === 'number'))
+        return c.b.mul(g, 1 / dims.reduce((s: number, d) => s * (d as number), 1));
+      return c.b.div(g, runtimeRatio(c.b, x, c.y[0]));
+    },
+  ];
+}
+
+// ---- linear algebra ---------------------------------------------------------------------------
+
+/**
+ * MatMul with numpy semantics: 1-D operands are promoted (K → [1, K] or [K, 1]), batch dims
+ * broadcast. dA = g·Bᵀ, dB = Aᵀ·g, each summed over the batch dims its operand was broadcast
+ * along. A 2-D B (a weight) under a batched A gets one Gemm over the flattened batch instead.
+ */
+function matmul(c: VjpContext): Grad[] {
+  const b = c.b;
+  const [A, B] = [inp(c, 0), inp(c, 1)];
+  const prep = () => {
+    const a2 = A.rank === 1 ? b.unsqueeze(A, [0]) : A;
+    const b2 = B.rank === 1 ? b.unsqueeze(B, [1]) : B;
+    let g2 = cot(c);
+    if (A.rank === 1 && B.rank === 1) g2 = b.reshape(g2, [1, 1]);
+    else if (A.rank === 1) g2 = b.unsqueeze(g2, [g2.rank - 1]);
+    else if (B.rank === 1) g2 = b.unsqueeze(g2, [g2.rank]);
+    return { a2, b2, g2 };
+  };
+  return [
+    () => {
+      const { a2, b2, g2 } = prep();
+      if (a2.rank === 2 && b2.rank === 2 && g2.rank === 2) {
+        const d = b.gemm(g2, b2, undefined, { transB: true });
+        return A.rank === 1 ? b.squeeze(d, [0]) : d;
+      }
+      const d = unbroadcast(b, b.matmul(g2, transposeLast(b, b2)), a2.shape);
+      return A.rank === 1 ? b.squeeze(d, [d.rank - 2]) : d;
+    },
+    () => {
+      const { a2, b2, g2 } = prep();
+      let d: Value;
+      if (b2.rank === 2) {
+        const k = a2.shape[a2.rank - 1];
+        const n = g2.shape[g2.rank - 1];
+        const af = a2.rank === 2 ? a2 : b.reshape(a2, [-1, staticDim(c, k, 'MatMul K')]);
+        const gf = g2.rank === 2 ? g2 : b.reshape(g2, [-1, staticDim(c, n, 'MatMul N')]);
+        d = b.gemm(af, gf, undefined, { transA: true });
+      } else d = unbroadcast(b, b.matmul(transposeLast(b, a2), g2), b2.shape);
+      return B.rank === 1 ? b.squeeze(d, [d.rank - 1]) : d;
+    },
+  ];
+}
+
+/** Gemm: Y = α·A'B' + β·C with A' = transA ? Aᵀ : A (likewise B'), C broadcast to [M, N]. */
+function gemm(c: VjpContext): Grad[] {
+  const b = c.b;
+  const [A, B] = [inp(c, 0), inp(c, 1)];
+  const a = c.node.attrs;
+  const ta = getInt(a, 'transA', 0) === 1;
+  const tb = getInt(a, 'transB', 0) === 1;
+  const alpha = getFloat(a, 'alpha', 1);
+  const beta = getFloat(a, 'beta', 1);
+  const g = () => cot(c);
+  return [
+    () =>
+      ta
+        ? b.gemm(B, g(), undefined, { transA: tb, transB: true, alpha })
+        : b.gemm(g(), B, undefined, { transB: !tb, alpha }),
+    () =>
+      tb
+        ? b.gemm(g(), A, undefined, { transA: true, transB: ta, alpha })
+        : b.gemm(A, g(), undefined, { transA: !ta, alpha }),
+    c.x[2]
+      ? () => {
+          const d = unbroadcast(b, g(), inp(c, 2).shape);
+          return beta === 1 ? d : b.mul(d, beta);
+        }
+      : null,
+  ];
+}
+
+// ---- the registry -----------------------------------------------------------------------------
+
+const ub = (c: VjpContext, v: Value, i: number) => unbroadcast(c.b, v, inp(c, i).shape);
+const passThrough: VjpRule = (c) => [() => cot(c)];
+
+export const vjpRules: Record<string, VjpRule> = {
+  Identity: passThrough,
+  Constant: () => [],
+  Cast: (c) => [inp(c, 0).dtype === 'float32' ? () => cot(c) : null],
+  Add: (c) => [() => ub(c, cot(c), 0), () => ub(c, cot(c), 1)],
+  Sub: (c) => [() => ub(c, cot(c), 0), () => ub(c, c.b.neg(cot(c)), 1)],
+  Mul: (c) => [
+    () => ub(c, c.b.mul(cot(c), inp(c, 1)), 0),
+    () => ub(c, c.b.mul(cot(c), inp(c, 0)), 1),
+  ],
+  // y = a/b: da = g/b, db = −g·a/b² = −g·y/b.
+  Div: (c) => [
+    () => ub(c, c.b.div(cot(c), inp(c, 1)), 0),
+    () => ub(c, c.b.neg(c.b.div(c.b.mul(cot(c), c.y[0]), inp(c, 1))), 1),
+  ],
+  Neg: unary((b, _x, _y, g) => b.neg(g)),
+  // y = a^p: da = g·p·a^(p−1), dp = g·y·ln a.
+  Pow: (c) => [
+    () => {
+      const p = inp(c, 1);
+      const dy = c.b.mul(p, c.b.pow(inp(c, 0), c.b.sub(p, 1)));
+      return ub(c, c.b.mul(cot(c), dy), 0);
+    },
+    () => ub(c, c.b.mul(c.b.mul(cot(c), c.y[0]), c.b.log(inp(c, 0))), 1),
+  ],
+  Sqrt: unary((b, _x, y, g) => b.div(b.mul(g, 0.5), y)),
+  Reciprocal: unary((b, _x, y, g) => b.neg(b.mul(g, b.mul(y, y)))),
+  Exp: unary((b, _x, y, g) => b.mul(g, y)),
+  Log: unary((b, x, _y, g) => b.div(g, x)),
+  Abs: unary((b, x, _y, g) => b.mul(g, b.sign(x))),
+  Tanh: unary((b, _x, y, g) => b.mul(g, b.sub(1, b.mul(y, y)))),
+  Sigmoid: unary((b, _x, y, g) => b.mul(g, b.mul(y, b.sub(1, y)))),
+  Relu: unary((b, x, _y, g) => b.where(b.greater(x, 0), g, 0)),
+  LeakyRelu: (c) => {
+    const alpha = getFloat(c.node.attrs, 'alpha', 0.01);
+    return [() => c.b.where(c.b.greater(inp(c, 0), 0), cot(c), c.b.mul(cot(c), alpha))];
+  },
+  Softplus: unary((b, x, _y, g) => b.mul(g, b.sigmoid(x))),
+  // erf'(x) = 2/√π · exp(−x²).
+  Erf: unary((b, x, _y, g) => b.mul(g, b.mul(b.exp(b.neg(b.mul(x, x))), 2 / Math.sqrt(Math.PI)))),
+  Sin: unary((b, x, _y, g) => b.mul(g, b.cos(x))),
+  Cos: unary((b, x, _y, g) => b.neg(b.mul(g, b.sin(x)))),
+  // Ties send the whole cotangent to the first operand.
+  Max: (c) => {
+    const ge = () => c.b.op1('GreaterOrEqual', [inp(c, 0), inp(c, 1)]);
+    return [() => ub(c, c.b.where(ge(), cot(c), 0), 0), () => ub(c, c.b.where(ge(), 0, cot(c)), 1)];
+  },
+  Min: (c) => {
+    const le = () => c.b.op1('LessOrEqual', [inp(c, 0), inp(c, 1)]);
+    return [() => ub(c, c.b.where(le(), cot(c), 0), 0), () => ub(c, c.b.where(le(), 0, cot(c)), 1)];
+  },
+  Where: (c) => [
+    null,
+    () => ub(c, c.b.where(inp(c, 0), cot(c), 0), 1),
+    () => ub(c, c.b.where(inp(c, 0), 0, cot(c)), 2),
+  ],
+  MatMul: matmul,
+  Gemm: gemm,
+  Conv: conv,
+  ConvTranspose: convTranspose,
+  AveragePool: averagePool,
+  GlobalAveragePool: globalAveragePool,
+  Resize: resize,
+  Reshape: (c) => [() => reshapeTo(c.b, cot(c), inp(c, 0).shape, inp(c, 0)), null],
+  Flatten: (c) => [() => reshapeTo(c.b, cot(c), inp(c, 0).shape, inp(c, 0))],
+  Transpose: (c) => {
+    const perm = getInts(c.node.attrs, 'perm') ?? range(0, c.y[0].rank).reverse();
+    return [() => c.b.transpose(cot(c), invPerm(perm))];
+  },
+  Concat: concat,
+  Split: split,
+  Slice: (c) => [() => sliceGrad(c), null, null, null, null],
+  Squeeze: (c) => {
+    const x = inp(c, 0);
+    const axes = constInput(c, 1, 'axes')?.map((a) => normAxis(a, x.rank));
+    const ax = axes ?? range(0, x.rank).filter((i) => x.shape[i] === 1);
+    return [
+      () =>
+        c.b.unsqueeze(
+          cot(c),
+          ax.sort((p, q) => p - q),
+        ),
+      null,
+    ];
+  },
+  Unsqueeze: (c) => {
+    const r = c.y[0].rank;
+    const axes = (constInput(c, 1, 'axes') ?? []).map((a) => normAxis(a, r));
+    return [() => c.b.squeeze(cot(c), axes), null];
+  },
+  Expand: (c) => [() => ub(c, cot(c), 0), null],
+  Pad: (c) => {
+    const x = inp(c, 0);
+    if (getString(c.node.attrs, 'mode', 'constant') !== 'constant')
+      throw new Error(`Pad (${c.node.name}): gradient supports mode=constant only`);
+    if (c.x[3]) throw new Error(`Pad (${c.node.name}): gradient does not support the axes input`);
+    const pads = constInput(c, 1, 'pads') ?? [];
+    const r = x.rank;
+    if (pads.some((p) => p < 0)) throw new Error(`Pad (${c.node.name}): negative pads`);
+    const axes = range(0, r).filter((i) => pads[i] || pads[i + r]);
+    const ends = axes.map((i) => pads[i] + staticDim(c, x.shape[i], `Pad axis ${i}`));
+    return [
+      () =>
+        c.b.slice(
+          cot(c),
+          axes.map((i) => pads[i]),
+          ends,
+          axes,
+        ),
+      null,
+      null,
+      null,
+    ];
+  },
+  ReduceSum: (c) => [() => unreduce(c, reducedAxes(c, true)), null],
+  ReduceMean: reduceMean,
+  // dx = y ⊙ (g − Σ_axis g⊙y).
+  Softmax: (c) => {
+    const y = c.y[0];
+    const axis = getInt(c.node.attrs, 'axis', -1);
+    return [() => c.b.mul(y, c.b.sub(cot(c), c.b.reduceSum(c.b.mul(cot(c), y), [axis])))];
+  },
+  // dx = g − softmax(x) ⊙ Σ_axis g, with softmax(x) = exp(y).
+  LogSoftmax: (c) => {
+    const y = c.y[0];
+    const axis = getInt(c.node.attrs, 'axis', -1);
+    return [() => c.b.sub(cot(c), c.b.mul(c.b.exp(y), c.b.reduceSum(cot(c), [axis])))];
+  },
+  Gather: (c) => [() => gatherGrad(c), null],
+  GatherElements: (c) => {
+    const x = inp(c, 0);
+    const axis = normAxis(getInt(c.node.attrs, 'axis', 0), x.rank);
+    return [
+      () => {
+        const b = c.b;
+        const idx0 = inp(c, 1);
+        const dim = staticDim(c, x.shape[axis], 'GatherElements axis');
+        const idx = b.where(b.less(idx0, 0), b.add(idx0, dim), idx0);
+        const attrs: Attrs = { axis: attr.i(axis), reduction: attr.s('add') };
+        return b.op1('ScatterElements', [zeros(b, x.shape, x), idx, cot(c)], attrs);
+      },
+      null,
+    ];
+  },
+};
+
+/** The shape a rule's gradient must have: the forward input's. */
+export function checkGradShape(node: Node, i: number, want: Shape, got: Value): void {
+  const ok =
+    want.length === got.shape.length &&
+    want.every(
+      (d, k) => d === got.shape[k] || typeof d !== 'number' || typeof got.shape[k] !== 'number',
+    );
+  if (!ok)
+    throw new Error(
+      `${node.op} (${node.name}): gradient for input ${i} has shape [${got.shape}], expected [${want}]`,
+    );
+}
