@@ -182,23 +182,40 @@ function resBlock(ctx: Ctx, name: string, x: Value, outC: number): Value {
   return b.add(skip, h);
 }
 
-/** Self-attention over the H·W positions, improved-diffusion's AttentionBlock. */
-function attnBlock(ctx: Ctx, name: string, x: Value): Value {
-  const { p, b, cfg } = ctx;
+/**
+ * Self-attention over the H·W positions, improved-diffusion's AttentionBlock (legacy QKV order):
+ * x + proj(attn(qkv(GN(x)))), qkv and proj as 1×1 convs ([3C, C, 1, 1], [C, C, 1, 1]).
+ */
+export function attentionBlock2d(
+  p: Params,
+  name: string,
+  x: Value,
+  o: { heads: number; groups: number; zeroProj: boolean },
+): Value {
+  const b = p.b;
   const [, c, hh, ww] = x.shape as [unknown, number, number, number];
-  const heads = cfg.numHeads;
+  const heads = o.heads;
   if (c % heads)
     throw new Error(`attention ${name}: ${c} channels not divisible by ${heads} heads`);
   const d = c / heads;
-  const qkv = conv2d(p, `${name}.qkv`, groupNorm(p, `${name}.norm`, x, cfg.groups), c, 3 * c, 1);
+  const qkv = conv2d(p, `${name}.qkv`, groupNorm(p, `${name}.norm`, x, o.groups), c, 3 * c, 1);
   // Per head, channels are [q | k | v] (d each), as in improved-diffusion's QKVAttention.
   const r = b.reshape(qkv, [0, heads, 3 * d, hh * ww]);
   const [q, k, v] = b.split(r, [d, d, d], 2).map((z) => b.transpose(z, [0, 1, 3, 2]));
   const a = b.transpose(attention(b, q, k, v, d), [0, 1, 3, 2]);
   const out = conv2d(p, `${name}.proj`, b.reshape(a, [0, c, hh, ww]), c, c, 1, {
-    zero: cfg.zeroInit,
+    zero: o.zeroProj,
   });
   return b.add(x, out);
+}
+
+function attnBlock(ctx: Ctx, name: string, x: Value): Value {
+  const { cfg } = ctx;
+  return attentionBlock2d(ctx.p, name, x, {
+    heads: cfg.numHeads,
+    groups: cfg.groups,
+    zeroProj: cfg.zeroInit,
+  });
 }
 
 /** Nearest ×2 (the integer-scale Resize the autodiff supports), cropped to `size` if odd. */
