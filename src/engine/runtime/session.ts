@@ -1,17 +1,59 @@
 /**
  * ONNX Runtime behind a few functions: sessions cached by graph content, inputs checked by name
- * before a run, failures reported with every input's dtype and dims.
+ * (and dtype / static dims) before a run, failures reported with every input's dtype and dims.
+ *
+ * Settings come from options first, then the environment: PRG_THREADS (intra-op threads,
+ * 0 = one per core) and PRG_DEVICE (cpu | cuda, see device.ts).
  */
 import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../onnx/proto';
 import { DType, Graph, Tensor, TensorData } from '../onnx/types';
+import {
+  Device,
+  cudaProviderInstalled,
+  deviceFromEnv,
+  executionProviders,
+  threadsFromEnv,
+  warnCpuFallback,
+} from './device';
 
 export type Feeds = Record<string, Tensor>;
 
+export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+
 export interface SessionOptions {
-  /** Intra-op threads (0 = ORT default: one per core). */
+  /** Intra-op threads (0 = ORT default: one per core). Default: PRG_THREADS, else 0. */
   threads?: number;
+  /** Default: PRG_DEVICE, else 'cpu'. */
+  device?: Device;
+  /** ORT graph optimisation level (default 'all'). */
+  optimization?: OptimizationLevel;
+  /** Write an ORT profile (chrome trace JSON) with this file prefix; see GraphSession.endProfiling. */
+  profilePrefix?: string;
+}
+
+/** Options with every default filled in: what a session is actually created with. */
+export interface ResolvedSessionOptions {
+  threads: number;
+  device: Device;
+  optimization: OptimizationLevel;
+  profilePrefix: string | null;
+}
+
+export function resolveSessionOptions(
+  opts: SessionOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedSessionOptions {
+  const threads = opts.threads ?? threadsFromEnv(env);
+  if (!Number.isInteger(threads) || threads < 0)
+    throw new Error(`session option threads=${threads}: use an integer >= 0 (0 = one per core)`);
+  return {
+    threads,
+    device: opts.device ?? deviceFromEnv(env),
+    optimization: opts.optimization ?? 'all',
+    profilePrefix: opts.profilePrefix ?? null,
+  };
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -32,29 +74,118 @@ export function fromOrt(t: ort.Tensor): Tensor {
   return { dtype, dims: [...t.dims], data: t.data as TensorData };
 }
 
+/** Test hook: pretend the CUDA provider is (not) installed. Returns the previous probe. */
+let cudaProbe: () => boolean = cudaProviderInstalled;
+export function setCudaProbe(probe: () => boolean): () => boolean {
+  const prev = cudaProbe;
+  cudaProbe = probe;
+  return prev;
+}
+
+function ortOptions(
+  o: ResolvedSessionOptions,
+  providers: string[],
+): ort.InferenceSession.SessionOptions {
+  const so: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: o.threads,
+    graphOptimizationLevel: o.optimization,
+    executionProviders: providers,
+  };
+  if (o.profilePrefix !== null) {
+    so.enableProfiling = true;
+    so.profileFilePrefix = o.profilePrefix;
+  }
+  return so;
+}
+
+/**
+ * Create an ORT session for `bytes` on the requested device. CUDA falls back to CPU (one warning
+ * per process) when its provider is not installed or fails to load; any other error is thrown.
+ */
+async function createOrtSession(
+  bytes: Uint8Array,
+  o: ResolvedSessionOptions,
+): Promise<{ session: ort.InferenceSession; device: Device }> {
+  if (o.device === 'cuda') {
+    if (!cudaProbe()) {
+      warnCpuFallback('libonnxruntime_providers_cuda.so is not installed');
+    } else {
+      try {
+        const session = await ort.InferenceSession.create(
+          bytes,
+          ortOptions(o, executionProviders('cuda')),
+        );
+        return { session, device: 'cuda' };
+      } catch (e) {
+        warnCpuFallback(`ORT could not start it: ${(e as Error).message}`);
+      }
+    }
+  }
+  const session = await ort.InferenceSession.create(bytes, ortOptions(o, ['cpu']));
+  return { session, device: 'cpu' };
+}
+
 export class GraphSession {
+  private released = false;
+
   private constructor(
     readonly session: ort.InferenceSession,
     readonly graph: Graph,
+    /** The device the session really runs on (cpu after a CUDA fallback). */
+    readonly device: Device,
+    readonly options: ResolvedSessionOptions,
   ) {}
 
   static async create(graph: Graph, opts: SessionOptions = {}): Promise<GraphSession> {
-    const bytes = encodeModel(graph);
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: opts.threads ?? 0,
-      graphOptimizationLevel: 'all',
-    });
-    return new GraphSession(session, graph);
+    return GraphSession.fromBytes(graph, encodeModel(graph), resolveSessionOptions(opts));
+  }
+
+  /** Create from already-encoded bytes of `graph` (the cache encodes once to hash and to load). */
+  static async fromBytes(
+    graph: Graph,
+    bytes: Uint8Array,
+    opts: ResolvedSessionOptions,
+  ): Promise<GraphSession> {
+    let created;
+    try {
+      created = await createOrtSession(bytes, opts);
+    } catch (e) {
+      throw new Error(`graph ${graph.name}: ORT could not load it (${(e as Error).message})`, {
+        cause: e,
+      });
+    }
+    return new GraphSession(created.session, graph, created.device, opts);
   }
 
   get inputNames(): readonly string[] {
     return this.session.inputNames;
   }
 
-  async run(feeds: Feeds, fetch?: string[]): Promise<Feeds> {
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Check feeds against the graph's inputs: every input present, right dtype, static dims. */
+  checkFeeds(feeds: Feeds): void {
     const missing = this.session.inputNames.filter((n) => !(n in feeds));
     if (missing.length)
       throw new Error(`graph ${this.graph.name}: missing inputs ${missing.join(', ')}`);
+    for (const info of this.graph.inputs) {
+      const t = feeds[info.name];
+      if (!t) continue;
+      const badRank = t.dims.length !== info.shape.length;
+      const badDim = info.shape.some((d, i) => typeof d === 'number' && d !== t.dims[i]);
+      if (t.dtype !== info.dtype || badRank || badDim)
+        throw new Error(
+          `graph ${this.graph.name}: input ${info.name} is ${t.dtype}[${t.dims.join(',')}], ` +
+            `the graph wants ${info.dtype}[${info.shape.join(',')}]`,
+        );
+    }
+  }
+
+  async run(feeds: Feeds, fetch?: string[]): Promise<Feeds> {
+    if (this.released) throw new Error(`graph ${this.graph.name}: session already released`);
+    this.checkFeeds(feeds);
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const n of this.session.inputNames) ortFeeds[n] = toOrt(feeds[n]);
     let out: ort.InferenceSession.ReturnType;
@@ -74,7 +205,18 @@ export class GraphSession {
     return res;
   }
 
+  /** Stop ORT profiling (needs `profilePrefix`); ORT writes `<prefix>_<date>.json`. */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
+  get isReleased(): boolean {
+    return this.released;
+  }
+
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
     await this.session.release();
   }
 }
@@ -82,6 +224,99 @@ export class GraphSession {
 export function graphKey(graph: Graph): string {
   return createHash('sha256').update(encodeModel(graph)).digest('hex');
 }
+
+/** Cache key: sha256 over the encoded model, then the resolved options. */
+export function sessionKey(bytes: Uint8Array, opts: ResolvedSessionOptions): string {
+  return createHash('sha256').update(bytes).update(JSON.stringify(opts)).digest('hex');
+}
+
+/** A counted reference to a cached session; `release()` gives it back (idempotent). */
+export interface SessionLease {
+  readonly session: GraphSession;
+  readonly key: string;
+  release(): Promise<void>;
+}
+
+interface CacheEntry {
+  pending: Promise<GraphSession>;
+  refs: number;
+}
+
+/**
+ * Sessions shared by graph content: two graphs that encode to the same bytes (with the same
+ * options) get one ORT session. Reference-counted: the ORT session is released when the last
+ * lease is given back, so memory follows use.
+ */
+export class SessionCache {
+  private readonly entries = new Map<string, CacheEntry>();
+
+  async acquire(graph: Graph, opts: SessionOptions = {}): Promise<SessionLease> {
+    const resolved = resolveSessionOptions(opts);
+    const bytes = encodeModel(graph);
+    const key = sessionKey(bytes, resolved);
+    let entry = this.entries.get(key);
+    if (!entry) {
+      const e: CacheEntry = { pending: GraphSession.fromBytes(graph, bytes, resolved), refs: 0 };
+      entry = e;
+      this.entries.set(key, e);
+      // A failed creation must not poison the key: drop it so the next acquire retries.
+      e.pending.catch(() => {
+        if (this.entries.get(key) === e) this.entries.delete(key);
+      });
+    }
+    entry.refs++;
+    let session: GraphSession;
+    try {
+      session = await entry.pending;
+    } catch (err) {
+      entry.refs--;
+      throw err;
+    }
+    let done = false;
+    const owner = entry;
+    return {
+      session,
+      key,
+      release: async () => {
+        if (done) return;
+        done = true;
+        owner.refs--;
+        if (owner.refs === 0 && this.entries.get(key) === owner) {
+          this.entries.delete(key);
+          await session.release();
+        }
+      },
+    };
+  }
+
+  /** Number of live sessions. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Reference count of a key (0 when absent). */
+  refs(key: string): number {
+    return this.entries.get(key)?.refs ?? 0;
+  }
+
+  /** Release every session regardless of leases (process shutdown). */
+  async clear(): Promise<void> {
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(
+      all.map(async (e) => {
+        try {
+          await (await e.pending).release();
+        } catch {
+          // creation failed: nothing to release
+        }
+      }),
+    );
+  }
+}
+
+/** The process-wide cache. */
+export const sessionCache = new SessionCache();
 
 /** One-shot helper for tests and scripts. */
 export async function runGraph(
