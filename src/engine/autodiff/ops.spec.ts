@@ -225,6 +225,12 @@ const specs: OpSpec[] = [
     build: (b, v) => b.conv(v.x, v.w, undefined, { group: 2, strides: [2, 2], pads: [1, 1, 1, 1] }),
   },
   {
+    name: 'Conv symbolic batch, stride 2, dilation 2',
+    inputs: { x: { dims: [2, 3, 9, 9], decl: ['N', 3, 9, 9] }, w: { dims: [4, 3, 3, 3] } },
+    build: (b, v) =>
+      b.conv(v.x, v.w, undefined, { strides: [2, 2], dilations: [2, 2], pads: [1, 0, 2, 1] }),
+  },
+  {
     name: 'ConvTranspose stride 2 output_padding bias',
     inputs: { x: { dims: [2, 3, 4, 4] }, w: { dims: [3, 2, 3, 3] }, bias: { dims: [2] } },
     build: (b, v) =>

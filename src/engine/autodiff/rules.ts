@@ -84,16 +84,31 @@ const unary =
   (dfdx: (b: GraphBuilder, x: Value, y: Value, g: Value) => Value): VjpRule =>
   (c) => [() => dfdx(c.b, inp(c, 0), c.y[0], cot(c))];
 
+const INT64_MIN = -(2 ** 62);
+
 // ---- Conv and friends -------------------------------------------------------------------------
 
-/**
- * Input gradient of Conv: ConvTranspose with the same weights, strides, pads, dilations and
- * groups; output_padding restores the rows the forward stride skipped, when
- * (H + p0 + p1 − d(k−1) − 1) % s ≠ 0.
+/*
+ * Conv gradients. Measured with bench/autodiff.ts (and alternatives tried while writing it) on
+ * ORT 1.30, 2 threads, batch 128, min of 7 runs on the shared 2-core machine:
+ *
+ *   input gradient, 32→32 3×3 pad 1 @28:  ConvTranspose 31 ms, Conv with flipped weights 18 ms
+ *                                           (forward conv: 18 ms).
+ *   weight gradient                        32→32 3×3 @28   96→32 3×3 @28   96→32 1×1 @28   128→64 3×3 @14
+ *     Conv over the batch axis             55              165             59-67           66
+ *     im2col (k² Slices, Concat, MatMul)   45-71           135-195         7-9             57-63
+ *     NHWC im2col + one Gemm               62              168             18              60
+ *     per-tap Gemm (NHWC, transA)          38              105-237         18              35-84
+ *     per-tap batched MatMul (NHWC x)      24              129             10              43
+ *
+ * Kept: flipped-weight Conv for stride-1 input gradients (ConvTranspose otherwise), per-tap
+ * batched MatMul for ungrouped weight gradients, Conv over the batch axis for grouped ones.
  */
-function convInputGrad(b: GraphBuilder, g: Value, w: Value, x: Value, p: ConvParams): Value {
+
+/** Output paddings that make ConvTranspose(g) come out exactly as large as x. */
+function outputPadding(x: Value, g: Value, p: ConvParams): number[] {
   const nd = p.kernel.length;
-  const outputPadding = p.kernel.map((k, i) => {
+  return p.kernel.map((k, i) => {
     const h = x.shape[2 + i];
     const ho = g.shape[2 + i];
     if (typeof h !== 'number' || typeof ho !== 'number')
@@ -102,27 +117,105 @@ function convInputGrad(b: GraphBuilder, g: Value, w: Value, x: Value, p: ConvPar
       h - ((ho - 1) * p.strides[i] + p.dilations[i] * (k - 1) + 1 - p.pads[i] - p.pads[i + nd])
     );
   });
+}
+
+/**
+ * Input gradient of Conv. Stride 1: a Conv of g with the weights' in/out channels swapped (per
+ * group) and taps flipped, padded by d(k−1) − p; ORT folds the weight shuffle when W is constant
+ * and runs it as fast as the forward conv. Otherwise ConvTranspose with the same attributes, with
+ * output_padding restoring rows the stride skipped ((H + p0 + p1 − d(k−1) − 1) % s ≠ 0).
+ */
+function convInputGrad(b: GraphBuilder, g: Value, w: Value, x: Value, p: ConvParams): Value {
+  const nd = p.kernel.length;
+  const outPad = outputPadding(x, g, p);
+  const flipPads = [
+    ...p.kernel.map((k, i) => p.dilations[i] * (k - 1) - p.pads[i]),
+    ...p.kernel.map((k, i) => p.dilations[i] * (k - 1) - p.pads[i + nd] + outPad[i]),
+  ];
+  if (p.strides.every((s) => s === 1) && flipPads.every((v) => v >= 0)) {
+    const [cout, cig] = w.shape as number[];
+    const G = p.group;
+    let wt: Value;
+    if (G === 1) wt = b.transpose(w, [1, 0, ...range(2, 2 + nd)]);
+    else {
+      const grouped = b.reshape(w, [G, cout / G, cig, ...p.kernel]);
+      wt = b.reshape(b.transpose(grouped, [0, 2, 1, ...range(3, 3 + nd)]), [
+        G * cig,
+        cout / G,
+        ...p.kernel,
+      ]);
+    }
+    const axes = range(2, 2 + nd);
+    const flipped = b.slice(
+      wt,
+      axes.map(() => -1),
+      axes.map(() => INT64_MIN),
+      axes,
+      axes.map(() => -1),
+    );
+    return b.conv(g, flipped, undefined, { pads: flipPads, dilations: p.dilations, group: G });
+  }
   return b.convTranspose(g, w, undefined, {
     strides: p.strides,
     pads: p.pads,
     dilations: p.dilations,
     group: p.group,
-    outputPadding: outputPadding.some((o) => o !== 0) ? outputPadding : undefined,
+    outputPadding: outPad.some((o) => o !== 0) ? outPad : undefined,
   });
 }
 
 /**
- * Weight gradient of y = Conv(x, W): dW[o, c, k] = Σ_n Σ_i g[n, o, i] · xpad[n, c, s·i + d·k].
- * That is itself a convolution over the batch axis: the input is x with N and C swapped
- * ([C, N, H, W]), the "kernel" is g with N and C swapped ([Cout, N, Ho, Wo]), and stride and
- * dilation trade places. Rows the forward pass never read (the stride remainder) are dropped by
- * shrinking the end pad (or cropping x) so the result is exactly k taps wide. Groups: x is laid
- * out as [C/G, G·N, H, W] so that Conv's group=G pairs each group's inputs with its outputs.
- *
- * Measured (bench/autodiff.ts, 32→32 3×3 pad 1, 28×28, batch 128, ORT 2 threads): this
- * formulation vs. im2col (k² strided Slices + Concat + MatMul) — see the numbers there.
+ * Weight gradient of y = Conv(x, W), 2-D, one group: dW[o, c, i, j] = Σ_n Σ_p g[n, o, p] ·
+ * xpad[n, c, s·p + d·(i, j)]. x is padded and moved to NHWC once; each tap (i, j) is a strided
+ * Slice [N, Ho, Wo, C], and one batched MatMul g[n] (Cout × HoWo) · tap[n] (HoWo × C) per tap;
+ * the taps are stacked and summed over the batch.
  */
-function convWeightGrad(b: GraphBuilder, x: Value, g: Value, wShape: Shape, p: ConvParams): Value {
+function convWeightGradTaps(b: GraphBuilder, x: Value, g: Value, p: ConvParams): Value {
+  const [kh, kw] = p.kernel;
+  const [cout, ho, wo] = g.shape.slice(1) as number[];
+  const cin = x.shape[1] as number;
+  const [ph0, pw0, ph1, pw1] = p.pads;
+  const padded = p.pads.some((v) => v !== 0) ? b.pad(x, [0, 0, ph0, pw0, 0, 0, ph1, pw1]) : x;
+  const xt = b.transpose(padded, [0, 2, 3, 1]);
+  const g3 = b.reshape(g, [0, cout, ho * wo]);
+  const taps: Value[] = [];
+  for (let i = 0; i < kh; i++)
+    for (let j = 0; j < kw; j++) {
+      const [si, sj] = [i * p.dilations[0], j * p.dilations[1]];
+      const [s0, s1] = p.strides;
+      const whole = xt.shape[1] === ho && xt.shape[2] === wo && s0 === 1 && s1 === 1;
+      const tap = whole
+        ? xt
+        : b.slice(xt, [si, sj], [si + s0 * (ho - 1) + 1, sj + s1 * (wo - 1) + 1], [1, 2], [s0, s1]);
+      // Sum over the batch per tap, then stack the small [Cout, C] results.
+      const per = b.matmul(g3, b.reshape(tap, [0, ho * wo, cin]));
+      taps.push(b.reduceSum(per, [0], false));
+    }
+  if (taps.length === 1) return b.reshape(taps[0], [cout, cin, kh, kw]);
+  return b.reshape(
+    b.concat(
+      taps.map((t) => b.unsqueeze(t, [2])),
+      2,
+    ),
+    [cout, cin, kh, kw],
+  );
+}
+
+/**
+ * Weight gradient as a convolution over the batch axis (any rank, any groups): the input is x
+ * with N and C swapped ([C, N, H, W]), the "kernel" is g with N and C swapped ([Cout, N, Ho, Wo]),
+ * and stride and dilation trade places. Rows the forward pass never read (the stride remainder)
+ * are dropped by shrinking the end pad (or cropping x) so the result is exactly k taps wide.
+ * Groups: x is laid out as [C/G, G·N, H, W] so that Conv's group=G pairs each group's inputs
+ * with its outputs.
+ */
+function convWeightGradOverBatch(
+  b: GraphBuilder,
+  x: Value,
+  g: Value,
+  wShape: Shape,
+  p: ConvParams,
+): Value {
   const nd = p.kernel.length;
   const G = p.group;
   const cin = x.shape[1];
@@ -162,7 +255,14 @@ function convWeightGrad(b: GraphBuilder, x: Value, g: Value, wShape: Shape, p: C
     pads,
     group: G,
   });
-  const dw = b.transpose(dwt, swap01);
+  return b.transpose(dwt, swap01);
+}
+
+function convWeightGrad(b: GraphBuilder, x: Value, g: Value, wShape: Shape, p: ConvParams): Value {
+  const dw =
+    p.group === 1 && p.kernel.length === 2
+      ? convWeightGradTaps(b, x, g, p)
+      : convWeightGradOverBatch(b, x, g, wShape, p);
   if (dw.shape.join() !== wShape.join())
     throw new Error(`Conv weight gradient: got [${dw.shape}], expected [${wShape}]`);
   return dw;
@@ -314,8 +414,6 @@ function resize(c: VjpContext): Grad[] {
 }
 
 // ---- Slice, Gather, Concat --------------------------------------------------------------------
-
-const INT64_MIN = -(2 ** 62);
 
 /**
  * Slice's adjoint scatters g back into zeros of x's shape. Unit steps are one Pad. A step s > 1
