@@ -1,0 +1,34 @@
+/**
+ * The model directory's OOD statistics file (manifest.files.ood, normally ood.json), schema
+ * `prg.ood/v1`. Written by fitOod (fit.ts); thresholds live in manifest.ood, not here.
+ */
+import { LikelihoodOptions } from './likelihood';
+import { TiedGaussianJson } from './mahalanobis';
+
+export const OOD_SCHEMA = 'prg.ood/v1';
+
+export interface OodStatsFile {
+  schema: typeof OOD_SCHEMA;
+  /** Tied-covariance Gaussians per layer: the head's input and its hidden layer. */
+  mahalanobis: { features?: TiedGaussianJson; hidden?: TiedGaussianJson };
+  /** Settings of the bits/dim estimate the thresholds were calibrated with; null = not used. */
+  likelihood: Omit<LikelihoodOptions, 'session'> | null;
+  fit: {
+    train: { dataset: string; n: number };
+    heldout: { dataset: string; n: number };
+    tpr: number;
+    fittedAt: string;
+    command: string;
+  };
+}
+
+export function parseOodStats(raw: unknown, where: string): OodStatsFile {
+  const o = raw as Partial<OodStatsFile> | null;
+  if (!o || typeof o !== 'object' || o.schema !== OOD_SCHEMA)
+    throw new Error(`${where}: not an OOD stats file (want schema "${OOD_SCHEMA}")`);
+  if (!o.mahalanobis || typeof o.mahalanobis !== 'object')
+    throw new Error(`${where}: field mahalanobis must be an object`);
+  if (o.likelihood !== null && typeof o.likelihood !== 'object')
+    throw new Error(`${where}: field likelihood must be an object or null`);
+  return o as OodStatsFile;
+}
