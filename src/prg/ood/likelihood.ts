@@ -31,7 +31,7 @@ import { vjp } from '../../engine/autodiff';
 import { GraphBuilder, Value } from '../../engine/onnx/builder';
 import { Graph, numel, tensor } from '../../engine/onnx/types';
 import { GraphSession, SessionOptions } from '../../engine/runtime/session';
-import { mulberry32 } from '../nets/layers';
+import { Rng } from '../rng';
 
 export type LikelihoodSolver = 'euler' | 'midpoint' | 'rk4';
 export type ProbeKind = 'rademacher' | 'gaussian' | 'exact';
@@ -134,29 +134,10 @@ export interface LikelihoodResult {
   dims: number;
 }
 
-/** Seeded draws: uniform, standard normal (Box–Muller), Rademacher ±1. */
-export class ProbeRng {
-  private readonly u: () => number;
-  private spare: number | undefined;
-  constructor(seed: number) {
-    this.u = mulberry32(seed);
-  }
-  uniform(): number {
-    return this.u();
-  }
-  normal(): number {
-    if (this.spare !== undefined) {
-      const s = this.spare;
-      this.spare = undefined;
-      return s;
-    }
-    const r = Math.sqrt(-2 * Math.log(1 - this.u()));
-    const th = 2 * Math.PI * this.u();
-    this.spare = r * Math.sin(th);
-    return r * Math.cos(th);
-  }
+/** Seeded draws for probes and dequantisation: the project RNG (src/prg/rng.ts) plus ±1. */
+export class ProbeRng extends Rng {
   rademacher(): number {
-    return this.u() < 0.5 ? -1 : 1;
+    return this.u32() & 1 ? 1 : -1;
   }
 }
 
@@ -288,12 +269,9 @@ export class LikelihoodEstimator {
   }
 }
 
-/** A per-image seed: a 32-bit mix of the run seed and the image's index. */
-export function imageSeed(seed: number, index: number): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
-  h = Math.imul(h ^ index, 0x85ebca6b) >>> 0;
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
-  return (h ^ (h >>> 16)) >>> 0;
+/** A per-image seed: the run seed and the image's index (the RNG hashes string seeds). */
+export function imageSeed(seed: number, index: number): string {
+  return `ood-likelihood:${seed}:${index}`;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
