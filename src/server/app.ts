@@ -1,0 +1,64 @@
+/** Builds the configured Nest application (not yet listening): used by main.ts and the tests. */
+import { INestApplication, Logger, LoggerService, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
+import { AllExceptionsFilter } from './common/http-exception.filter';
+import { AppModule, AppOptions } from './app.module';
+import { ServerConfig } from './config/config';
+import { HealthService } from './services/health.service';
+import { MetricsService } from './services/metrics.service';
+
+export async function createApp(
+  config: ServerConfig,
+  opts: AppOptions & { logger?: LoggerService | false } = {},
+): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts), {
+    bodyParser: false,
+    logger: opts.logger === undefined ? new Logger() : opts.logger,
+  });
+  const metrics = app.get(MetricsService);
+  const health = app.get(HealthService);
+
+  // Latency per route pattern (not raw URL: bounded label set) and the in-flight count for draining.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const end = metrics.httpDuration.startTimer();
+    health.requestStarted();
+    let done = false;
+    res.on('close', () => {
+      if (done) return;
+      done = true;
+      health.requestFinished();
+      const route = (req.route as { path?: string } | undefined)?.path;
+      end({
+        method: req.method,
+        route: route
+          ? `${req.baseUrl}${route}`
+          : req.path === '/graphql'
+            ? '/graphql'
+            : 'unmatched',
+        status: String(res.statusCode),
+      });
+    });
+    next();
+  });
+  app.useBodyParser('json', { limit: config.maxUploadBytes });
+  app.useGlobalFilters(new AllExceptionsFilter());
+  app.useGlobalPipes(
+    new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }),
+  );
+  app.set('trust proxy', 'loopback');
+
+  const doc = new DocumentBuilder()
+    .setTitle('PRG server')
+    .setDescription(
+      'Pretrained Reversible Generation: flow models as classifiers, feature extractors and OOD detectors. ' +
+        'Errors are JSON {statusCode, code, message}. GraphQL at /graphql.',
+    )
+    .setVersion('0.1.0')
+    .addApiKey({ type: 'apiKey', name: 'x-api-key', in: 'header' }, 'api-key')
+    .build();
+  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc));
+  return app;
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config';
+
+describe('loadConfig', () => {
+  it('defaults: port 3000, ./models, cpu, no keys', () => {
+    const c = loadConfig({}, '/srv');
+    expect(c).toMatchObject({
+      port: 3000,
+      modelsDir: '/srv/models',
+      device: 'cpu',
+      apiKeys: [],
+      redisUrl: null,
+    });
+  });
+
+  it('parses every variable', () => {
+    const c = loadConfig(
+      {
+        PORT: '8080',
+        MODELS_DIR: '/m',
+        PRG_DEVICE: 'cuda',
+        PRG_THREADS: '2',
+        REDIS_URL: 'redis://127.0.0.1:6379',
+        PRG_API_KEYS: 'key-one-123, key-two-456',
+        MAX_BATCH: '16',
+        MAX_WAIT_MS: '2.5',
+        DEFAULT_MODEL: 'prg-mnist@1.0.0',
+      },
+      '/',
+    );
+    expect(c).toMatchObject({
+      port: 8080,
+      modelsDir: '/m',
+      device: 'cuda',
+      threads: 2,
+      redisUrl: 'redis://127.0.0.1:6379',
+      apiKeys: ['key-one-123', 'key-two-456'],
+      maxBatch: 16,
+      maxWaitMs: 2.5,
+      defaultModel: 'prg-mnist@1.0.0',
+    });
+  });
+
+  it('reports every bad value with its name, value and what was expected', () => {
+    let err: ConfigError | undefined;
+    try {
+      loadConfig({
+        PORT: 'eighty',
+        PRG_DEVICE: 'tpu',
+        REDIS_URL: 'http://x',
+        MAX_BATCH: '0',
+        MAX_WAIT_MS: '-1',
+        PRG_API_KEYS: 'short',
+        PRG_WARMUP: 'maybe',
+      });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems).toHaveLength(7);
+    expect(err!.message).toMatch(/PORT="eighty": expected an integer in \[0, 65535\]/);
+    expect(err!.message).toMatch(/PRG_DEVICE="tpu": expected "cpu" or "cuda"/);
+    expect(err!.message).toMatch(/REDIS_URL="http:\/\/x"/);
+    expect(err!.message).toMatch(/MAX_BATCH="0"/);
+    expect(err!.message).toMatch(/MAX_WAIT_MS="-1"/);
+    expect(err!.message).toMatch(/PRG_API_KEYS/);
+    expect(err!.message).toMatch(/PRG_WARMUP="maybe"/);
+  });
+});

@@ -1,0 +1,153 @@
+/**
+ * Server configuration from the environment, validated once at start. Every bad value is
+ * reported (not only the first), each with the variable name, the value and what was expected.
+ */
+import * as path from 'node:path';
+
+export type Device = 'cpu' | 'cuda';
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  modelsDir: string;
+  /** "name" or "name@version"; null = the first model found (sorted by id). */
+  defaultModel: string | null;
+  device: Device;
+  /** ORT intra-op threads; 0 = one per core. */
+  threads: number;
+  redisUrl: string | null;
+  /** Empty: no key required anywhere. */
+  apiKeys: string[];
+  /** Dynamic batching: largest coalesced ORT batch, and how long the first request waits. */
+  maxBatch: number;
+  maxWaitMs: number;
+  /** Largest request body (JSON or multipart), bytes. */
+  maxUploadBytes: number;
+  /** Most images per request. */
+  maxImages: number;
+  /** Decoded pixel cap per image (width × height), passed to sharp's limitInputPixels. */
+  maxPixels: number;
+  /** Largest `steps` a request may ask for. */
+  maxSteps: number;
+  /** Largest `frames` for /trajectory. */
+  maxFrames: number;
+  /** Token bucket per client on expensive routes; rps 0 disables. */
+  rateLimitRps: number;
+  rateLimitBurst: number;
+  /** Model directory rescan interval; 0 disables periodic rescans (POST /models/rescan still works). */
+  rescanMs: number;
+  /** Load every model at start (warm-up) instead of on first use. */
+  warmup: boolean;
+  /** Time allowed for in-flight requests to finish on SIGTERM. */
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Parse and validate; throws ConfigError listing every bad variable. */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerConfig {
+  const problems: string[] = [];
+  const str = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = str(name);
+    if (raw === undefined) return def;
+    const v = Number(raw);
+    if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer in [${min}, ${max}]`);
+      return def;
+    }
+    return v;
+  };
+  const num = (name: string, def: number, min: number, max: number): number => {
+    const raw = str(name);
+    if (raw === undefined) return def;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v < min || v > max) {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected a number in [${min}, ${max}]`);
+      return def;
+    }
+    return v;
+  };
+  const bool = (name: string, def: boolean): boolean => {
+    const raw = str(name);
+    if (raw === undefined) return def;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    problems.push(`${name}=${JSON.stringify(raw)}: expected a boolean (1/0, true/false)`);
+    return def;
+  };
+
+  const deviceRaw = str('PRG_DEVICE') ?? 'cpu';
+  let device: Device = 'cpu';
+  if (deviceRaw === 'cpu' || deviceRaw === 'cuda') device = deviceRaw;
+  else problems.push(`PRG_DEVICE=${JSON.stringify(deviceRaw)}: expected "cpu" or "cuda"`);
+
+  let redisUrl: string | null = str('REDIS_URL') ?? null;
+  if (redisUrl !== null) {
+    try {
+      const u = new URL(redisUrl);
+      if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error('protocol');
+    } catch {
+      problems.push(
+        `REDIS_URL=${JSON.stringify(redisUrl)}: expected a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379`,
+      );
+      redisUrl = null;
+    }
+  }
+
+  const apiKeys = (str('PRG_API_KEYS') ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
+  for (const k of apiKeys)
+    if (k.length < 8 || /\s/.test(k))
+      problems.push(
+        `PRG_API_KEYS: key "${k.slice(0, 3)}…" is too short or has whitespace (8+ characters, no spaces)`,
+      );
+
+  const defaultModel = str('DEFAULT_MODEL') ?? null;
+  if (defaultModel !== null && !/^[A-Za-z0-9._-]+(@[A-Za-z0-9._-]+)?$/.test(defaultModel))
+    problems.push(
+      `DEFAULT_MODEL=${JSON.stringify(defaultModel)}: expected "name" or "name@version"`,
+    );
+
+  const config: ServerConfig = {
+    port: int('PORT', 3000, 0, 65535),
+    host: str('HOST') ?? '0.0.0.0',
+    modelsDir: path.resolve(cwd, str('MODELS_DIR') ?? 'models'),
+    defaultModel,
+    device,
+    threads: int('PRG_THREADS', 0, 0, 256),
+    redisUrl,
+    apiKeys,
+    maxBatch: int('MAX_BATCH', 32, 1, 1024),
+    maxWaitMs: num('MAX_WAIT_MS', 5, 0, 10_000),
+    maxUploadBytes: int('MAX_UPLOAD_BYTES', 20 * 1024 * 1024, 1024, 2 ** 31),
+    maxImages: int('MAX_IMAGES', 64, 1, 4096),
+    maxPixels: int('MAX_PIXELS', 4096 * 4096, 1, 2 ** 30),
+    maxSteps: int('MAX_STEPS', 200, 1, 10_000),
+    maxFrames: int('MAX_FRAMES', 32, 2, 1000),
+    rateLimitRps: num('RATE_LIMIT_RPS', 50, 0, 1e6),
+    rateLimitBurst: int('RATE_LIMIT_BURST', 100, 1, 1e6),
+    rescanMs: int('MODELS_RESCAN_MS', 5000, 0, 86_400_000),
+    warmup: bool('PRG_WARMUP', true),
+    shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}
+
+/** For tests: defaults with overrides, no environment. */
+export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return { ...loadConfig({}), warmup: false, rescanMs: 0, ...overrides };
+}

@@ -1,0 +1,295 @@
+/**
+ * The models under MODELS_DIR. Every directory (at depth 1 or 2, so both `models/<name>/` and
+ * `models/<name>/<version>/` layouts work) holding a valid manifest.json is a model
+ * `name@version`. The directory is rescanned every MODELS_RESCAN_MS and on demand, so versions
+ * written by a fine-tune (on this replica or another sharing the volume) appear without restart.
+ * A model is loaded once (concurrent first uses share one load) and released when its directory
+ * disappears or the server shuts down.
+ */
+import {
+  HttpStatus,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { PrgModelApi } from '../../prg/inference-api';
+import { ModelManifest } from '../../prg/manifest';
+import { validateManifest } from '../../prg/model-dir';
+import { ApiError } from '../common/errors';
+import { ServerConfig } from '../config/config';
+import { SERVER_CONFIG } from '../config/config.module';
+import { MODEL_LOADER, ModelLoader } from './model-loader';
+
+export interface ModelEntry {
+  id: string;
+  dir: string;
+  manifest: ModelManifest;
+}
+
+export interface InvalidModelDir {
+  dir: string;
+  problems: string[];
+}
+
+/** Numeric-aware version order: 1.10 > 1.9, "2" > "10-rc"? compares chunk by chunk. */
+export function compareVersions(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
+@Injectable()
+export class ModelRegistry implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('ModelRegistry');
+  private entries = new Map<string, ModelEntry>();
+  private invalidDirs: InvalidModelDir[] = [];
+  private readonly loaded = new Map<string, Promise<PrgModelApi>>();
+  private readonly loadErrors = new Map<string, string>();
+  private defaultId: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private scanning: Promise<void> | null = null;
+  private warmedUp = false;
+  /** Problems already logged, so a bad directory is reported once, not every rescan. */
+  private readonly reported = new Set<string>();
+
+  constructor(
+    @Inject(SERVER_CONFIG) private readonly config: ServerConfig,
+    @Inject(MODEL_LOADER) private readonly loader: ModelLoader,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.rescan();
+    if (this.entries.size === 0)
+      this.logger.warn(`no valid model under ${this.config.modelsDir}; /health/ready stays 503`);
+    if (this.config.warmup) await this.warmUp();
+    else this.warmedUp = true;
+    if (this.config.rescanMs > 0) {
+      this.timer = setInterval(() => {
+        this.rescan().catch((e) => this.logger.error(`rescan failed: ${(e as Error).message}`));
+      }, this.config.rescanMs);
+      this.timer.unref();
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    const all = [...this.loaded.values()];
+    this.loaded.clear();
+    await Promise.allSettled(all.map(async (p) => (await p).release()));
+  }
+
+  /** Load every model and run one tiny batch through each (builds ORT sessions, JIT paths). */
+  async warmUp(): Promise<void> {
+    for (const e of this.entries.values()) {
+      try {
+        const m = await this.get(e.id);
+        const { channels, height, width } = e.manifest.input;
+        await m.classify({ data: new Float32Array(channels * height * width), n: 1 });
+        this.logger.log(`warmed up ${e.id}`);
+      } catch (err) {
+        this.logger.error(`warm-up of ${e.id} failed: ${(err as Error).message}`);
+      }
+    }
+    this.warmedUp = true;
+  }
+
+  /** Rescans MODELS_DIR; concurrent calls share one scan. */
+  rescan(): Promise<void> {
+    this.scanning ??= this.scan().finally(() => (this.scanning = null));
+    return this.scanning;
+  }
+
+  private async scan(): Promise<void> {
+    const found = new Map<string, ModelEntry>();
+    const invalid: InvalidModelDir[] = [];
+    const visit = async (dir: string, depth: number): Promise<void> => {
+      const text = await fs.readFile(path.join(dir, 'manifest.json'), 'utf8').catch(() => null);
+      if (text !== null) {
+        const problems = await this.check(dir, text);
+        if (problems.ok) {
+          const m = problems.manifest;
+          const id = `${m.name}@${m.version}`;
+          const dup = found.get(id);
+          if (dup) invalid.push({ dir, problems: [`duplicate id ${id} (also in ${dup.dir})`] });
+          else found.set(id, { id, dir, manifest: m });
+        } else invalid.push({ dir, problems: problems.problems });
+        return;
+      }
+      if (depth >= 2) return;
+      let names: string[];
+      try {
+        names = (await fs.readdir(dir, { withFileTypes: true }))
+          .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
+          .map((d) => d.name)
+          .sort();
+      } catch {
+        return;
+      }
+      for (const n of names) await visit(path.join(dir, n), depth + 1);
+    };
+    await visit(this.config.modelsDir, 0);
+
+    for (const bad of invalid) {
+      const key = `${bad.dir}:${bad.problems.join('|')}`;
+      if (!this.reported.has(key)) {
+        this.reported.add(key);
+        this.logger.warn(`skipping ${bad.dir}: ${bad.problems.join('; ')}`);
+      }
+    }
+    for (const id of found.keys())
+      if (!this.entries.has(id)) this.logger.log(`model ${id} at ${found.get(id)!.dir}`);
+    for (const [id, e] of this.entries) {
+      if (found.has(id) && found.get(id)!.dir === e.dir) continue;
+      // Gone (or moved): release its sessions once in-flight work holding them has finished.
+      const p = this.loaded.get(id);
+      this.loaded.delete(id);
+      this.loadErrors.delete(id);
+      if (p) p.then((m) => setTimeout(() => void m.release(), 30_000).unref()).catch(() => {});
+      this.logger.log(`model ${id} removed`);
+    }
+    this.entries = found;
+    this.invalidDirs = invalid;
+    this.defaultId = this.pickDefault();
+  }
+
+  private async check(
+    dir: string,
+    text: string,
+  ): Promise<{ ok: true; manifest: ModelManifest } | { ok: false; problems: string[] }> {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      return { ok: false, problems: [`manifest.json is not JSON: ${(e as Error).message}`] };
+    }
+    let m: ModelManifest;
+    try {
+      m = validateManifest(json);
+    } catch (e) {
+      return { ok: false, problems: [(e as Error).message] };
+    }
+    const missing: string[] = [];
+    for (const f of [m.files.velocity, m.files.head, ...(m.files.ood ? [m.files.ood] : [])]) {
+      const p = path.resolve(dir, f);
+      if (!p.startsWith(path.resolve(dir) + path.sep))
+        missing.push(`file ${f} escapes the model directory`);
+      else await fs.access(p).catch(() => missing.push(`file ${f} missing`));
+    }
+    return missing.length ? { ok: false, problems: missing } : { ok: true, manifest: m };
+  }
+
+  /**
+   * DEFAULT_MODEL ("name" = its latest version, or "name@version"); otherwise the first base model
+   * (no provenance.parent, i.e. shipped rather than fine-tuned) in id order, else the first model.
+   */
+  private pickDefault(): string | null {
+    const want = this.config.defaultModel;
+    if (want) {
+      const e = this.find(want);
+      if (!e) {
+        this.logger.warn(`DEFAULT_MODEL ${want} not found under ${this.config.modelsDir}`);
+        return null;
+      }
+      return e.id;
+    }
+    const ids = [...this.entries.keys()].sort();
+    return ids.find((id) => !this.entries.get(id)!.manifest.provenance?.parent) ?? ids[0] ?? null;
+  }
+
+  private find(ref: string): ModelEntry | undefined {
+    const exact = this.entries.get(ref);
+    if (exact || ref.includes('@')) return exact;
+    return [...this.entries.values()]
+      .filter((e) => e.manifest.name === ref)
+      .sort((a, b) => compareVersions(b.manifest.version, a.manifest.version))[0];
+  }
+
+  list(): ModelEntry[] {
+    return [...this.entries.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  get invalid(): readonly InvalidModelDir[] {
+    return this.invalidDirs;
+  }
+
+  get defaultModelId(): string | null {
+    return this.defaultId;
+  }
+
+  get ready(): boolean {
+    return this.warmedUp && this.entries.size > 0;
+  }
+
+  isLoaded(id: string): boolean {
+    return this.loaded.has(id) && !this.loadErrors.has(id);
+  }
+
+  loadError(id: string): string | undefined {
+    return this.loadErrors.get(id);
+  }
+
+  /**
+   * The entry for `ref` ("name@version", "name" = latest version, undefined = default model).
+   * Unknown: rescans once (a version may have just been written), then 404 listing what exists.
+   */
+  async resolve(ref?: string | null): Promise<ModelEntry> {
+    const pick = () =>
+      ref ? this.find(ref) : this.defaultId ? this.entries.get(this.defaultId) : undefined;
+    let e = pick();
+    if (!e) {
+      await this.rescan();
+      e = pick();
+    }
+    if (e) return e;
+    if (this.entries.size === 0)
+      throw new ApiError(
+        HttpStatus.SERVICE_UNAVAILABLE,
+        'NO_MODELS',
+        `no model is installed under MODELS_DIR`,
+      );
+    if (!ref)
+      throw new ApiError(HttpStatus.NOT_FOUND, 'MODEL_NOT_FOUND', 'no default model; pass "model"');
+    throw new ApiError(
+      HttpStatus.NOT_FOUND,
+      'MODEL_NOT_FOUND',
+      `unknown model "${ref}"; available: ${this.list()
+        .map((x) => x.id)
+        .join(', ')}`,
+    );
+  }
+
+  /** The loaded model (loads it on first use; one load shared by concurrent callers). */
+  async get(id: string): Promise<PrgModelApi> {
+    const entry = this.entries.get(id);
+    if (!entry) return this.get((await this.resolve(id)).id);
+    let p = this.loaded.get(id);
+    if (!p) {
+      const started = Date.now();
+      p = this.loader(entry.dir, { device: this.config.device, threads: this.config.threads });
+      this.loaded.set(id, p);
+      p.then(
+        () => {
+          this.loadErrors.delete(id);
+          this.logger.log(`loaded ${id} in ${Date.now() - started} ms`);
+        },
+        (e: Error) => {
+          // Forget the failed load so the next request retries (the files may be mid-copy).
+          if (this.loaded.get(id) === p) this.loaded.delete(id);
+          this.loadErrors.set(id, e.message);
+          this.logger.error(`loading ${id} from ${entry.dir} failed: ${e.message}`);
+        },
+      );
+    }
+    try {
+      return await p;
+    } catch (e) {
+      throw new ApiError(
+        HttpStatus.SERVICE_UNAVAILABLE,
+        'MODEL_LOAD_FAILED',
+        `model ${id} failed to load: ${(e as Error).message}`,
+      );
+    }
+  }
+}
