@@ -3,38 +3,25 @@
  *
  * Every trainable tensor goes through a `Params` store, which gives it a stable dotted name
  * (`down.0.res.conv1.weight`), a PyTorch layout (conv [out, in, kh, kw], linear [out, in]) and a
- * PyTorch-default initial value drawn from a seeded RNG, and records its name. The builder also
- * stores fixed constants (frequency vectors, shapes, scalars) as initializers; the recorded names
- * are what separates parameters from those, so training knows what to lift into graph inputs.
+ * PyTorch-default initial value drawn from the seeded Rng (src/prg/rng.ts), and records its name.
+ * The builder also stores fixed constants (frequency vectors, shapes, scalars) as initializers;
+ * the recorded names are what separates parameters from those, so training knows what to lift
+ * into graph inputs.
  */
 import { GraphBuilder, Value } from '../../engine/onnx/builder';
 import { Tensor, numel, tensor } from '../../engine/onnx/types';
-
-/**
- * mulberry32: a tiny seeded uniform RNG in [0, 1). Local until src/prg/rng.ts lands; only the
- * stream of numbers differs, not the distributions drawn from it.
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Rng } from '../rng';
 
 export class Params {
   readonly names: string[] = [];
-  private readonly rand: () => number;
+  private readonly rng: Rng;
   count = 0;
 
   constructor(
     readonly b: GraphBuilder,
     seed: number,
   ) {
-    this.rand = mulberry32(seed);
+    this.rng = new Rng(seed);
   }
 
   add(name: string, t: Tensor): Value {
@@ -47,7 +34,7 @@ export class Params {
   uniform(name: string, dims: number[], bound: number): Value {
     const n = numel(dims);
     const v = new Float32Array(n);
-    for (let i = 0; i < n; i++) v[i] = (2 * this.rand() - 1) * bound;
+    for (let i = 0; i < n; i++) v[i] = (2 * this.rng.uniform() - 1) * bound;
     return this.add(name, { dtype: 'float32', dims, data: v });
   }
 
