@@ -24,7 +24,6 @@ import {
 } from '../onnx/types';
 import {
   emit,
-  expandTo,
   invPerm,
   normAxis,
   range,
@@ -175,8 +174,9 @@ function convWeightGradTaps(b: GraphBuilder, x: Value, g: Value, p: ConvParams):
   const [cout, ho, wo] = g.shape.slice(1) as number[];
   const cin = x.shape[1] as number;
   const [ph0, pw0, ph1, pw1] = p.pads;
-  const padded = p.pads.some((v) => v !== 0) ? b.pad(x, [0, 0, ph0, pw0, 0, 0, ph1, pw1]) : x;
-  const xt = b.transpose(padded, [0, 2, 3, 1]);
+  // Transpose first: padding NHWC copies whole W·C rows, faster than padding NCHW's short rows.
+  const xn = b.transpose(x, [0, 2, 3, 1]);
+  const xt = p.pads.some((v) => v !== 0) ? b.pad(xn, [0, ph0, pw0, 0, 0, ph1, pw1, 0]) : xn;
   const g3 = b.reshape(g, [0, cout, ho * wo]);
   const taps: Value[] = [];
   for (let i = 0; i < kh; i++)
@@ -529,28 +529,29 @@ function reducedAxes(c: VjpContext, fromInput: boolean): number[] | 'none' {
   return axes.map((a) => normAxis(a, x.rank)).sort((p, q) => p - q);
 }
 
-/** Broadcast a reduction's cotangent back over the reduced axes. */
-function unreduce(c: VjpContext, axes: number[] | 'none'): Value {
-  const x = inp(c, 0);
-  let g = cot(c);
+/**
+ * A reduction's cotangent with the reduced axes restored as 1s. It is left unexpanded: the
+ * driver accepts a gradient that broadcasts to the input's shape and lets the Add that
+ * accumulates it do the broadcast (an Expand only when nothing else is added).
+ */
+function unreduce(c: VjpContext, axes: number[] | 'none', g0?: Value): Value {
+  let g = g0 ?? cot(c);
   if (axes === 'none') return g;
   if (getInt(c.node.attrs, 'keepdims', 1) === 0) g = c.b.unsqueeze(g, axes);
-  return expandTo(c.b, g, x.shape, x);
+  return g;
 }
 
 function reduceMean(c: VjpContext): Grad[] {
   const x = inp(c, 0);
   const axes = reducedAxes(c, false);
-  return [
-    () => {
-      const g = unreduce(c, axes);
-      if (axes === 'none') return g;
-      const dims = axes.map((a) => x.shape[a]);
-      if (dims.every((d) => typeof d === 'number'))
-        return c.b.mul(g, 1 / dims.reduce((s: number, d) => s * (d as number), 1));
-      return c.b.div(g, runtimeRatio(c.b, x, c.y[0]));
-    },
-  ];
+  if (axes === 'none') return [() => cot(c)];
+  // Scale the small cotangent, then broadcast it back (one full-size op instead of two).
+  const dims = axes.map((a) => x.shape[a]);
+  const scale = (g: Value) =>
+    dims.every((d) => typeof d === 'number')
+      ? c.b.mul(g, 1 / dims.reduce((s: number, d) => s * (d as number), 1))
+      : c.b.div(g, runtimeRatio(c.b, x, c.y[0]));
+  return [() => unreduce(c, axes, scale(cot(c)))];
 }
 
 // ---- linear algebra ---------------------------------------------------------------------------
@@ -635,15 +636,17 @@ export const vjpRules: Record<string, VjpRule> = {
   Constant: () => [],
   Cast: (c) => [inp(c, 0).dtype === 'float32' ? () => cot(c) : null],
   Add: (c) => [() => ub(c, cot(c), 0), () => ub(c, cot(c), 1)],
-  Sub: (c) => [() => ub(c, cot(c), 0), () => ub(c, c.b.neg(cot(c)), 1)],
+  // Negate after summing: the Neg then touches b's (often broadcast, small) shape.
+  Sub: (c) => [() => ub(c, cot(c), 0), () => c.b.neg(ub(c, cot(c), 1))],
   Mul: (c) => [
     () => ub(c, c.b.mul(cot(c), inp(c, 1)), 0),
     () => ub(c, c.b.mul(cot(c), inp(c, 0)), 1),
   ],
-  // y = a/b: da = g/b, db = −g·a/b² = −g·y/b.
+  // y = a/b: da = g/b, db = −g·a/b² = −Σ(g·y)/b (b is constant along the summed axes, so the
+  // division and negation happen on b's shape).
   Div: (c) => [
     () => ub(c, c.b.div(cot(c), inp(c, 1)), 0),
-    () => ub(c, c.b.neg(c.b.div(c.b.mul(cot(c), c.y[0]), inp(c, 1))), 1),
+    () => c.b.neg(c.b.div(ub(c, c.b.mul(cot(c), c.y[0]), 1), inp(c, 1))),
   ],
   Neg: unary((b, _x, _y, g) => b.neg(g)),
   // y = a^p: da = g·p·a^(p−1), dp = g·y·ln a.
@@ -776,13 +779,17 @@ export const vjpRules: Record<string, VjpRule> = {
   },
 };
 
-/** The shape a rule's gradient must have: the forward input's. */
+/**
+ * A rule's gradient must have the forward input's shape, or broadcast to it with the same rank
+ * (reductions leave their cotangent unexpanded; the driver expands after accumulating).
+ */
 export function checkGradShape(node: Node, i: number, want: Shape, got: Value): void {
   const ok =
     want.length === got.shape.length &&
-    want.every(
-      (d, k) => d === got.shape[k] || typeof d !== 'number' || typeof got.shape[k] !== 'number',
-    );
+    want.every((d, k) => {
+      const e = got.shape[k];
+      return d === e || e === 1 || typeof d !== 'number' || typeof e !== 'number';
+    });
   if (!ok)
     throw new Error(
       `${node.op} (${node.name}): gradient for input ${i} has shape [${got.shape}], expected [${want}]`,

@@ -11,7 +11,7 @@
  */
 import { GraphBuilder, Value } from '../onnx/builder';
 import { Graph, isStatic, numel, tensor } from '../onnx/types';
-import { zeros } from './helpers';
+import { expandTo, sameShape, zeros } from './helpers';
 import { checkGradShape, vjpRules } from './rules';
 
 export interface VjpOptions {
@@ -90,8 +90,12 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
   const total = (name: string): Value | undefined => {
     const list = cots.get(name);
     if (!list) return undefined;
-    let s = list[0];
-    for (const v of list.slice(1)) s = b.add(s, v);
+    // Full-shape terms first, so broadcast (unexpanded) terms are absorbed by the Adds.
+    const full = (v: Value) => sameShape(v.shape, b.value(name).shape);
+    const sorted = [...list.filter(full), ...list.filter((v) => !full(v))];
+    let s = sorted[0];
+    for (const v of sorted.slice(1)) s = b.add(s, v);
+    if (!full(s)) s = expandTo(b, s, b.value(name).shape, b.value(name));
     cots.set(name, [s]);
     return s;
   };
