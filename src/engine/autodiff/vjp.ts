@@ -122,16 +122,21 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
       throw new Error(
         `vjp: rule for ${node.op} (${node.name}) gave ${grads.length} gradients for ${node.inputs.length} inputs`,
       );
+    // A value read at several positions (Mul(x, x)) may get its whole gradient at one of them.
+    const served = new Set<string>();
     node.inputs.forEach((name, i) => {
-      if (!name || !fromWrt.has(name)) return;
       const make = grads[i];
-      if (!make)
-        throw new Error(
-          `vjp: ${node.op} (${node.name}) has no gradient for input ${i} (${name}), which depends on wrt`,
-        );
+      if (!name || !fromWrt.has(name) || !make) return;
       const v = make();
       checkGradShape(node, i, graph.values.get(name)!.shape, v);
       addCot(name, v);
+      served.add(name);
+    });
+    node.inputs.forEach((name, i) => {
+      if (name && fromWrt.has(name) && !served.has(name))
+        throw new Error(
+          `vjp: ${node.op} (${node.name}) has no gradient for input ${i} (${name}), which depends on wrt`,
+        );
     });
   }
 
