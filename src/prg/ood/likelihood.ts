@@ -207,14 +207,15 @@ export class LikelihoodEstimator {
     const exact = o.probe === 'exact';
     const P = exact ? D : o.probes;
     const M = P * n;
-    // Each image has its own RNG stream (seed, index), so its dequantisation noise and probes do
-    // not depend on the batch it lands in. Rows p·n + i hold image i with probe p; the probes stay
+    // Each image's RNG stream is seeded by (seed, its pixel values), so its dequantisation noise
+    // and probes do not depend on the batch it lands in: the same image always gets the same
+    // estimate (a served score, and its flag, are reproducible). Rows p·n + i hold image i with probe p; the probes stay
     // fixed for the whole trajectory.
     let x: Float32Array = new Float32Array(M * D);
     const eps = new Float32Array(M * D);
     for (let i = 0; i < n; i++) {
-      const rng = new ProbeRng(imageSeed(o.seed, offset + i));
       const z = images.subarray(i * D, (i + 1) * D);
+      const rng = new ProbeRng(imageSeed(o.seed, z));
       for (let p = 0; p < P; p++) x.set(z, (p * n + i) * D);
       if (o.dequantize)
         for (let d = 0; d < D; d++) {
@@ -269,9 +270,12 @@ export class LikelihoodEstimator {
   }
 }
 
-/** A per-image seed: the run seed and the image's index (the RNG hashes string seeds). */
-export function imageSeed(seed: number, index: number): string {
-  return `ood-likelihood:${seed}:${index}`;
+/** A per-image seed: the run seed and an FNV-1a hash of the image's float32 bits. */
+export function imageSeed(seed: number, image: Float32Array): string {
+  const words = new Uint32Array(image.buffer, image.byteOffset, image.length);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x01000193);
+  return `ood-likelihood:${seed}:${h >>> 0}`;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -74,7 +74,7 @@ export function averagePrecision(pos: ArrayLike<number>, neg: ArrayLike<number>)
     fp += g.n;
     if (g.p) ap += (g.p / pos.length) * (tp / (tp + fp));
   }
-  return ap;
+  return Math.min(1, ap); // the recall steps sum to 1 only up to rounding
 }
 
 function negate(xs: ArrayLike<number>): Float64Array {
