@@ -1,0 +1,338 @@
+/**
+ * Uploaded labelled datasets under DATA_DIR/<id>/:
+ *   dataset.json                       DatasetInfo
+ *   images/<class>/<file>              ImageFolder uploads (as extracted, checked by decoding)
+ *   images.idx, labels.idx             IDX uploads (decompressed)
+ * An upload is extracted and validated in DATA_DIR/.tmp-<id>/ and renamed into place only when
+ * valid; the temp dir is removed on every other path, so a dataset directory is never half-written.
+ */
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { DatasetError, listSome } from './dataset-errors';
+import { DatasetsConfig } from './datasets.config';
+import { parseIdx } from './idx';
+import { planImageFolder } from './image-folder';
+import { SafeZip } from './safe-zip';
+
+export const DATASETS_CONFIG = Symbol('DATASETS_CONFIG');
+
+export type DatasetFormat = 'imagefolder' | 'idx';
+
+export interface DatasetInfo {
+  id: string;
+  name: string;
+  format: DatasetFormat;
+  classes: string[];
+  /** Images per class, aligned with `classes`. */
+  counts: number[];
+  total: number;
+  /** [channels, height, width] shared by every image; null when images differ (see `shapes`). */
+  shape: number[] | null;
+  /** Distinct shapes "CxHxW" (at most 10) when they differ. */
+  shapes?: string[];
+  createdAt: string;
+}
+
+export interface DatasetLocation {
+  info: DatasetInfo;
+  dir: string;
+  /** Files the trainer reads: the class-folder root, or the two IDX files. */
+  imagesPath: string;
+  labelsPath?: string;
+}
+
+const ID_RE = /^ds_[0-9a-f]{12}$/;
+const SHARP_FORMATS = new Set(['png', 'jpeg', 'webp']);
+/** Images decoded at once while validating (sharp also uses its own thread pool per image). */
+const DECODE_CONCURRENCY = 4;
+
+/** Who may veto a delete (the jobs module: a dataset a queued or running job reads). */
+export type DatasetUsageCheck = (id: string) => Promise<string | null>;
+
+@Injectable()
+export class DatasetsService implements OnModuleInit {
+  private readonly logger = new Logger('Datasets');
+  private usageChecks: DatasetUsageCheck[] = [];
+
+  constructor(@Inject(DATASETS_CONFIG) private readonly config: DatasetsConfig) {}
+
+  async onModuleInit(): Promise<void> {
+    await fs.mkdir(this.config.dataDir, { recursive: true });
+    await fs.mkdir(this.config.uploadTmpDir, { recursive: true });
+    // Leftovers of a process killed mid-upload (an hour old: other replicas may be uploading now).
+    const cutoff = Date.now() - 3600_000;
+    for (const name of await fs.readdir(this.config.dataDir)) {
+      if (!name.startsWith('.tmp-') && !name.startsWith('.trash-')) continue;
+      const p = path.join(this.config.dataDir, name);
+      const st = await fs.stat(p).catch(() => null);
+      if (st && st.mtimeMs < cutoff) await fs.rm(p, { recursive: true, force: true });
+    }
+  }
+
+  onDelete(check: DatasetUsageCheck): void {
+    this.usageChecks.push(check);
+  }
+
+  /** A multipart upload: `file` (zip) or `images` + `labels` (IDX); text fields `name`, `classes`. */
+  async createFromUpload(
+    files: Partial<Record<'file' | 'images' | 'labels', { path: string }[]>>,
+    fields: Record<string, unknown>,
+  ): Promise<DatasetInfo> {
+    const name = typeof fields.name === 'string' && fields.name !== '' ? fields.name : undefined;
+    const zip = files.file?.[0];
+    const images = files.images?.[0];
+    const labels = files.labels?.[0];
+    if (zip && !images && !labels) return this.createFromZip(zip.path, name);
+    if (images && labels && !zip) {
+      const classes =
+        typeof fields.classes === 'string' && fields.classes.trim() !== ''
+          ? fields.classes.split(',').map((c) => c.trim())
+          : undefined;
+      return this.createFromIdx(images.path, labels.path, name, classes);
+    }
+    throw new DatasetError(
+      400,
+      'UPLOAD_MISSING',
+      images || labels
+        ? 'an IDX upload needs both file fields "images" and "labels" (and no "file")'
+        : 'expected multipart/form-data with a zip in field "file", or IDX files in fields "images" and "labels"',
+    );
+  }
+
+  /** ImageFolder zip → validated dataset. */
+  async createFromZip(zipPath: string, name?: string): Promise<DatasetInfo> {
+    return this.create(name, async (tmp) => {
+      const zip = await SafeZip.open(zipPath, this.config);
+      try {
+        const plan = planImageFolder(zip.items);
+        const root = path.join(tmp, 'images');
+        for (const cls of plan.classes) await fs.mkdir(path.join(root, cls), { recursive: true });
+        for (const f of plan.files) {
+          const dest = path.join(root, f.cls, f.base);
+          // Belt and braces: names were checked in SafeZip; the joined path must stay inside.
+          if (!dest.startsWith(root + path.sep))
+            throw new DatasetError(400, 'ZIP_UNSAFE_PATH', `zip entry ${f.item.name} escapes`);
+          await zip.extract(f.item, dest);
+        }
+        const counts = plan.classes.map((c) => plan.files.filter((f) => f.cls === c).length);
+        const shapes = await this.checkImages(
+          plan.files.map((f) => ({ file: path.join(root, f.cls, f.base), label: f.item.name })),
+        );
+        return { format: 'imagefolder' as const, classes: plan.classes, counts, shapes };
+      } finally {
+        zip.close();
+      }
+    });
+  }
+
+  /** IDX image + label files → validated dataset. `classNames` optional, one per label value. */
+  async createFromIdx(
+    imagesPath: string,
+    labelsPath: string,
+    name?: string,
+    classNames?: string[],
+  ): Promise<DatasetInfo> {
+    return this.create(name, async (tmp) => {
+      const cap = this.config.maxUncompressedBytes;
+      const images = parseIdx(await fs.readFile(imagesPath), 'images', cap);
+      const labels = parseIdx(await fs.readFile(labelsPath), 'labels', cap);
+      if (images.dims.length !== 3 && images.dims.length !== 4)
+        throw new DatasetError(
+          400,
+          'IDX_INVALID',
+          `images: ${images.dims.length} dimensions; expected [n, height, width] or [n, height, width, channels]`,
+        );
+      if (labels.dims.length !== 1)
+        throw new DatasetError(
+          400,
+          'IDX_INVALID',
+          `labels: ${labels.dims.length} dimensions; expected [n]`,
+        );
+      const [n, h, w, c = 1] = images.dims;
+      if (c !== 1 && c !== 3)
+        throw new DatasetError(400, 'IDX_INVALID', `images: ${c} channels (expected 1 or 3)`);
+      if (h * w > this.config.maxPixels)
+        throw new DatasetError(
+          400,
+          'DATASET_IMAGE_TOO_LARGE',
+          `images: ${w}×${h} pixels exceeds the cap of ${this.config.maxPixels} (DATASET_MAX_PIXELS)`,
+        );
+      if (labels.dims[0] !== n)
+        throw new DatasetError(
+          400,
+          'IDX_COUNT_MISMATCH',
+          `images file holds ${n} images but labels file holds ${labels.dims[0]} labels`,
+        );
+      let k = 0;
+      for (const l of labels.data) k = Math.max(k, l + 1);
+      const counts = new Array<number>(k).fill(0);
+      for (const l of labels.data) counts[l]++;
+      const classes = classNames ?? counts.map((_, i) => String(i));
+      if (classNames && classNames.length !== k)
+        throw new DatasetError(
+          400,
+          'IDX_COUNT_MISMATCH',
+          `${classNames.length} class names given but labels run from 0 to ${k - 1} (${k} classes)`,
+        );
+      const empty = classes.filter((_, i) => counts[i] === 0);
+      if (empty.length)
+        throw new DatasetError(
+          400,
+          'DATASET_EMPTY_CLASS',
+          `no images with label ${listSome(empty)} (labels run from 0 to ${k - 1})`,
+        );
+      if (k < 2)
+        throw new DatasetError(
+          400,
+          'DATASET_TOO_FEW_CLASSES',
+          `every label is ${k - 1}; a classifier needs at least 2 classes`,
+        );
+      await fs.writeFile(path.join(tmp, 'images.idx'), images.bytes);
+      await fs.writeFile(path.join(tmp, 'labels.idx'), labels.bytes);
+      return {
+        format: 'idx' as const,
+        classes,
+        counts,
+        shapes: [`${c}x${h}x${w}`],
+      };
+    });
+  }
+
+  /**
+   * Shared create path: `build` fills a fresh temp dir and returns what it found; then the info is
+   * written and the temp dir renamed to DATA_DIR/<id> (atomic on one filesystem). On any error the
+   * temp dir is removed.
+   */
+  private async create(
+    name: string | undefined,
+    build: (
+      tmp: string,
+    ) => Promise<{ format: DatasetFormat; classes: string[]; counts: number[]; shapes: string[] }>,
+  ): Promise<DatasetInfo> {
+    if (name !== undefined && !/^[\w.\- ]{1,100}$/.test(name))
+      throw new DatasetError(
+        400,
+        'DATASET_LAYOUT',
+        'name: 1-100 letters, digits, spaces, ".", "-" or "_"',
+      );
+    const id = `ds_${randomBytes(6).toString('hex')}`;
+    const tmp = path.join(this.config.dataDir, `.tmp-${id}`);
+    try {
+      await fs.mkdir(tmp, { recursive: true });
+      const r = await build(tmp);
+      const info: DatasetInfo = {
+        id,
+        name: name ?? id,
+        format: r.format,
+        classes: r.classes,
+        counts: r.counts,
+        total: r.counts.reduce((a, b) => a + b, 0),
+        shape: r.shapes.length === 1 ? r.shapes[0].split('x').map(Number) : null,
+        ...(r.shapes.length > 1 ? { shapes: r.shapes.slice(0, 10) } : {}),
+        createdAt: new Date().toISOString(),
+      };
+      await fs.writeFile(path.join(tmp, 'dataset.json'), JSON.stringify(info, null, 2));
+      await fs.rename(tmp, path.join(this.config.dataDir, id));
+      this.logger.log(
+        `dataset ${id} (${info.format}): ${info.total} images, ${info.classes.length} classes`,
+      );
+      return info;
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Decodes every image fully (truncated data fails here); returns the distinct CxHxW shapes. */
+  private async checkImages(files: { file: string; label: string }[]): Promise<string[]> {
+    const bad: string[] = [];
+    const shapes = new Set<string>();
+    let next = 0;
+    const worker = async () => {
+      while (next < files.length) {
+        const { file, label } = files[next++];
+        try {
+          const img = sharp(file, { limitInputPixels: this.config.maxPixels, failOn: 'error' });
+          const meta = await img.metadata();
+          if (!meta.format || !SHARP_FORMATS.has(meta.format)) {
+            bad.push(`${label} (format ${meta.format ?? 'unknown'})`);
+            continue;
+          }
+          await img.raw().toBuffer();
+          const c = (meta.channels ?? 0) - (meta.hasAlpha ? 1 : 0);
+          shapes.add(`${c}x${meta.height}x${meta.width}`);
+        } catch (e) {
+          bad.push(`${label} (${(e as Error).message.split('\n')[0]})`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: DECODE_CONCURRENCY }, worker));
+    if (bad.length)
+      throw new DatasetError(
+        400,
+        'DATASET_INVALID_IMAGE',
+        `${bad.length} file(s) are not readable PNG/JPEG/WebP images: ${listSome(bad.sort())}`,
+      );
+    return [...shapes].sort();
+  }
+
+  async list(): Promise<DatasetInfo[]> {
+    const names = (await fs.readdir(this.config.dataDir).catch(() => [] as string[])).filter((n) =>
+      ID_RE.test(n),
+    );
+    const out: DatasetInfo[] = [];
+    for (const n of names) {
+      const info = await this.readInfo(n);
+      if (info) out.push(info);
+    }
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  async get(id: string): Promise<DatasetInfo> {
+    const info = ID_RE.test(id) ? await this.readInfo(id) : null;
+    if (!info) throw new DatasetError(404, 'DATASET_NOT_FOUND', `dataset ${id} not found`);
+    return info;
+  }
+
+  /** Where the trainer finds a dataset's files. */
+  async locate(id: string): Promise<DatasetLocation> {
+    const info = await this.get(id);
+    const dir = path.join(this.config.dataDir, id);
+    return info.format === 'idx'
+      ? {
+          info,
+          dir,
+          imagesPath: path.join(dir, 'images.idx'),
+          labelsPath: path.join(dir, 'labels.idx'),
+        }
+      : { info, dir, imagesPath: path.join(dir, 'images') };
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.get(id);
+    for (const check of this.usageChecks) {
+      const why = await check(id);
+      if (why) throw new DatasetError(409, 'DATASET_IN_USE', `dataset ${id} is in use: ${why}`);
+    }
+    // Rename first so readers never see a half-deleted dataset, then remove.
+    const trash = path.join(this.config.dataDir, `.trash-${id}-${randomBytes(3).toString('hex')}`);
+    try {
+      await fs.rename(path.join(this.config.dataDir, id), trash);
+    } catch {
+      throw new DatasetError(404, 'DATASET_NOT_FOUND', `dataset ${id} not found`);
+    }
+    await fs.rm(trash, { recursive: true, force: true });
+  }
+
+  private async readInfo(id: string): Promise<DatasetInfo | null> {
+    try {
+      return JSON.parse(
+        await fs.readFile(path.join(this.config.dataDir, id, 'dataset.json'), 'utf8'),
+      ) as DatasetInfo;
+    } catch {
+      return null;
+    }
+  }
+}
