@@ -219,6 +219,17 @@ const specs: OpSpec[] = [
     pads: [1, 1, 1, 1],
   }),
   conv('Conv 1x1', [2, 3, 4, 4], [5, 3, 1, 1], {}),
+  // Cout < Cin: the weight gradient shifts g instead of x.
+  conv('Conv Cout<Cin asym pads dilation', [2, 5, 6, 7], [2, 5, 3, 3], {
+    pads: [1, 0, 2, 1],
+    dilations: [1, 2],
+    bias: true,
+  }),
+  conv('Conv 1x1 Cout<Cin', [2, 5, 3, 3], [2, 5, 1, 1], {}),
+  conv('Conv Cout<Cin stride 2', [1, 4, 7, 7], [2, 4, 3, 3], {
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+  }),
   {
     name: 'Conv symbolic batch',
     inputs: { x: { dims: [2, 4, 6, 6], decl: ['N', 4, 6, 6] }, w: { dims: [4, 2, 3, 3] } },

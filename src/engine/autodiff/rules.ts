@@ -165,32 +165,55 @@ function convInputGrad(b: GraphBuilder, g: Value, w: Value, x: Value, p: ConvPar
 
 /**
  * Weight gradient of y = Conv(x, W), 2-D, one group: dW[o, c, i, j] = Σ_n Σ_p g[n, o, p] ·
- * xpad[n, c, s·p + d·(i, j)]. x is padded and moved to NHWC once; each tap (i, j) is a strided
- * Slice [N, Ho, Wo, C], and one batched MatMul g[n] (Cout × HoWo) · tap[n] (HoWo × C) per tap;
- * the taps are stacked and summed over the batch.
+ * xpad[n, c, s·p + d·(i, j)]. Per tap (i, j), one batched MatMul g[n] (Cout × P) · x[n] (P × C)
+ * over the positions P that tap pairs up, then a sum over the batch; the k² small results are
+ * stacked. x is moved to NHWC once. Each tap needs one shifted copy of either x or g, so the
+ * smaller of the two is shifted:
+ *  - shift x (default): pad x once, take a strided Slice [N, Ho, Wo, C] per tap;
+ *  - shift g (stride 1 and Cout < C, e.g. the 96→32 conv after a skip concat): pad g by d(k−1)
+ *    once and Slice an H×W window per tap, aligned with the unpadded x.
  */
 function convWeightGradTaps(b: GraphBuilder, x: Value, g: Value, p: ConvParams): Value {
   const [kh, kw] = p.kernel;
   const [cout, ho, wo] = g.shape.slice(1) as number[];
-  const cin = x.shape[1] as number;
+  const [cin, h, w] = x.shape.slice(1) as number[];
   const [ph0, pw0, ph1, pw1] = p.pads;
-  // Transpose first: padding NHWC copies whole W·C rows, faster than padding NCHW's short rows.
+  const [dh, dw] = p.dilations;
+  const [sh, sw] = p.strides;
   const xn = b.transpose(x, [0, 2, 3, 1]);
-  const xt = p.pads.some((v) => v !== 0) ? b.pad(xn, [0, ph0, pw0, 0, 0, ph1, pw1, 0]) : xn;
-  const g3 = b.reshape(g, [0, cout, ho * wo]);
   const taps: Value[] = [];
-  for (let i = 0; i < kh; i++)
-    for (let j = 0; j < kw; j++) {
-      const [si, sj] = [i * p.dilations[0], j * p.dilations[1]];
-      const [s0, s1] = p.strides;
-      const whole = xt.shape[1] === ho && xt.shape[2] === wo && s0 === 1 && s1 === 1;
-      const tap = whole
-        ? xt
-        : b.slice(xt, [si, sj], [si + s0 * (ho - 1) + 1, sj + s1 * (wo - 1) + 1], [1, 2], [s0, s1]);
-      // Sum over the batch per tap, then stack the small [Cout, C] results.
-      const per = b.matmul(g3, b.reshape(tap, [0, ho * wo, cin]));
-      taps.push(b.reduceSum(per, [0], false));
-    }
+  const tap = (gs: Value, xs: Value, positions: number) => {
+    const per = b.matmul(b.reshape(gs, [0, cout, positions]), b.reshape(xs, [0, positions, cin]));
+    taps.push(b.reduceSum(per, [0], false));
+  };
+  if (sh === 1 && sw === 1 && cout < cin) {
+    const [ah, aw] = [dh * (kh - 1), dw * (kw - 1)];
+    const gp = ah || aw ? b.pad(g, [0, 0, ah, aw, 0, 0, ah, aw]) : g;
+    for (let i = 0; i < kh; i++)
+      for (let j = 0; j < kw; j++) {
+        const [s0, s1] = [ph0 + ah - i * dh, pw0 + aw - j * dw];
+        const whole = s0 === 0 && s1 === 0 && gp.shape[2] === h && gp.shape[3] === w;
+        tap(whole ? gp : b.slice(gp, [s0, s1], [s0 + h, s1 + w], [2, 3]), xn, h * w);
+      }
+  } else {
+    // Padding NHWC copies whole W·C rows, faster than padding NCHW's short rows.
+    const xt = p.pads.some((v) => v !== 0) ? b.pad(xn, [0, ph0, pw0, 0, 0, ph1, pw1, 0]) : xn;
+    for (let i = 0; i < kh; i++)
+      for (let j = 0; j < kw; j++) {
+        const [si, sj] = [i * dh, j * dw];
+        const whole = xt.shape[1] === ho && xt.shape[2] === wo && sh === 1 && sw === 1;
+        const xs = whole
+          ? xt
+          : b.slice(
+              xt,
+              [si, sj],
+              [si + sh * (ho - 1) + 1, sj + sw * (wo - 1) + 1],
+              [1, 2],
+              [sh, sw],
+            );
+        tap(g, xs, ho * wo);
+      }
+  }
   if (taps.length === 1) return b.reshape(taps[0], [cout, cin, kh, kw]);
   return b.reshape(
     b.concat(
