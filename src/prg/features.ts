@@ -1,0 +1,308 @@
+/**
+ * The reverse process as a graph (paper §3.1 "Pretrained Reversible Generation"): starting from
+ * the image x_0 (t = 0), integrate dx/dt = v_θ(x, t) toward noise up to t*, then turn x_{t*} into
+ * the head's input (flatten, or adaptive-average-pool each channel to n×n) and apply the head.
+ *
+ * Fixed-step solvers are unrolled: each of the K steps inlines the velocity net (builder.call,
+ * parameters shared by name), so one ORT session runs the whole reverse process, and the
+ * autodiff can differentiate through it (fine-tuning's `direct` mode).
+ *
+ * Graph composition rules used here:
+ * - Non-parameter initializers (builder constants like `scalar_3`) of the velocity net and head
+ *   are renamed under a prefix before inlining: two graphs built separately can both hold a
+ *   `scalar_3` with different values, and builder.call shares initializers by name.
+ * - Head parameters are renamed `head.<name>` in combined graphs, so they never clash with the
+ *   velocity net's (`HEAD_PREFIX`); training maps them back when writing head.onnx.
+ */
+import { GraphBuilder, Value } from '../engine/onnx/builder';
+import { Graph, Tensor, ValueInfo } from '../engine/onnx/types';
+import { poolFeatures } from './heads/pool';
+import { SolverName } from './manifest';
+
+export type FixedSolverName = Exclude<SolverName, 'dopri5'>;
+
+/** Explicit Runge–Kutta tableau: k_i = f(x + h Σ_j a_ij k_j, t + c_i h); x' = x + h Σ b_i k_i. */
+export interface Tableau {
+  a: number[][];
+  b: number[];
+  c: number[];
+}
+
+/**
+ * Euler, explicit midpoint and classic RK4 (paper App. C.2 compares these and dopri5).
+ * Kept local so the inference graph does not depend on the solver module's internals.
+ */
+export const FIXED_TABLEAUX: Record<FixedSolverName, Tableau> = {
+  euler: { a: [[]], b: [1], c: [0] },
+  midpoint: { a: [[], [0.5]], b: [0, 1], c: [0, 0.5] },
+  rk4: {
+    a: [[], [0.5], [0, 0.5], [0, 0, 1]],
+    b: [1 / 6, 1 / 3, 1 / 3, 1 / 6],
+    c: [0, 0.5, 0.5, 1],
+  },
+};
+
+export function isFixedSolver(s: string): s is FixedSolverName {
+  return s in FIXED_TABLEAUX;
+}
+
+/** Velocity evaluations per step (number of inlined nets per step). */
+export function stagesOf(s: FixedSolverName): number {
+  return FIXED_TABLEAUX[s].b.length;
+}
+
+export const HEAD_PREFIX = 'head.';
+
+/**
+ * Trainable parameters of a velocity net or head graph: the `prg.params` metadata when present
+ * (JSON list), else every float32 initializer with a dotted name. The nets name parameters
+ * `module.sub.weight`; builder constants are `base_<n>` and never contain a dot.
+ */
+export function paramNamesOf(g: Graph): string[] {
+  const meta = g.metadata?.['prg.params'];
+  if (meta) {
+    const names = JSON.parse(meta) as unknown;
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))
+      throw new Error(`graph ${g.name}: metadata prg.params is not a list of names`);
+    for (const n of names)
+      if (!g.initializers.has(n))
+        throw new Error(`graph ${g.name}: prg.params lists ${n}, which is not an initializer`);
+    return names as string[];
+  }
+  return [...g.initializers]
+    .filter(([k, t]) => t.dtype === 'float32' && k.includes('.'))
+    .map(([k]) => k);
+}
+
+/** Record the parameter list in the graph's metadata (written to ONNX metadata_props). */
+export function withParamNames(g: Graph, names: readonly string[]): Graph {
+  return { ...g, metadata: { ...(g.metadata ?? {}), 'prg.params': JSON.stringify(names) } };
+}
+
+/**
+ * Rename initializers: `rename(name)` returns the new name or undefined to keep it. Nodes,
+ * values and metadata `prg.params` follow.
+ */
+export function renameInitializers(g: Graph, rename: (n: string) => string | undefined): Graph {
+  const map = new Map<string, string>();
+  for (const k of g.initializers.keys()) {
+    const r = rename(k);
+    if (r !== undefined && r !== k) map.set(k, r);
+  }
+  if (!map.size) return g;
+  const nm = (n: string) => map.get(n) ?? n;
+  const initializers = new Map<string, Tensor>();
+  for (const [k, t] of g.initializers) initializers.set(nm(k), t);
+  const values = new Map<string, ValueInfo>();
+  for (const [k, v] of g.values) values.set(nm(k), { ...v, name: nm(k) });
+  const metadata = { ...(g.metadata ?? {}) };
+  if (metadata['prg.params'])
+    metadata['prg.params'] = JSON.stringify(
+      (JSON.parse(metadata['prg.params']) as string[]).map(nm),
+    );
+  return {
+    ...g,
+    initializers,
+    values,
+    metadata,
+    nodes: g.nodes.map((n) => ({ ...n, inputs: n.inputs.map(nm), outputs: [...n.outputs] })),
+  };
+}
+
+/**
+ * Prepare a graph for inlining: constants get `constPrefix`, parameters `paramPrefix` (default
+ * none). The prefixes keep graphs built by different builders from sharing constants by accident.
+ */
+export function namespaced(g: Graph, constPrefix: string, paramPrefix = ''): Graph {
+  const params = new Set(paramNamesOf(g));
+  const out = renameInitializers(g, (n) =>
+    params.has(n) ? (paramPrefix ? paramPrefix + n : undefined) : constPrefix + n,
+  );
+  return withParamNames(
+    out,
+    paramNamesOf(g).map((n) => paramPrefix + n),
+  );
+}
+
+export type VelocityFn = (x: Value, t: number) => Value;
+
+/**
+ * v_θ(x, t) for a constant time t, by inlining `velocity` (inputs x [N,C,H,W], t [N]).
+ * The [N] time vector is built as zeros(N) + t, where zeros(N) comes from `batchLike` (a graph
+ * input, so no gradient path runs through it): Expand would need a constant shape, and N is
+ * symbolic.
+ */
+export function velocityFn(b: GraphBuilder, velocity: Graph, batchLike: Value): VelocityFn {
+  const corner = b.slice(batchLike, [0, 0, 0], [1, 1, 1], [1, 2, 3]);
+  const zerosN = b.mul(b.reshape(corner, [-1]), 0);
+  const tVec = new Map<number, Value>();
+  return (x, t) => {
+    let tv = tVec.get(t);
+    if (!tv) {
+      tv = b.add(zerosN, t);
+      tVec.set(t, tv);
+    }
+    return b.call(velocity, { x, t: tv }).v;
+  };
+}
+
+/** One explicit RK step of size h from (x, t). */
+export function rkStep(
+  b: GraphBuilder,
+  f: (x: Value, t: number) => Value,
+  x: Value,
+  t: number,
+  h: number,
+  tab: Tableau,
+): Value {
+  const ks: Value[] = [];
+  for (let i = 0; i < tab.b.length; i++) {
+    let xi = x;
+    tab.a[i].forEach((aij, j) => {
+      if (aij !== 0) xi = b.add(xi, b.mul(ks[j], h * aij));
+    });
+    ks.push(f(xi, t + tab.c[i] * h));
+  }
+  let acc: Value | undefined;
+  tab.b.forEach((bi, i) => {
+    if (bi === 0) return;
+    const term = b.mul(ks[i], h * bi);
+    acc = acc ? b.add(acc, term) : term;
+  });
+  return b.add(x, acc!);
+}
+
+/** Step times of a fixed-step solve: t0 + (t1 − t0)·k/K, k = 0..K. */
+export function stepTimes(t0: number, t1: number, steps: number): number[] {
+  return Array.from({ length: steps + 1 }, (_, k) => t0 + ((t1 - t0) * k) / steps);
+}
+
+export interface UnrollOptions {
+  solver: FixedSolverName;
+  steps: number;
+  t0: number;
+  t1: number;
+}
+
+/** K unrolled steps; returns every state x_{t_0..t_K} (the last is x_{t1}). */
+export function unrollSolve(b: GraphBuilder, f: VelocityFn, x0: Value, o: UnrollOptions): Value[] {
+  checkSolve(o.solver, o.steps, o.t0, o.t1);
+  const tab = FIXED_TABLEAUX[o.solver];
+  const ts = stepTimes(o.t0, o.t1, o.steps);
+  const states = [x0];
+  let x = x0;
+  for (let k = 0; k < o.steps; k++) {
+    x = rkStep(b, f, x, ts[k], ts[k + 1] - ts[k], tab);
+    states.push(x);
+  }
+  return states;
+}
+
+export function checkSolve(solver: string, steps: number, t0: number, t1: number): void {
+  if (!isFixedSolver(solver))
+    throw new Error(
+      `solver ${solver}: graph solvers are ${Object.keys(FIXED_TABLEAUX).join(', ')}`,
+    );
+  if (!Number.isInteger(steps) || steps < 1 || steps > 1000)
+    throw new Error(`steps=${steps}: use an integer in [1, 1000]`);
+  if (!(t0 >= 0 && t1 <= 1 && t1 > t0))
+    throw new Error(`t range [${t0}, ${t1}] must lie in [0, 1]`);
+}
+
+/** x_t [N, C, H, W] → head input [N, D]: flatten (pool null) or adaptive-avg-pool to n×n. */
+export function featuresOf(b: GraphBuilder, xt: Value, pool: number | null): Value {
+  if (pool === null) return b.flatten(xt, 1);
+  return poolFeatures(b, xt, pool);
+}
+
+export interface FeatureGraphOptions {
+  solver: FixedSolverName;
+  steps: number;
+  /** End time t* (the solve starts at the image, t = 0). */
+  tStar: number;
+  pool: number | null;
+  /** With a head: outputs logits and probabilities too. */
+  head?: Graph;
+  /**
+   * Fixed batch size (default symbolic N). Prefer a number for unrolled graphs: ORT's load time
+   * grows quadratically with the node count when the batch dim is symbolic (measured: 16 inlined
+   * tiny U-Nets load in 2.4 s with N, 0.1 s with a fixed batch), linearly when it is fixed.
+   */
+  batch?: number;
+}
+
+/**
+ * Inference graph: input `x` [N, C, H, W]; outputs `features` [N, D] and, with a head,
+ * `logits` and `probabilities` [N, classes].
+ */
+export function buildFeatureGraph(velocity: Graph, o: FeatureGraphOptions): Graph {
+  const b = new GraphBuilder('prg_features');
+  const x = b.input('x', imageInputShape(velocity, o.batch));
+  const f = velocityFn(b, namespaced(velocity, 'velocity/'), x);
+  const states = unrollSolve(b, f, x, { solver: o.solver, steps: o.steps, t0: 0, t1: o.tStar });
+  const feats = b.output(featuresOf(b, states[states.length - 1], o.pool), 'features');
+  if (o.head) appendHead(b, o.head, feats);
+  return b.build();
+}
+
+/** [batch, C, H, W] from the velocity net's `x` input (batch defaults to the net's own dim). */
+export function imageInputShape(velocity: Graph, batch?: number): (number | string)[] {
+  const xin = velocity.inputs.find((i) => i.name === 'x');
+  if (!xin || xin.shape.length !== 4)
+    throw new Error(`velocity graph ${velocity.name} has no rank-4 input x`);
+  return [batch ?? xin.shape[0], ...xin.shape.slice(1)];
+}
+
+/** Head on top of `features`: outputs `logits` and `probabilities`. */
+export function appendHead(b: GraphBuilder, head: Graph, feats: Value): Value {
+  const h = namespaced(head, 'head/', HEAD_PREFIX);
+  const logits = b.output(b.call(h, { features: feats }).logits, 'logits');
+  b.output(b.softmax(logits, -1), 'probabilities');
+  return logits;
+}
+
+/**
+ * Post-processing graph for numerically solved states (dopri5): input `xt` [N, C, H, W] →
+ * `features` (and `logits`, `probabilities` with a head).
+ */
+export function buildPostGraph(
+  inputShape: readonly (number | string)[],
+  pool: number | null,
+  head?: Graph,
+): Graph {
+  const b = new GraphBuilder('prg_post');
+  const xt = b.input('xt', [...inputShape]);
+  const feats = b.output(featuresOf(b, xt, pool), 'features');
+  if (head) appendHead(b, head, feats);
+  return b.build();
+}
+
+/**
+ * Trajectory graph: input `x` [N, C, H, W]; outputs `frame_0..frame_{F-1}` at t = i/(F−1),
+ * each segment integrated with ceil(steps / (F−1)) steps.
+ */
+export function buildTrajectoryGraph(
+  velocity: Graph,
+  o: { solver: FixedSolverName; steps: number; frames: number },
+): Graph {
+  if (!Number.isInteger(o.frames) || o.frames < 2 || o.frames > 200)
+    throw new Error(`frames=${o.frames}: use an integer in [2, 200]`);
+  const b = new GraphBuilder('prg_trajectory');
+  const x = b.input('x', imageInputShape(velocity, 1));
+  const f = velocityFn(b, namespaced(velocity, 'velocity/'), x);
+  const segs = o.frames - 1;
+  const per = Math.max(1, Math.ceil(o.steps / segs));
+  let cur = x;
+  b.output(b.identity(x), 'frame_0');
+  for (let i = 0; i < segs; i++) {
+    const states = unrollSolve(b, f, cur, {
+      solver: o.solver,
+      steps: per,
+      t0: i / segs,
+      t1: (i + 1) / segs,
+    });
+    cur = states[states.length - 1];
+    b.output(cur, `frame_${i + 1}`);
+  }
+  return b.build();
+}

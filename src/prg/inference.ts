@@ -1,0 +1,492 @@
+/**
+ * A loaded PRG model (PrgModelApi, src/prg/inference-api.ts).
+ *
+ * classify(x) (paper §3.1): integrate the learned velocity from the image (t = 0) to t* in K
+ * steps, take x_{t*} (flattened, or pooled per channel to n×n), apply the head, softmax.
+ * Fixed-step solvers (euler, midpoint, rk4) run as one unrolled ONNX graph (features.ts); dopri5
+ * (paper App. C.2) is adaptive, so it runs numerically step by step on a velocity session and then
+ * a small post-processing graph. One session is cached per (solver, steps, t, pool) setting.
+ *
+ * OOD scores: `msp` (max softmax probability) and `energy` (log Σ exp logits, i.e. −E(x), so
+ * higher = more in-distribution) come from the logits; further scorers (Mahalanobis on features,
+ * bits/dim, src/prg/ood) plug in through `registerOodScorerFactory` or `LoadOptions.oodScorers`.
+ */
+import { Device } from '../engine/runtime/device';
+import { Feeds, SessionCache, SessionLease, sessionCache } from '../engine/runtime/session';
+import { Graph, Tensor } from '../engine/onnx/types';
+import {
+  ClassifyOutput,
+  FeatureOptions,
+  FeatureOutput,
+  ImageBatch,
+  PrgModelApi,
+  SolveOptions,
+} from './inference-api';
+import { ModelManifest, SolverName } from './manifest';
+import { LoadedModelDir, featureDim, readModelDir } from './model-dir';
+import {
+  FixedSolverName,
+  buildFeatureGraph,
+  buildPostGraph,
+  buildTrajectoryGraph,
+  checkSolve,
+  isFixedSolver,
+} from './features';
+
+export interface LoadOptions {
+  device?: Device;
+  threads?: number;
+  /** Session cache to share (default: the process-wide one). */
+  cache?: SessionCache;
+  /** Extra OOD scorers, on top of the registered factories. */
+  oodScorers?: OodScorer[];
+  /** Fixed-step graphs kept alive at once (default 16); the least recently used idle one goes. */
+  maxGraphs?: number;
+}
+
+/** What an OOD scorer sees for a batch: the classify outputs plus the model. */
+export interface OodContext {
+  batch: ImageBatch;
+  logits: Float32Array;
+  probabilities: Float32Array;
+  classes: number;
+  /** The head's input for the manifest's setting: [n, D]. */
+  features: Float32Array;
+  model: PrgModel;
+  opts: SolveOptions;
+}
+
+export interface OodScorer {
+  /** Key in the oodScores record, e.g. "mahalanobis". */
+  readonly name: string;
+  /** Higher = more in-distribution (manifest.ood records the convention per score). */
+  score(ctx: OodContext): Promise<Float32Array>;
+  release?(): Promise<void>;
+}
+
+/** Builds scorers for a model directory (e.g. from its ood.json); [] when it has nothing to add. */
+export type OodScorerFactory = (
+  model: LoadedModelDir,
+  opts: { device?: Device; threads?: number },
+) => Promise<OodScorer[]>;
+
+const oodFactories: OodScorerFactory[] = [];
+
+/** Hook for src/prg/ood: every model loaded afterwards gets the factory's scorers. */
+export function registerOodScorerFactory(f: OodScorerFactory): void {
+  if (!oodFactories.includes(f)) oodFactories.push(f);
+}
+
+/** Largest batch one graph run takes; bigger batches are split. */
+const MAX_CHUNK = 64;
+
+function bucketOf(n: number): number {
+  let b = 1;
+  while (b < n) b *= 2;
+  return b;
+}
+
+interface Resolved {
+  solver: SolverName;
+  steps: number;
+  t: number;
+  pool: number | null;
+}
+
+interface GraphEntry {
+  lease: Promise<SessionLease>;
+  busy: number;
+  lastUsed: number;
+}
+
+/** Dormand–Prince 5(4) tableau (Dormand & Prince 1980), as in torchdiffeq's dopri5. */
+const DOPRI5 = {
+  c: [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1],
+  a: [
+    [],
+    [1 / 5],
+    [3 / 40, 9 / 40],
+    [44 / 45, -56 / 15, 32 / 9],
+    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
+    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
+    [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
+  ],
+  b5: [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
+  b4: [5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40],
+};
+
+export interface Dopri5Options {
+  rtol?: number;
+  atol?: number;
+  /** Initial step size. */
+  h0?: number;
+  maxSteps?: number;
+}
+
+/**
+ * Adaptive Dormand–Prince integration of dx/dt = f(x, t) from t0 to t1 on a flat state, with the
+ * RMS error norm over the whole state (torchdiffeq's default). Local to inference until the
+ * solver module's numeric dopri5 is wired in; returns the final state and the number of f calls.
+ */
+export async function dopri5(
+  f: (x: Float32Array, t: number) => Promise<Float32Array>,
+  x0: Float32Array,
+  t0: number,
+  t1: number,
+  o: Dopri5Options = {},
+): Promise<{ x: Float32Array; nfe: number; steps: number }> {
+  const rtol = o.rtol ?? 1e-5;
+  const atol = o.atol ?? 1e-5;
+  const maxSteps = o.maxSteps ?? 10_000;
+  const n = x0.length;
+  let x: Float64Array = Float64Array.from(x0);
+  let t = t0;
+  let h = Math.min(o.h0 ?? (t1 - t0) / 10, t1 - t0);
+  let nfe = 0;
+  const call = async (y: Float64Array, tt: number) => {
+    nfe++;
+    return Float64Array.from(await f(Float32Array.from(y), tt));
+  };
+  let k0: Float64Array = await call(x, t);
+  let accepted = 0;
+  for (let it = 0; t < t1 - 1e-12; it++) {
+    if (it >= maxSteps) throw new Error(`dopri5: more than ${maxSteps} steps from ${t0} to ${t1}`);
+    if (t + h > t1) h = t1 - t;
+    const ks: Float64Array[] = [k0];
+    const y = new Float64Array(n);
+    for (let s = 1; s < 7; s++) {
+      for (let i = 0; i < n; i++) {
+        let acc = x[i];
+        DOPRI5.a[s].forEach((a, j) => {
+          if (a) acc += h * a * ks[j][i];
+        });
+        y[i] = acc;
+      }
+      ks.push(await call(y, t + DOPRI5.c[s] * h));
+    }
+    // y now holds the 5th-order solution (row 6 of a equals b5): FSAL, ks[6] = f(y, t + h).
+    let err = 0;
+    for (let i = 0; i < n; i++) {
+      let e = 0;
+      for (let s = 0; s < 7; s++) e += (DOPRI5.b5[s] - DOPRI5.b4[s]) * ks[s][i];
+      const sc = atol + rtol * Math.max(Math.abs(x[i]), Math.abs(y[i]));
+      err += ((h * e) / sc) * ((h * e) / sc);
+    }
+    err = Math.sqrt(err / n);
+    if (!Number.isFinite(err)) throw new Error(`dopri5: non-finite error estimate at t=${t}`);
+    if (err <= 1) {
+      t += h;
+      x = y;
+      k0 = ks[6];
+      accepted++;
+    }
+    const factor = err === 0 ? 10 : Math.min(10, Math.max(0.2, 0.9 * err ** -0.2));
+    h *= factor;
+  }
+  return { x: Float32Array.from(x), nfe, steps: accepted };
+}
+
+export class PrgModel implements PrgModelApi {
+  readonly id: string;
+  private readonly graphs = new Map<string, GraphEntry>();
+  private released = false;
+  private readonly cache: SessionCache;
+  private readonly imageSize: number;
+  private readonly maxGraphs: number;
+
+  constructor(
+    readonly loaded: LoadedModelDir,
+    private readonly opts: LoadOptions,
+    private readonly oodScorers: OodScorer[],
+  ) {
+    this.id = `${loaded.manifest.name}@${loaded.manifest.version}`;
+    this.cache = opts.cache ?? sessionCache;
+    const { channels, height, width } = loaded.manifest.input;
+    this.imageSize = channels * height * width;
+    this.maxGraphs = opts.maxGraphs ?? 16;
+  }
+
+  get manifest(): ModelManifest {
+    return this.loaded.manifest;
+  }
+
+  get velocity(): Graph {
+    return this.loaded.velocity;
+  }
+
+  get head(): Graph {
+    return this.loaded.head;
+  }
+
+  /** Names of the OOD scores this model returns. */
+  get oodScoreNames(): string[] {
+    return ['msp', 'energy', ...this.oodScorers.map((s) => s.name)];
+  }
+
+  private resolve(o: FeatureOptions = {}): Resolved {
+    const m = this.manifest.solver;
+    const solver = o.solver ?? m.name;
+    const steps = o.steps ?? m.steps;
+    const t = o.t ?? m.tStar;
+    const pool = o.pool === undefined ? this.manifest.featurePool : o.pool;
+    if (!isFixedSolver(solver) && solver !== 'dopri5')
+      throw new Error(`solver ${String(solver)}: use euler, midpoint, rk4 or dopri5`);
+    checkSolve(isFixedSolver(solver) ? solver : 'euler', steps, 0, t);
+    if (pool !== null) {
+      const { height, width } = this.manifest.input;
+      if (!Number.isInteger(pool) || pool < 1 || pool > Math.min(height, width))
+        throw new Error(`pool=${pool}: use null or an integer in [1, ${Math.min(height, width)}]`);
+    }
+    return { solver, steps, t, pool };
+  }
+
+  private checkBatch(batch: ImageBatch): void {
+    if (this.released) throw new Error(`model ${this.id}: already released`);
+    if (!Number.isInteger(batch.n) || batch.n < 1)
+      throw new Error(`batch: n=${batch.n} must be a positive integer`);
+    if (!(batch.data instanceof Float32Array))
+      throw new Error('batch: data must be a Float32Array');
+    if (batch.data.length !== batch.n * this.imageSize) {
+      const { channels, height, width } = this.manifest.input;
+      throw new Error(
+        `batch: ${batch.data.length} values for n=${batch.n} images of ` +
+          `${channels}×${height}×${width} (want ${batch.n * this.imageSize})`,
+      );
+    }
+  }
+
+  private imageTensor(data: Float32Array, n: number): Tensor {
+    const { channels, height, width } = this.manifest.input;
+    return { dtype: 'float32', dims: [n, channels, height, width], data };
+  }
+
+  /** Run a cached graph (built on first use by `make`). */
+  private async runGraph(key: string, make: () => Graph, feeds: Feeds): Promise<Feeds> {
+    let e = this.graphs.get(key);
+    if (!e) {
+      await this.evictIdle();
+      const lease = this.cache.acquire(make(), {
+        device: this.opts.device,
+        threads: this.opts.threads,
+      });
+      e = { lease, busy: 0, lastUsed: 0 };
+      this.graphs.set(key, e);
+      lease.catch(() => {
+        if (this.graphs.get(key) === e) this.graphs.delete(key);
+      });
+    }
+    e.busy++;
+    e.lastUsed = Date.now();
+    try {
+      const { session } = await e.lease;
+      return await session.run(feeds);
+    } finally {
+      e.busy--;
+    }
+  }
+
+  private async evictIdle(): Promise<void> {
+    while (this.graphs.size >= this.maxGraphs) {
+      const idle = [...this.graphs].filter(([, e]) => e.busy === 0);
+      if (!idle.length) return;
+      idle.sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+      const [key, e] = idle[0];
+      this.graphs.delete(key);
+      await (await e.lease.catch(() => null))?.release();
+    }
+  }
+
+  /** x_t for each image at r.t (numeric dopri5 on a velocity session). */
+  private async solveNumeric(x: Float32Array, n: number, t0: number, t1: number, h0: number) {
+    const tv = new Float32Array(n);
+    const f = async (y: Float32Array, t: number) => {
+      tv.fill(t);
+      const out = await this.runGraph('velocity', () => this.velocity, {
+        x: this.imageTensor(y, n),
+        t: { dtype: 'float32', dims: [n], data: tv },
+      });
+      return out.v.data as Float32Array;
+    };
+    return (await dopri5(f, x, t0, t1, { h0 })).x;
+  }
+
+  /**
+   * Run `run` over the batch in chunks of at most MAX_CHUNK images, each padded (with zeros) to
+   * a power-of-two size, so fixed-batch graphs are built for a handful of sizes only; every output
+   * has the batch as its first dim and is cut back and concatenated.
+   */
+  private async chunked(
+    batch: ImageBatch,
+    run: (x: Tensor, size: number) => Promise<Feeds>,
+  ): Promise<Feeds> {
+    const parts: Feeds[] = [];
+    const counts: number[] = [];
+    for (let start = 0; start < batch.n; start += MAX_CHUNK) {
+      const m = Math.min(MAX_CHUNK, batch.n - start);
+      const size = bucketOf(m);
+      const data = new Float32Array(size * this.imageSize);
+      data.set(batch.data.subarray(start * this.imageSize, (start + m) * this.imageSize));
+      parts.push(await run(this.imageTensor(data, size), size));
+      counts.push(m);
+    }
+    const out: Feeds = {};
+    for (const name of Object.keys(parts[0])) {
+      const first = parts[0][name];
+      const row = first.data.length / first.dims[0];
+      const data = new Float32Array(batch.n * row);
+      let off = 0;
+      parts.forEach((p, i) => {
+        data.set((p[name].data as Float32Array).subarray(0, counts[i] * row), off);
+        off += counts[i] * row;
+      });
+      out[name] = { dtype: 'float32', dims: [batch.n, ...first.dims.slice(1)], data };
+    }
+    return out;
+  }
+
+  /** Features and (with head) logits/probabilities for a resolved setting. */
+  private async forward(batch: ImageBatch, r: Resolved, withHead: boolean): Promise<Feeds> {
+    this.checkBatch(batch);
+    const head = withHead ? this.head : undefined;
+    const tag = `${withHead ? 'cls' : 'feat'}|${r.pool}`;
+    if (isFixedSolver(r.solver)) {
+      const solver: FixedSolverName = r.solver;
+      return this.chunked(batch, (x, size) =>
+        this.runGraph(
+          `${tag}|${solver}|${r.steps}|${r.t}|${size}`,
+          () =>
+            buildFeatureGraph(this.velocity, {
+              solver,
+              steps: r.steps,
+              tStar: r.t,
+              pool: r.pool,
+              head,
+              batch: size,
+            }),
+          { x },
+        ),
+      );
+    }
+    const xt = await this.solveNumeric(batch.data, batch.n, 0, r.t, r.t / r.steps);
+    const { channels, height, width } = this.manifest.input;
+    return this.runGraph(
+      `post|${tag}`,
+      () => buildPostGraph(['N', channels, height, width], r.pool, head),
+      { xt: this.imageTensor(xt, batch.n) },
+    );
+  }
+
+  async classify(batch: ImageBatch, opts: SolveOptions = {}): Promise<ClassifyOutput> {
+    const r = this.resolve({ ...opts, t: undefined, pool: undefined });
+    const out = await this.forward(batch, r, true);
+    return {
+      logits: out.logits.data as Float32Array,
+      probabilities: out.probabilities.data as Float32Array,
+      classes: this.manifest.classes.length,
+    };
+  }
+
+  async features(batch: ImageBatch, opts: FeatureOptions = {}): Promise<FeatureOutput> {
+    const r = this.resolve(opts);
+    // The manifest's setting shares the classify graph (its features output).
+    const isDefault = r.pool === this.manifest.featurePool && r.t === this.manifest.solver.tStar;
+    const out = await this.forward(batch, r, isDefault);
+    const f = out.features;
+    return { data: f.data as Float32Array, shape: [...f.dims] };
+  }
+
+  async oodScores(
+    batch: ImageBatch,
+    opts: SolveOptions = {},
+  ): Promise<Record<string, Float32Array>> {
+    const r = this.resolve({ ...opts, t: undefined, pool: undefined });
+    const out = await this.forward(batch, r, true);
+    const logits = out.logits.data as Float32Array;
+    const probabilities = out.probabilities.data as Float32Array;
+    const k = this.manifest.classes.length;
+    const msp = new Float32Array(batch.n);
+    const energy = new Float32Array(batch.n);
+    for (let i = 0; i < batch.n; i++) {
+      let pmax = -Infinity;
+      let lmax = -Infinity;
+      for (let j = 0; j < k; j++) {
+        pmax = Math.max(pmax, probabilities[i * k + j]);
+        lmax = Math.max(lmax, logits[i * k + j]);
+      }
+      let s = 0;
+      for (let j = 0; j < k; j++) s += Math.exp(logits[i * k + j] - lmax);
+      msp[i] = pmax;
+      // Energy score (Liu et al. 2020): −E(x) = log Σ_j exp(logit_j); higher = in-distribution.
+      energy[i] = lmax + Math.log(s);
+    }
+    const scores: Record<string, Float32Array> = { msp, energy };
+    const ctx: OodContext = {
+      batch,
+      logits,
+      probabilities,
+      classes: k,
+      features: out.features.data as Float32Array,
+      model: this,
+      opts,
+    };
+    for (const s of this.oodScorers) scores[s.name] = await s.score(ctx);
+    return scores;
+  }
+
+  async trajectory(
+    image: Float32Array,
+    opts: SolveOptions & { frames?: number } = {},
+  ): Promise<FeatureOutput> {
+    this.checkBatch({ data: image, n: 1 });
+    const frames = opts.frames ?? 8;
+    const r = this.resolve({ solver: opts.solver, steps: opts.steps });
+    if (!Number.isInteger(frames) || frames < 2 || frames > 200)
+      throw new Error(`frames=${frames}: use an integer in [2, 200]`);
+    const out = new Float32Array(frames * this.imageSize);
+    out.set(image, 0);
+    if (isFixedSolver(r.solver)) {
+      const solver: FixedSolverName = r.solver;
+      const res = await this.runGraph(
+        `traj|${solver}|${r.steps}|${frames}`,
+        () => buildTrajectoryGraph(this.velocity, { solver, steps: r.steps, frames }),
+        { x: this.imageTensor(image, 1) },
+      );
+      for (let i = 1; i < frames; i++)
+        out.set(res[`frame_${i}`].data as Float32Array, i * this.imageSize);
+    } else {
+      let x = image;
+      const segs = frames - 1;
+      for (let i = 0; i < segs; i++) {
+        x = await this.solveNumeric(x, 1, i / segs, (i + 1) / segs, 1 / (segs * r.steps));
+        out.set(x, (i + 1) * this.imageSize);
+      }
+    }
+    const { channels, height, width } = this.manifest.input;
+    return { data: out, shape: [frames, channels, height, width] };
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    const entries = [...this.graphs.values()];
+    this.graphs.clear();
+    await Promise.all(entries.map(async (e) => (await e.lease.catch(() => null))?.release()));
+    for (const s of this.oodScorers) await s.release?.();
+  }
+}
+
+/** Load and validate a model directory; sessions are created lazily on first use. */
+export async function loadPrgModel(dir: string, opts: LoadOptions = {}): Promise<PrgModel> {
+  const loaded = await readModelDir(dir);
+  // The head must take exactly what features() produces for the manifest's setting.
+  featureDim(loaded.manifest);
+  const scorers: OodScorer[] = [...(opts.oodScorers ?? [])];
+  for (const f of oodFactories)
+    scorers.push(...(await f(loaded, { device: opts.device, threads: opts.threads })));
+  const names = new Set(['msp', 'energy']);
+  for (const s of scorers) {
+    if (names.has(s.name)) throw new Error(`OOD scorer ${s.name}: name used twice`);
+    names.add(s.name);
+  }
+  return new PrgModel(loaded, opts, scorers);
+}
