@@ -49,8 +49,8 @@ export const TABLEAUX: Record<LikelihoodSolver, { a: number[][]; b: number[]; c:
 
 /** The cost-accuracy trade-off used unless the caller overrides it (see docs/ood.md). */
 export const LIKELIHOOD_DEFAULTS = {
-  solver: 'rk4' as LikelihoodSolver,
-  steps: 8,
+  solver: 'midpoint' as LikelihoodSolver,
+  steps: 6,
   probes: 1,
   probe: 'rademacher' as ProbeKind,
   batchSize: 32,
