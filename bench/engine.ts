@@ -5,7 +5,8 @@
  *   npm run bench:engine                  (build, then node dist/bench/engine.js)
  *   npx vite-node bench/engine.ts         (no build)
  *
- * Environment: PRG_THREADS (default: number of cores; torch gets the same), BENCH_BATCH (128),
+ * Environment: PRG_THREADS (default: number of cores; torch gets the same), PRG_DEVICE,
+ * BENCH_BATCH (128),
  * BENCH_REPS (5 timed runs after 2 warm-ups; the median is reported), BENCH_PROFILE=1 (ORT
  * profile of the training step, summarised per op type, forward vs backward nodes),
  * BENCH_TORCH=0 (skip the PyTorch side),
@@ -102,7 +103,6 @@ function rand(dims: number[], seed: number, scale = 1): Tensor {
 
 const sessionOpts = (extra: SessionOptions = {}): SessionOptions => ({
   threads: THREADS,
-  device: 'cpu',
   ...extra,
 });
 

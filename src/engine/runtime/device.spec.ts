@@ -1,7 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../onnx/builder';
 import { tensor } from '../onnx/types';
+import { existsSync } from 'node:fs';
 import {
+  cudaProviderInstalled,
+  cudaProviderLibrary,
   executionProviders,
   parseDevice,
   parseThreads,
@@ -90,5 +93,16 @@ describe('CUDA fallback (this machine has no CUDA provider)', () => {
     }
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/ORT could not start it/);
+  });
+});
+
+describe('CUDA provider probe', () => {
+  it('looks for the provider next to the onnxruntime-node binding', () => {
+    const lib = cudaProviderLibrary();
+    expect(lib).toMatch(
+      /onnxruntime-node\/bin\/napi-v\d\/linux\/x64\/libonnxruntime_providers_cuda\.so$/,
+    );
+    // The answer must agree with the file system (true on a CUDA install, false here).
+    expect(cudaProviderInstalled()).toBe(existsSync(lib!));
   });
 });
