@@ -1,0 +1,106 @@
+/**
+ * `prg ood-eval`: every OOD score of a model on an in-distribution and an out-of-distribution
+ * set, with AUROC, AUPR-in, AUPR-out and FPR@95%TPR per score (metrics.ts).
+ */
+import { PrgModel } from '../inference';
+import { readModelDir } from '../model-dir';
+import { LabeledImages, batches, checkShape, subset } from './data';
+import { LikelihoodOptions } from './likelihood';
+import { DetectionMetrics, detectionMetrics } from './metrics';
+import { ScorerOptions, scorersFromStats } from './scorers';
+import { OOD_SCHEMA, OodStatsFile, parseOodStats } from './stats';
+
+export interface OodEvalOptions extends ScorerOptions {
+  /** At most this many images of each set (seeded subset). */
+  limit?: number;
+  batchSize?: number;
+  /**
+   * Bits/dim settings: undefined = those in ood.json (none when the model has no ood.json),
+   * false = skip the likelihood scores, an object = these settings.
+   */
+  likelihood?: false | Omit<LikelihoodOptions, 'session'>;
+  seed?: number;
+  onProgress?: (set: 'in' | 'out', done: number, total: number) => void;
+}
+
+export interface OodEvalReport {
+  scores: Record<string, DetectionMetrics>;
+  n_in: number;
+  n_out: number;
+}
+
+async function scoreSet(
+  model: PrgModel,
+  d: LabeledImages,
+  batchSize: number,
+  progress?: (done: number, total: number) => void,
+): Promise<Record<string, Float32Array>> {
+  const out: Record<string, Float32Array> = {};
+  for (const b of batches(d, batchSize)) {
+    const s = await model.oodScores(b);
+    for (const [k, v] of Object.entries(s)) {
+      out[k] ??= new Float32Array(d.n);
+      out[k].set(v, b.start);
+    }
+    progress?.(b.start + b.n, d.n);
+  }
+  return out;
+}
+
+export async function evaluateOod(
+  modelDir: string,
+  inData: LabeledImages,
+  outData: LabeledImages,
+  opts: OodEvalOptions = {},
+): Promise<OodEvalReport> {
+  const loaded = await readModelDir(modelDir);
+  checkShape(inData, loaded.manifest.input);
+  checkShape(outData, loaded.manifest.input);
+  const seed = opts.seed ?? 0;
+  const ind = subset(inData, opts.limit, seed);
+  const outd = subset(outData, opts.limit, seed + 1);
+  let stats: OodStatsFile = loaded.ood
+    ? parseOodStats(loaded.ood, `${loaded.dir}/${loaded.manifest.files.ood}`)
+    : {
+        schema: OOD_SCHEMA,
+        mahalanobis: {},
+        likelihood: null,
+        fit: {
+          train: { dataset: '', n: 0 },
+          heldout: { dataset: '', n: 0 },
+          tpr: 0.95,
+          fittedAt: '',
+          command: '',
+        },
+      };
+  if (opts.likelihood === false) stats = { ...stats, likelihood: null };
+  else if (opts.likelihood) stats = { ...stats, likelihood: opts.likelihood };
+  const so = { device: opts.device, threads: opts.threads };
+  const model = new PrgModel(loaded, so, scorersFromStats(stats, loaded, so));
+  const batchSize = opts.batchSize ?? 64;
+  try {
+    const sIn = await scoreSet(model, ind, batchSize, (d, t) => opts.onProgress?.('in', d, t));
+    const sOut = await scoreSet(model, outd, batchSize, (d, t) => opts.onProgress?.('out', d, t));
+    const scores: Record<string, DetectionMetrics> = {};
+    for (const k of Object.keys(sIn)) scores[k] = detectionMetrics(sIn[k], sOut[k]);
+    return { scores, n_in: ind.n, n_out: outd.n };
+  } finally {
+    await model.release();
+  }
+}
+
+/** The table `prg ood-eval` prints without --json. */
+export function formatOodTable(r: OodEvalReport, title = ''): string {
+  const rows = Object.entries(r.scores);
+  const w = Math.max(5, ...rows.map(([k]) => k.length));
+  const f = (x: number) => x.toFixed(4).padStart(8);
+  const lines = [
+    ...(title ? [title] : []),
+    `${'score'.padEnd(w)}  ${'AUROC'.padStart(8)}  ${'AUPR-in'.padStart(8)}  ${'AUPR-out'.padStart(8)}  ${'FPR95'.padStart(8)}`,
+    ...rows.map(
+      ([k, m]) => `${k.padEnd(w)}  ${f(m.auroc)}  ${f(m.aupr_in)}  ${f(m.aupr_out)}  ${f(m.fpr95)}`,
+    ),
+    `n_in = ${r.n_in}, n_out = ${r.n_out}`,
+  ];
+  return lines.join('\n');
+}

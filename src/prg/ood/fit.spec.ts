@@ -1,0 +1,157 @@
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadPrgModel, registerOodScorerFactory } from '../inference';
+import { readModelDir } from '../model-dir';
+import { createTinyModel } from '../testing/tiny-model';
+import { LabeledImages } from './data';
+import { evaluateOod, formatOodTable } from './evaluate';
+import { fitOod } from './fit';
+import { ProbeRng } from './likelihood';
+import { oodScorerFactory } from './scorers';
+
+const S: [number, number, number] = [1, 8, 8];
+const D = 64;
+
+/** Class k: a bright horizontal bar at rows 2k..2k+1 on a dark, noisy background. */
+function bars(n: number, seed: number, name: string): LabeledImages {
+  const rng = new ProbeRng(seed);
+  const data = new Float32Array(n * D);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = i % 3;
+    labels[i] = k;
+    for (let p = 0; p < D; p++) {
+      const row = Math.floor(p / 8);
+      const on = row === 2 * k + 1 || row === 2 * k + 2;
+      data[i * D + p] = Math.max(-1, Math.min(1, (on ? 0.8 : -0.9) + 0.1 * rng.normal()));
+    }
+  }
+  return { data, n, shape: S, labels, classes: ['0', '1', '2'], name };
+}
+
+/** Out-of-distribution: a vertical bar. */
+function verticals(n: number, seed: number): LabeledImages {
+  const rng = new ProbeRng(seed);
+  const data = new Float32Array(n * D);
+  for (let i = 0; i < n; i++)
+    for (let p = 0; p < D; p++) {
+      const col = p % 8;
+      const on = col === 2 + (i % 4);
+      data[i * D + p] = Math.max(-1, Math.min(1, (on ? 0.8 : -0.9) + 0.1 * rng.normal()));
+    }
+  return { data, n, shape: S, name: 'verticals' };
+}
+
+let root: string;
+let dir: string;
+const lik = { solver: 'euler' as const, steps: 2, probes: 1 };
+
+beforeAll(async () => {
+  root = await fs.mkdtemp(join(tmpdir(), 'prg-ood-'));
+  dir = (await createTinyModel(join(root, 'm'), { classes: 3, inputShape: S })).dir;
+});
+afterAll(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+describe('fitOod and evaluateOod on a tiny model', () => {
+  it('writes ood.json and a 95 %-TPR threshold per score into the model directory', async () => {
+    const r = await fitOod(dir, bars(90, 1, 'bars:train'), bars(40, 2, 'bars:heldout'), {
+      likelihood: lik,
+      batchSize: 16,
+      threads: 1,
+    });
+    expect(Object.keys(r.thresholds).sort()).toEqual(
+      [
+        'complexity_ratio',
+        'energy',
+        'likelihood',
+        'mahalanobis',
+        'mahalanobis_hidden',
+        'msp',
+      ].sort(),
+    );
+    expect(r.nTrain).toBe(90);
+    expect(r.nHeldout).toBe(40);
+    const loaded = await readModelDir(dir);
+    expect(loaded.manifest.files.ood).toBe('ood.json');
+    expect(loaded.manifest.ood?.primary).toBe('mahalanobis');
+    expect(loaded.manifest.ood?.scores.mahalanobis.tpr).toBe(0.95);
+    expect((loaded.ood as { schema: string }).schema).toBe('prg.ood/v1');
+  });
+
+  it('a model loaded with the registered factory reproduces the calibration: ≥ 95 % of held-out pass', async () => {
+    registerOodScorerFactory(oodScorerFactory);
+    const model = await loadPrgModel(dir, { threads: 1 });
+    try {
+      expect(model.oodScoreNames.sort()).toEqual(
+        [
+          'complexity_ratio',
+          'energy',
+          'likelihood',
+          'mahalanobis',
+          'mahalanobis_hidden',
+          'msp',
+        ].sort(),
+      );
+      const held = bars(40, 2, 'bars:heldout');
+      const s = await model.oodScores({ data: held.data, n: held.n });
+      for (const [k, t] of Object.entries(model.manifest.ood!.scores)) {
+        const pass = Array.from(s[k]).filter((v) => v >= t.threshold).length;
+        expect(pass, k).toBeGreaterThanOrEqual(38); // ⌈0.95·40⌉
+      }
+      // The vertical bars are far from every class mean of x_t*.
+      const out = verticals(8, 3);
+      const so = await model.oodScores({ data: out.data, n: out.n });
+      const t = model.manifest.ood!.scores.mahalanobis.threshold;
+      expect(Array.from(so.mahalanobis).every((v) => v < t)).toBe(true);
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('ood-eval reports the four metrics for every score', async () => {
+    const r = await evaluateOod(dir, bars(30, 5, 'bars:test'), verticals(24, 6), {
+      limit: 20,
+      batchSize: 8,
+      threads: 1,
+    });
+    expect(r.n_in).toBe(20);
+    expect(r.n_out).toBe(20);
+    expect(Object.keys(r.scores)).toContain('mahalanobis');
+    expect(Object.keys(r.scores)).toContain('likelihood');
+    for (const m of Object.values(r.scores))
+      for (const v of [m.auroc, m.aupr_in, m.aupr_out, m.fpr95]) {
+        expect(v).toBeGreaterThanOrEqual(0);
+        expect(v).toBeLessThanOrEqual(1);
+      }
+    expect(r.scores.mahalanobis.auroc).toBeGreaterThan(0.95);
+    const table = formatOodTable(r);
+    expect(table).toMatch(/AUROC/);
+    expect(table).toMatch(/mahalanobis_hidden/);
+    const noLik = await evaluateOod(dir, bars(10, 5, 'a'), verticals(10, 6), {
+      likelihood: false,
+      threads: 1,
+    });
+    expect(Object.keys(noLik.scores)).not.toContain('likelihood');
+  });
+
+  it('holds out part of the training set when no held-out set is given, and checks shapes', async () => {
+    const r = await fitOod(dir, bars(60, 7, 'bars:train'), undefined, {
+      likelihood: false,
+      threads: 1,
+    });
+    expect(r.nHeldout).toBe(6);
+    expect(r.nTrain).toBe(54);
+    expect(r.thresholds.likelihood).toBeUndefined();
+    const wrong: LabeledImages = {
+      data: new Float32Array(4 * 16),
+      n: 4,
+      shape: [1, 4, 4],
+      name: 'x',
+    };
+    await expect(fitOod(dir, wrong)).rejects.toThrow(/4×4, the model takes 1×8×8/);
+  });
+});

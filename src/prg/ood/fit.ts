@@ -1,0 +1,175 @@
+/**
+ * Fit-and-calibrate: the step the CLI and every fine-tuning job run on a finished model.
+ *
+ * 1. Extract the head's input x_{t*} (the model's own setting) and the head's hidden layer on
+ *    (a seeded subset of) the labelled training set; fit a class-conditional Gaussian with a tied,
+ *    shrunk covariance to each (mahalanobis.ts).
+ * 2. Score held-out in-distribution images with every scorer, exactly as inference will
+ *    (PrgModel.oodScores with these scorers), and set each threshold at 95 % TPR: the largest τ
+ *    with at least 95 % of held-out scores ≥ τ. Held-out images must not be training images;
+ *    without a held-out set, a seeded disjoint part of the training set is held out.
+ * 3. Write ood.json (manifest.files.ood) and the thresholds (manifest.ood) into the model
+ *    directory, atomically (writeModelDir).
+ */
+import { OodScoreThreshold } from '../manifest';
+import { PrgModel } from '../inference';
+import { commandLine, readModelDir, writeModelDir, DEFAULT_FILES } from '../model-dir';
+import { LabeledImages, batches, checkShape, modelLabels, splitHeldout, subset } from './data';
+import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
+import { fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
+import { thresholdAtTpr } from './metrics';
+import { LazySession, ScorerOptions, headHiddenGraph, scorersFromStats } from './scorers';
+import { OOD_SCHEMA, OodStatsFile } from './stats';
+
+export interface FitOodOptions extends ScorerOptions {
+  /** Training images used for the class means and covariance (seeded subset). Default 10000. */
+  maxTrain?: number;
+  /** Held-out images used for the thresholds. Default 1000. */
+  maxHeldout?: number;
+  batchSize?: number;
+  /** Calibration true-positive rate. Default 0.95. */
+  tpr?: number;
+  /** Bits/dim settings (false: no likelihood scores). Default LIKELIHOOD_DEFAULTS. */
+  likelihood?: false | Omit<LikelihoodOptions, 'session'>;
+  /** Fixed shrinkage α; default Ledoit–Wolf. */
+  shrinkage?: number;
+  /** The score clients see first (manifest.ood.primary). Default 'mahalanobis'. */
+  primary?: string;
+  seed?: number;
+  onProgress?: (stage: 'train' | 'heldout', done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface FitOodResult {
+  modelDir: string;
+  primary: string;
+  thresholds: Record<string, OodScoreThreshold>;
+  nTrain: number;
+  nHeldout: number;
+  shrinkage: { features: number; hidden?: number };
+}
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new Error('OOD fit cancelled');
+}
+
+export async function fitOod(
+  modelDir: string,
+  trainData: LabeledImages,
+  heldoutData?: LabeledImages,
+  opts: FitOodOptions = {},
+): Promise<FitOodResult> {
+  const seed = opts.seed ?? 0;
+  const tpr = opts.tpr ?? 0.95;
+  const batchSize = opts.batchSize ?? 64;
+  const maxHeldout = opts.maxHeldout ?? 1000;
+  const loaded = await readModelDir(modelDir);
+  const m = loaded.manifest;
+  checkShape(trainData, m.input);
+  let train = trainData;
+  let heldout = heldoutData;
+  if (heldout) checkShape(heldout, m.input);
+  else {
+    const k = Math.min(maxHeldout, Math.max(1, Math.floor(train.n / 10)));
+    ({ train, heldout } = splitHeldout(train, k, seed));
+  }
+  train = subset(train, opts.maxTrain ?? 10000, seed);
+  heldout = subset(heldout, maxHeldout, seed + 1);
+  const labels = modelLabels(train, m.classes);
+  const so = { device: opts.device, threads: opts.threads };
+
+  // 1. Features and hidden activations of the training images.
+  const base = new PrgModel(loaded, so, []);
+  const hiddenSession = new LazySession(() => headHiddenGraph(loaded.head), so);
+  let feats: Float32Array | undefined;
+  let hidden: Float32Array | undefined;
+  let dimF = 0;
+  let dimH = 0;
+  try {
+    for (const b of batches(train, batchSize)) {
+      checkAbort(opts.signal);
+      const f = await base.features(b);
+      dimF = f.data.length / b.n;
+      const h = await hiddenSession.run({
+        features: { dtype: 'float32', dims: [b.n, dimF], data: f.data },
+      });
+      const hd = h.hidden.data as Float32Array;
+      dimH = hd.length / b.n;
+      feats ??= new Float32Array(train.n * dimF);
+      hidden ??= new Float32Array(train.n * dimH);
+      feats.set(f.data, b.start * dimF);
+      hidden.set(hd, b.start * dimH);
+      opts.onProgress?.('train', b.start + b.n, train.n);
+    }
+  } finally {
+    await hiddenSession.release();
+    await base.release();
+  }
+  const K = m.classes.length;
+  const gF = await fitTiedGaussian(feats!, labels, dimF, K, {
+    shrinkage: opts.shrinkage,
+    session: so,
+  });
+  const gH = await fitTiedGaussian(hidden!, labels, dimH, K, {
+    shrinkage: opts.shrinkage,
+    session: so,
+  });
+  const likelihood =
+    opts.likelihood === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(opts.likelihood ?? {}) };
+  const stats: OodStatsFile = {
+    schema: OOD_SCHEMA,
+    mahalanobis: { features: tiedGaussianToJson(gF), hidden: tiedGaussianToJson(gH) },
+    likelihood,
+    fit: {
+      train: { dataset: trainData.name, n: train.n },
+      heldout: { dataset: heldout.name, n: heldout.n },
+      tpr,
+      fittedAt: new Date().toISOString(),
+      command: commandLine(),
+    },
+  };
+
+  // 2. Held-out scores through the same path inference uses, then thresholds at `tpr`.
+  const scorers = scorersFromStats(stats, loaded, so);
+  const model = new PrgModel(loaded, so, scorers);
+  const collected: Record<string, Float32Array> = {};
+  try {
+    for (const b of batches(heldout, batchSize)) {
+      checkAbort(opts.signal);
+      const s = await model.oodScores(b);
+      for (const [k, v] of Object.entries(s)) {
+        collected[k] ??= new Float32Array(heldout.n);
+        collected[k].set(v, b.start);
+      }
+      opts.onProgress?.('heldout', b.start + b.n, heldout.n);
+    }
+  } finally {
+    await model.release();
+  }
+  const thresholds: Record<string, OodScoreThreshold> = {};
+  for (const [k, v] of Object.entries(collected))
+    thresholds[k] = { threshold: thresholdAtTpr(v, tpr), tpr, higherIsInDistribution: true };
+  const primary = opts.primary ?? 'mahalanobis';
+  if (!(primary in thresholds))
+    throw new Error(`primary OOD score ${primary} is not one of ${Object.keys(thresholds)}`);
+
+  // 3. Write ood.json and the thresholds into the model directory.
+  const manifest = {
+    ...m,
+    files: { ...m.files, ood: m.files.ood ?? DEFAULT_FILES.ood },
+    ood: { primary, scores: thresholds },
+  };
+  const dir = await writeModelDir(
+    loaded.dir,
+    { manifest, velocity: loaded.velocity, head: loaded.head, ood: stats },
+    { overwrite: true },
+  );
+  return {
+    modelDir: dir,
+    primary,
+    thresholds,
+    nTrain: train.n,
+    nHeldout: heldout.n,
+    shrinkage: { features: gF.shrinkage, hidden: gH.shrinkage },
+  };
+}
