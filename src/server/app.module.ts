@@ -13,6 +13,8 @@ import { ClassifyController } from './controllers/classify.controller';
 import { HealthController } from './controllers/health.controller';
 import { ModelsController } from './controllers/models.controller';
 import { CoreModule } from './core.module';
+import { DatasetsModule } from './datasets/datasets.module';
+import { FineTunesModule } from './jobs/fine-tunes.module';
 import { ModelsResolver } from './graphql/models.resolver';
 import { ModelLoader } from './repositories/model-loader';
 import { InferenceService } from './services/inference.service';
@@ -20,7 +22,10 @@ import { ModelsService } from './services/models.service';
 import { ShutdownService } from './services/shutdown.service';
 
 /** Datasets and fine-tune job modules register here. */
-export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [];
+export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [
+  DatasetsModule.forRoot(),
+  FineTunesModule.forRoot(),
+];
 
 export interface AppOptions {
   /** Substitute model loader (tests, tools); default src/prg/inference.ts. */

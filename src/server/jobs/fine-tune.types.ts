@@ -1,0 +1,137 @@
+/**
+ * Fine-tune jobs as the API reports them, and the queue abstraction both backends implement
+ * (bull on Redis, or the single-node in-process queue).
+ */
+import type { Observable } from 'rxjs';
+import type {
+  FineTuneHyperparameters,
+  FineTuneJobOptions,
+  FineTuneJobResult,
+  FineTuneProgress,
+} from '../../prg/training/job-api';
+
+export type FineTuneStatus =
+  'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+
+export const TERMINAL: ReadonlySet<FineTuneStatus> = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** What is enqueued: everything a worker needs, resolved by the API (no registry in workers). */
+export interface FineTuneJobData {
+  id: string;
+  /** Base model "name@version" and its directory. */
+  model: string;
+  modelDir: string;
+  dataset: string;
+  /** Dataset files for the trainer (see DatasetsService.locate). */
+  datasetSpec: string;
+  hyperparameters: FineTuneHyperparameters;
+  /** The new model's name and version, written to MODELS_DIR/<name>-<version>/. */
+  outputName: string;
+  outputVersion: string;
+  outputDir: string;
+  checkpointDir: string;
+  createdAt: string;
+}
+
+export interface FineTuneResultView {
+  /** "name@version" of the new model, servable at once. */
+  model: string;
+  modelDir: string;
+  metrics: Record<string, number>;
+  resumedFromEpoch?: number;
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  loss?: number;
+  metrics?: Record<string, number>;
+}
+
+export interface FineTuneJobView {
+  id: string;
+  status: FineTuneStatus;
+  model: string;
+  dataset: string;
+  hyperparameters: FineTuneHyperparameters;
+  /** Latest progress report (per step and per epoch). */
+  progress: FineTuneProgress | null;
+  /** One entry per finished epoch. */
+  history: EpochMetrics[];
+  result: FineTuneResultView | null;
+  error: string | null;
+  /** Times a worker started this job (> 1 after a worker died or the server shut down). */
+  attempts: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export type FineTuneEvent =
+  | { type: 'status'; jobId: string; status: FineTuneStatus; error?: string; at: string }
+  | { type: 'progress'; jobId: string; progress: FineTuneProgress; at: string };
+
+/** Progress stored with a job: the latest report plus the per-epoch history. */
+export interface StoredProgress {
+  latest: FineTuneProgress | null;
+  history: EpochMetrics[];
+  startedAt?: string;
+}
+
+/** What a worker gives the one fine-tune handler. */
+export interface JobContext {
+  data: FineTuneJobData;
+  signal: AbortSignal;
+  attempt: number;
+  progress(p: FineTuneProgress): Promise<void>;
+}
+
+export type JobHandler = (ctx: JobContext) => Promise<FineTuneResultView>;
+
+/** Job names and their handlers: exactly one handler per name, checked when a worker starts. */
+export const JOB_NAMES = ['fine-tune'] as const;
+export type JobName = (typeof JOB_NAMES)[number];
+
+export interface JobQueue {
+  readonly kind: 'bull' | 'memory';
+  add(data: FineTuneJobData): Promise<FineTuneJobView>;
+  get(id: string): Promise<FineTuneJobView | null>;
+  list(): Promise<FineTuneJobView[]>;
+  /** Flags the job; a running job stops within one step. Returns the view after flagging. */
+  cancel(id: string): Promise<FineTuneJobView | null>;
+  /** Every job event (all processes, for bull). */
+  readonly events: Observable<FineTuneEvent>;
+  /** Jobs per state, for the queue-depth gauge. */
+  counts(): Promise<Record<string, number>>;
+  /** Start processing here with these handlers (one per JOB_NAMES entry). */
+  startWorker(handlers: Record<JobName, JobHandler>): Promise<void>;
+  /** Stops the worker; a running job is interrupted and returned to the queue (bull). */
+  close(): Promise<void>;
+}
+
+/** The trainer the handler calls: fineTuneModel from src/prg/training/finetune-job.ts. */
+export type FineTuneTrainer = (opts: FineTuneJobOptions) => Promise<FineTuneJobResult>;
+
+export const FINE_TUNE_TRAINER = Symbol('FINE_TUNE_TRAINER');
+export const JOB_QUEUE = Symbol('JOB_QUEUE');
+export const JOBS_CONFIG = Symbol('JOBS_CONFIG');
+
+/** Thrown inside a handler when its job was cancelled / the process is shutting down. */
+export class JobCancelledError extends Error {
+  constructor() {
+    super('cancelled');
+  }
+}
+export class JobInterruptedError extends Error {
+  constructor() {
+    super('interrupted: the worker shut down; the job returns to the queue');
+  }
+}
+
+export function checkHandlers(handlers: Partial<Record<string, JobHandler>>): void {
+  const missing = JOB_NAMES.filter((n) => typeof handlers[n] !== 'function');
+  const extra = Object.keys(handlers).filter((n) => !(JOB_NAMES as readonly string[]).includes(n));
+  if (missing.length || extra.length)
+    throw new Error(
+      `job handlers: ${missing.length ? `missing for ${missing.join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `no such job ${extra.join(', ')}` : ''}`,
+    );
+}

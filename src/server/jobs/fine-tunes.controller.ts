@@ -1,0 +1,84 @@
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  MessageEvent,
+  Param,
+  Post,
+  Sse,
+  UseGuards,
+} from '@nestjs/common';
+import { ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { IsObject, IsOptional, IsString } from 'class-validator';
+import { map, Observable } from 'rxjs';
+import { ApiKeyGuard } from '../common/api-key.guard';
+import { RateLimitGuard } from '../common/rate-limit.guard';
+import { FineTuneJobView } from './fine-tune.types';
+import { FineTunesService } from './fine-tunes.service';
+
+export class CreateFineTuneDto {
+  @ApiProperty({ description: 'Base model: "name@version", or a name for its latest version' })
+  @IsString()
+  model!: string;
+
+  @ApiProperty({ description: 'Dataset id from POST /datasets' })
+  @IsString()
+  dataset!: string;
+
+  @ApiPropertyOptional({
+    description:
+      'epochs, batchSize, learningRate, weightDecay, warmupEpochs, labelSmoothing, lambdaFlow, steps, tStar, solver, gradientMode, freezeFlow, seed, allowResize',
+    example: { epochs: 2, learningRate: 0.0001, allowResize: false },
+  })
+  @IsOptional()
+  @IsObject()
+  hyperparameters?: Record<string, unknown>;
+
+  @ApiPropertyOptional({ description: "New model's name (default: the base model's name)" })
+  @IsOptional()
+  @IsString()
+  name?: string;
+}
+
+@ApiTags('fine-tunes')
+@Controller('fine-tunes')
+@UseGuards(ApiKeyGuard)
+export class FineTunesController {
+  constructor(private readonly fineTunes: FineTunesService) {}
+
+  @Post()
+  @UseGuards(RateLimitGuard)
+  @ApiOperation({ summary: 'Queue a fine-tune of a model on an uploaded dataset' })
+  create(@Body() body: CreateFineTuneDto): Promise<FineTuneJobView> {
+    return this.fineTunes.create(body);
+  }
+
+  @Get()
+  list(): Promise<FineTuneJobView[]> {
+    return this.fineTunes.list();
+  }
+
+  @Get(':id')
+  get(@Param('id') id: string): Promise<FineTuneJobView> {
+    return this.fineTunes.get(id);
+  }
+
+  @Sse(':id/events')
+  @ApiOperation({
+    summary:
+      'Server-sent events: `snapshot` (the job now), then `status` and `progress` (per step/epoch) until it ends',
+  })
+  async events(@Param('id') id: string): Promise<Observable<MessageEvent>> {
+    return (await this.fineTunes.events(id)).pipe(
+      map((m) => ({ type: m.type, data: m.data as object })),
+    );
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Cancel: a queued job is dropped, a running one stops within one step' })
+  cancel(@Param('id') id: string): Promise<FineTuneJobView> {
+    return this.fineTunes.cancel(id);
+  }
+}

@@ -1,0 +1,43 @@
+/** GraphQL over fine-tune jobs; thin over FineTunesService (same validation and errors as REST). */
+import { UseGuards } from '@nestjs/common';
+import { Args, ID, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { ApiKeyGuard } from '../common/api-key.guard';
+import { RateLimitGuard } from '../common/rate-limit.guard';
+import { FineTunesService } from './fine-tunes.service';
+import { CreateFineTuneInput, FineTuneJob, toGraphql } from './fine-tunes.types.graphql';
+
+@Resolver(() => FineTuneJob)
+@UseGuards(ApiKeyGuard)
+export class FineTunesResolver {
+  constructor(private readonly service: FineTunesService) {}
+
+  @Query(() => [FineTuneJob], { description: 'Fine-tune jobs, newest first' })
+  async fineTunes(): Promise<FineTuneJob[]> {
+    return (await this.service.list()).map(toGraphql);
+  }
+
+  @Query(() => FineTuneJob)
+  async fineTune(@Args('id', { type: () => ID }) id: string): Promise<FineTuneJob> {
+    return toGraphql(await this.service.get(id));
+  }
+
+  @Mutation(() => FineTuneJob, {
+    description: 'Queue a fine-tune of a model on an uploaded dataset',
+  })
+  @UseGuards(RateLimitGuard)
+  async createFineTune(@Args('input') input: CreateFineTuneInput): Promise<FineTuneJob> {
+    return toGraphql(
+      await this.service.create({
+        model: input.model,
+        dataset: input.dataset,
+        hyperparameters: input.hyperparameters ? { ...input.hyperparameters } : undefined,
+        name: input.name,
+      }),
+    );
+  }
+
+  @Mutation(() => FineTuneJob, { description: 'Cancel a queued or running fine-tune' })
+  async cancelFineTune(@Args('id', { type: () => ID }) id: string): Promise<FineTuneJob> {
+    return toGraphql(await this.service.cancel(id));
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Fine-tune jobs: validation before enqueuing (model and dataset exist, shapes match unless
+ * allowResize, hyperparameter ranges), the queue (bull or in-process), job events, and what follows
+ * a job (the registry rescans so the new version is servable at once; queue-depth metrics).
+ */
+import {
+  HttpStatus,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+  Optional,
+} from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { filter, Observable, Subscription } from 'rxjs';
+import { ApiError } from '../common/errors';
+import { ServerConfig } from '../config/config';
+import { SERVER_CONFIG } from '../config/config.module';
+import { DatasetsService } from '../datasets/datasets.service';
+import { MetricsService } from '../services/metrics.service';
+import { FineTuneHandler } from './fine-tune.handler';
+import {
+  FineTuneEvent,
+  FineTuneJobData,
+  FineTuneJobView,
+  JOB_QUEUE,
+  JOBS_CONFIG,
+  JobQueue,
+  TERMINAL,
+} from './fine-tune.types';
+import { cleanHyperparameters, hyperparameterProblems } from './hyperparameters';
+import { JobsConfig } from './jobs.config';
+import type { ModelManifest } from '../../prg/manifest';
+
+/** What jobs need from the model registry (ModelRegistry implements it). */
+export interface ModelCatalog {
+  resolve(ref?: string | null): Promise<{ id: string; dir: string; manifest: ModelManifest }>;
+  rescan(): Promise<void>;
+}
+export const MODEL_CATALOG = Symbol('MODEL_CATALOG');
+
+export interface CreateFineTuneInput {
+  model: string;
+  dataset: string;
+  hyperparameters?: Record<string, unknown> | null;
+  /** Name of the new model; default the base model's name (a new version of it). */
+  name?: string | null;
+}
+
+export interface SseMessage {
+  type: string;
+  data: unknown;
+}
+
+const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const ID_RE = /^ft_[0-9a-f]{12}$/;
+
+@Injectable()
+export class FineTunesService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('FineTunes');
+  private subs: Subscription[] = [];
+  private gaugeTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    @Inject(JOB_QUEUE) private readonly queue: JobQueue,
+    @Inject(JOBS_CONFIG) private readonly config: JobsConfig,
+    @Inject(SERVER_CONFIG) private readonly server: ServerConfig,
+    @Inject(MODEL_CATALOG) private readonly models: ModelCatalog,
+    private readonly datasets: DatasetsService,
+    private readonly handler: FineTuneHandler,
+    @Optional() private readonly metrics?: MetricsService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.subs.push(
+      this.queue.events.subscribe((e) => {
+        if (e.type === 'status' && e.status === 'succeeded')
+          // The worker (here or elsewhere) wrote a new model version: make it servable now.
+          void this.models
+            .rescan()
+            .catch((err) =>
+              this.logger.error(`rescan after job ${e.jobId}: ${(err as Error).message}`),
+            );
+        if (e.type === 'status') void this.updateGauge();
+      }),
+    );
+    this.datasets.onDelete(async (id) => {
+      const busy = (await this.queue.list()).find(
+        (j) => j.dataset === id && !TERMINAL.has(j.status),
+      );
+      return busy ? `fine-tune ${busy.id} (${busy.status}) reads it` : null;
+    });
+    if (this.config.worker) {
+      await this.queue.startWorker({ 'fine-tune': this.handler.handle });
+      this.logger.log(
+        `fine-tune worker running in this process (${this.queue.kind} queue${this.queue.kind === 'memory' ? ', single node' : ''})`,
+      );
+    }
+    await this.updateGauge();
+    this.gaugeTimer = setInterval(() => void this.updateGauge(), 15_000);
+    this.gaugeTimer.unref();
+  }
+
+  /** Shutdown: the queue interrupts a running job; with bull it goes back to the queue. */
+  async onApplicationShutdown(): Promise<void> {
+    if (this.gaugeTimer) clearInterval(this.gaugeTimer);
+    for (const s of this.subs) s.unsubscribe();
+    await this.queue.close();
+  }
+
+  private async updateGauge(): Promise<void> {
+    if (!this.metrics) return;
+    try {
+      const counts = await this.queue.counts();
+      for (const [state, n] of Object.entries(counts))
+        this.metrics.queueDepth.set({ queue: 'fine-tunes', state }, n);
+    } catch {
+      /* Redis briefly away: keep the last values */
+    }
+  }
+
+  async create(input: CreateFineTuneInput): Promise<FineTuneJobView> {
+    const problems: string[] = [];
+    if (typeof input.model !== 'string' || input.model === '')
+      problems.push('model: required ("name" or "name@version")');
+    if (typeof input.dataset !== 'string' || input.dataset === '')
+      problems.push('dataset: required (an id from POST /datasets)');
+    if (input.name != null && (typeof input.name !== 'string' || !NAME_RE.test(input.name)))
+      problems.push('name: 1-64 letters, digits, ".", "-" or "_"');
+    problems.push(
+      ...hyperparameterProblems(input.hyperparameters, {
+        maxEpochs: this.config.maxEpochs,
+        maxSteps: this.server.maxSteps,
+      }),
+    );
+    if (problems.length)
+      throw new ApiError(HttpStatus.BAD_REQUEST, 'INVALID_HYPERPARAMETERS', problems.join('; '));
+    const hp = cleanHyperparameters(input.hyperparameters);
+
+    const model = await this.models.resolve(input.model); // 404 MODEL_NOT_FOUND
+    const ds = await this.datasets.locate(input.dataset); // 404 DATASET_NOT_FOUND
+    const want = [
+      model.manifest.input.channels,
+      model.manifest.input.height,
+      model.manifest.input.width,
+    ];
+    const have = ds.info.shape;
+    if (!hp.allowResize && (have === null || have.join('x') !== want.join('x')))
+      throw new ApiError(
+        HttpStatus.BAD_REQUEST,
+        'SHAPE_MISMATCH',
+        `dataset ${ds.info.id} has images of shape ${have ? have.join('×') : `mixed (${(ds.info.shapes ?? []).join(', ')})`} (C×H×W) but model ${model.id} takes ${want.join('×')}; set hyperparameters.allowResize=true to resize/convert them`,
+      );
+
+    const id = `ft_${randomBytes(6).toString('hex')}`;
+    const outputName = input.name ?? model.manifest.name;
+    // A fine-tune of a fine-tune: "1.0-ft.<a>" becomes "1.0-ft.<b>", not "1.0-ft.<a>-ft.<b>"
+    // (the manifest's provenance.parent records the lineage).
+    const baseVersion = model.manifest.version.replace(/(-ft\.[0-9a-f]{12})+$/, '');
+    const outputVersion = `${baseVersion}-ft.${id.slice(3)}`;
+    const data: FineTuneJobData = {
+      id,
+      model: model.id,
+      modelDir: model.dir,
+      dataset: ds.info.id,
+      datasetSpec: ds.labelsPath ? `idx:${ds.imagesPath},${ds.labelsPath}` : ds.imagesPath,
+      hyperparameters: hp,
+      outputName,
+      outputVersion,
+      outputDir: path.join(this.server.modelsDir, `${outputName}-${outputVersion}`),
+      checkpointDir: path.join(this.config.jobsDir, id, 'checkpoints'),
+      createdAt: new Date().toISOString(),
+    };
+    const view = await this.queue.add(data);
+    this.logger.log(`job ${id}: ${model.id} on ${ds.info.id} → ${outputName}@${outputVersion}`);
+    return view;
+  }
+
+  list(): Promise<FineTuneJobView[]> {
+    return this.queue.list();
+  }
+
+  async get(id: string): Promise<FineTuneJobView> {
+    const job = ID_RE.test(id) ? await this.queue.get(id) : null;
+    if (!job)
+      throw new ApiError(HttpStatus.NOT_FOUND, 'FINE_TUNE_NOT_FOUND', `fine-tune ${id} not found`);
+    return job;
+  }
+
+  async cancel(id: string): Promise<FineTuneJobView> {
+    const job = await this.get(id);
+    if (TERMINAL.has(job.status))
+      throw new ApiError(
+        HttpStatus.CONFLICT,
+        'FINE_TUNE_FINISHED',
+        `fine-tune ${id} already ${job.status}`,
+      );
+    return (await this.queue.cancel(id)) ?? job;
+  }
+
+  /** This job's events: a snapshot first, then live events, ending after a terminal status. */
+  async events(id: string): Promise<Observable<SseMessage>> {
+    await this.get(id); // 404 before the stream starts
+    return new Observable<SseMessage>((sub) => {
+      const done = (e: FineTuneEvent) => e.type === 'status' && TERMINAL.has(e.status);
+      const live = this.queue.events.pipe(filter((e) => e.jobId === id)).subscribe({
+        next: (e) => {
+          sub.next({ type: e.type, data: e });
+          if (done(e)) sub.complete();
+        },
+        complete: () => sub.complete(),
+      });
+      this.queue.get(id).then(
+        (view) => {
+          if (!view || sub.closed) return;
+          sub.next({ type: 'snapshot', data: view });
+          if (TERMINAL.has(view.status)) sub.complete();
+        },
+        (err) => sub.error(err),
+      );
+      return () => live.unsubscribe();
+    });
+  }
+
+  /** Live events of every job (GraphQL subscription). */
+  get allEvents(): Observable<FineTuneEvent> {
+    return this.queue.events;
+  }
+}

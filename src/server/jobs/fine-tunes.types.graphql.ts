@@ -1,0 +1,138 @@
+/** GraphQL types (code first) for fine-tune jobs; maps from FineTuneJobView. */
+import { Field, Float, ID, InputType, Int, ObjectType } from '@nestjs/graphql';
+import { IsObject, IsOptional, IsString } from 'class-validator';
+import type { FineTuneJobView } from './fine-tune.types';
+
+@ObjectType()
+export class MetricValue {
+  @Field() name!: string;
+  @Field(() => Float) value!: number;
+}
+
+@ObjectType()
+export class FineTuneHyperparameters {
+  @Field(() => Int, { nullable: true }) epochs?: number;
+  @Field(() => Int, { nullable: true }) batchSize?: number;
+  @Field(() => Float, { nullable: true }) learningRate?: number;
+  @Field(() => Float, { nullable: true }) weightDecay?: number;
+  @Field(() => Int, { nullable: true }) warmupEpochs?: number;
+  @Field(() => Float, { nullable: true }) labelSmoothing?: number;
+  @Field(() => Float, { nullable: true }) lambdaFlow?: number;
+  @Field(() => Int, { nullable: true }) steps?: number;
+  @Field(() => Float, { nullable: true }) tStar?: number;
+  @Field({ nullable: true }) solver?: string;
+  @Field({ nullable: true }) gradientMode?: string;
+  @Field({ nullable: true }) freezeFlow?: boolean;
+  @Field(() => Int, { nullable: true }) seed?: number;
+  @Field({ nullable: true }) allowResize?: boolean;
+}
+
+@InputType()
+export class FineTuneHyperparametersInput {
+  @Field(() => Int, { nullable: true }) epochs?: number;
+  @Field(() => Int, { nullable: true }) batchSize?: number;
+  @Field(() => Float, { nullable: true }) learningRate?: number;
+  @Field(() => Float, { nullable: true }) weightDecay?: number;
+  @Field(() => Int, { nullable: true }) warmupEpochs?: number;
+  @Field(() => Float, { nullable: true }) labelSmoothing?: number;
+  @Field(() => Float, { nullable: true }) lambdaFlow?: number;
+  @Field(() => Int, { nullable: true }) steps?: number;
+  @Field(() => Float, { nullable: true }) tStar?: number;
+  @Field({ nullable: true }) solver?: string;
+  @Field({ nullable: true }) gradientMode?: string;
+  @Field({ nullable: true }) freezeFlow?: boolean;
+  @Field(() => Int, { nullable: true }) seed?: number;
+  @Field({ nullable: true }) allowResize?: boolean;
+}
+
+/** class-validator marks for the global ValidationPipe; ranges are checked by the service. */
+@InputType()
+export class CreateFineTuneInput {
+  @Field({ description: '"name@version", or a name for its latest version' })
+  @IsString()
+  model!: string;
+
+  @Field({ description: 'Dataset id from POST /datasets' })
+  @IsString()
+  dataset!: string;
+
+  @Field(() => FineTuneHyperparametersInput, { nullable: true })
+  @IsOptional()
+  @IsObject()
+  hyperparameters?: FineTuneHyperparametersInput;
+
+  @Field({ nullable: true, description: "New model's name (default: the base model's)" })
+  @IsOptional()
+  @IsString()
+  name?: string;
+}
+
+@ObjectType()
+export class FineTuneProgress {
+  @Field(() => Int) epoch!: number;
+  @Field(() => Int) epochs!: number;
+  @Field(() => Int) step!: number;
+  @Field(() => Int) stepsPerEpoch!: number;
+  @Field(() => Float, { description: '0..1 over the whole job' }) progress!: number;
+  @Field(() => Float, { nullable: true }) loss?: number;
+  @Field(() => [MetricValue]) metrics!: MetricValue[];
+}
+
+@ObjectType()
+export class EpochMetrics {
+  @Field(() => Int) epoch!: number;
+  @Field(() => Float, { nullable: true }) loss?: number;
+  @Field(() => [MetricValue]) metrics!: MetricValue[];
+}
+
+@ObjectType()
+export class FineTuneResult {
+  @Field({ description: 'The new model, "name@version", servable at once' }) model!: string;
+  @Field(() => [MetricValue]) metrics!: MetricValue[];
+  @Field(() => Int, { nullable: true }) resumedFromEpoch?: number;
+}
+
+@ObjectType()
+export class FineTuneJob {
+  @Field(() => ID) id!: string;
+  @Field({ description: 'queued, running, cancelling, succeeded, failed or cancelled' })
+  status!: string;
+  @Field() model!: string;
+  @Field() dataset!: string;
+  @Field(() => FineTuneHyperparameters) hyperparameters!: FineTuneHyperparameters;
+  @Field(() => FineTuneProgress, { nullable: true }) progress?: FineTuneProgress;
+  @Field(() => [EpochMetrics]) history!: EpochMetrics[];
+  @Field(() => FineTuneResult, { nullable: true }) result?: FineTuneResult;
+  @Field({ nullable: true }) error?: string;
+  @Field(() => Int) attempts!: number;
+  @Field() createdAt!: string;
+  @Field({ nullable: true }) startedAt?: string;
+  @Field({ nullable: true }) finishedAt?: string;
+}
+
+const metricList = (m?: Record<string, number>): MetricValue[] =>
+  Object.entries(m ?? {}).map(([name, value]) => ({ name, value }));
+
+export function toGraphql(v: FineTuneJobView): FineTuneJob {
+  return {
+    id: v.id,
+    status: v.status,
+    model: v.model,
+    dataset: v.dataset,
+    hyperparameters: { ...v.hyperparameters },
+    progress: v.progress ? { ...v.progress, metrics: metricList(v.progress.metrics) } : undefined,
+    history: v.history.map((h) => ({ ...h, metrics: metricList(h.metrics) })),
+    result: v.result
+      ? {
+          model: v.result.model,
+          metrics: metricList(v.result.metrics),
+          resumedFromEpoch: v.result.resumedFromEpoch,
+        }
+      : undefined,
+    error: v.error ?? undefined,
+    attempts: v.attempts,
+    createdAt: v.createdAt,
+    startedAt: v.startedAt ?? undefined,
+    finishedAt: v.finishedAt ?? undefined,
+  };
+}
