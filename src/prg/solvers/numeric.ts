@@ -90,8 +90,13 @@ export interface SolveOptions {
   t0?: number;
   /** End time (may be < t0 to integrate backwards, e.g. noise → image). Default 1. */
   t1?: number;
-  /** Fixed-step methods: number of equal steps K (≥ 1). Ignored by adaptive methods. */
+  /** Fixed-step methods: number of equal steps K (≥ 1, default 1). Ignored when adapting. */
   steps?: number;
+  /**
+   * Embedded pairs (dopri5) adapt the step by default; `false` takes `steps` fixed steps of the
+   * higher-order solution instead (what the graph form does).
+   */
+  adaptive?: boolean;
   /** Adaptive methods (dopri5): absolute / relative tolerance (defaults 1e-5 / 1e-5). */
   atol?: number;
   rtol?: number;
@@ -133,7 +138,9 @@ export async function solveOde<T extends Vec>(
   const t1 = opts.t1 ?? 1;
   if (!Number.isFinite(t0) || !Number.isFinite(t1))
     throw new Error(`solveOde: bad times ${t0}, ${t1}`);
-  return tab.e ? solveAdaptive(tab, f, x0, t0, t1, opts) : solveFixed(tab, f, x0, t0, t1, opts);
+  return tab.e && opts.adaptive !== false
+    ? solveAdaptive(tab, f, x0, t0, t1, opts)
+    : solveFixed(tab, f, x0, t0, t1, opts);
 }
 
 async function solveFixed<T extends Vec>(
