@@ -19,6 +19,28 @@ export interface LabeledImages {
   name: string;
 }
 
+/**
+ * A labelled uint8 image set (structurally src/prg/data's ImageDataset): N×C×H×W pixels 0..255.
+ */
+export interface PixelImages {
+  images: Uint8Array;
+  labels: Int32Array;
+  classes: string[];
+  shape: [number, number, number];
+  n: number;
+  source: string;
+}
+
+export type ImageSet = LabeledImages | PixelImages;
+
+/** Float images in [−1, 1] (x = pixel / 127.5 − 1); LabeledImages pass through. */
+export function toLabeledImages(d: ImageSet): LabeledImages {
+  if ('data' in d) return d;
+  const data = new Float32Array(d.images.length);
+  for (let i = 0; i < data.length; i++) data[i] = d.images[i] / 127.5 - 1;
+  return { data, n: d.n, shape: d.shape, labels: d.labels, classes: d.classes, name: d.source };
+}
+
 /** A seeded subset of `count` images (all of them, in order, when count ≥ n). */
 export function subset(d: LabeledImages, count: number | undefined, seed = 0): LabeledImages {
   if (count === undefined || count >= d.n) return d;

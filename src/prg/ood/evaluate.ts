@@ -4,7 +4,7 @@
  */
 import { PrgModel } from '../inference';
 import { readModelDir } from '../model-dir';
-import { LabeledImages, batches, checkShape, subset } from './data';
+import { ImageSet, LabeledImages, batches, checkShape, subset, toLabeledImages } from './data';
 import { LikelihoodOptions } from './likelihood';
 import { DetectionMetrics, detectionMetrics } from './metrics';
 import { ScorerOptions, scorersFromStats } from './scorers';
@@ -49,10 +49,12 @@ async function scoreSet(
 
 export async function evaluateOod(
   modelDir: string,
-  inData: LabeledImages,
-  outData: LabeledImages,
+  inSet: ImageSet,
+  outSet: ImageSet,
   opts: OodEvalOptions = {},
 ): Promise<OodEvalReport> {
+  const inData = toLabeledImages(inSet);
+  const outData = toLabeledImages(outSet);
   const loaded = await readModelDir(modelDir);
   checkShape(inData, loaded.manifest.input);
   checkShape(outData, loaded.manifest.input);

@@ -14,7 +14,15 @@
 import { OodScoreThreshold } from '../manifest';
 import { PrgModel } from '../inference';
 import { commandLine, readModelDir, writeModelDir, DEFAULT_FILES } from '../model-dir';
-import { LabeledImages, batches, checkShape, modelLabels, splitHeldout, subset } from './data';
+import {
+  ImageSet,
+  batches,
+  checkShape,
+  modelLabels,
+  splitHeldout,
+  subset,
+  toLabeledImages,
+} from './data';
 import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
 import { fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
 import { thresholdAtTpr } from './metrics';
@@ -55,10 +63,12 @@ function checkAbort(signal?: AbortSignal): void {
 
 export async function fitOod(
   modelDir: string,
-  trainData: LabeledImages,
-  heldoutData?: LabeledImages,
+  trainSet: ImageSet,
+  heldoutSet?: ImageSet,
   opts: FitOodOptions = {},
 ): Promise<FitOodResult> {
+  const trainData = toLabeledImages(trainSet);
+  const heldoutData = heldoutSet && toLabeledImages(heldoutSet);
   const seed = opts.seed ?? 0;
   const tpr = opts.tpr ?? 0.95;
   const batchSize = opts.batchSize ?? 64;
