@@ -187,6 +187,13 @@ describe('image folders', () => {
       .toFile(path.join(root, 'zebra', 'z2.jpeg'));
     await fs.writeFile(path.join(root, 'zebra', 'notes.txt'), 'not an image');
     await fs.writeFile(path.join(root, 'apple', 'broken.jpg'), 'definitely not a jpeg');
+    // A valid header with half the pixel data: must be reported, not decoded partially.
+    const whole = await sharp({
+      create: { width: 32, height: 32, channels: 3, background: '#f00' },
+    })
+      .png({ compressionLevel: 0 })
+      .toBuffer();
+    await fs.writeFile(path.join(root, 'zebra', 'cut.png'), whole.subarray(0, whole.length / 2));
   });
 
   it('fails on a corrupt file by default, naming it', async () => {
@@ -200,9 +207,10 @@ describe('image folders', () => {
     expect(ds.n).toBe(4);
     expect([...ds.labels]).toEqual([0, 0, 1, 1]);
     expect(ds.shape).toEqual([1, 4, 6]); // first image is grayscale
-    expect(ds.skipped?.map((s) => path.basename(s.path))).toEqual(['broken.jpg']);
+    expect(ds.skipped?.map((s) => path.basename(s.path))).toEqual(['broken.jpg', 'cut.png']);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(path.join(root, 'apple', 'broken.jpg'));
+    expect(warnings[0]).toContain(path.join(root, 'zebra', 'cut.png'));
     // Pixels: gray 200, red → luminance, gray 50 (lossless webp), gray ≈100 (jpeg).
     expect(ds.images[0]).toBe(200);
     expect(ds.images[24 * 2]).toBe(50);
