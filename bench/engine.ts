@@ -358,6 +358,9 @@ async function cases(torch: TorchWorker | undefined): Promise<void> {
     const sf = await GraphSession.create(forward, sessionOpts());
     const sb = await GraphSession.create(grad.graph, sessionOpts());
     const fetch = ['loss', ...net.paramNames.map((n) => grad.grads[n])];
+    // Sanity: the gradient graph computes the same loss as the forward graph.
+    const lossFwd = Number((await sf.run(feeds, ['loss'])).loss.data[0]);
+    const lossBwd = Number((await sb.run(feeds, ['loss'])).loss.data[0]);
     const [fwdMs, bwdMs, torchFwd, torchAll] = (await interleaved([
       clock(() => sf.run(feeds, ['loss'])),
       clock(() => sb.run(feeds, fetch)),
@@ -382,6 +385,8 @@ async function cases(torch: TorchWorker | undefined): Promise<void> {
       gflops: r3(flops / (bwdMs * 1e6)),
       img_per_s: r3((BATCH * 1000) / bwdMs),
       grad_graph_nodes: grad.graph.nodes.length,
+      loss: lossFwd,
+      loss_same_in_grad_graph: Math.abs(lossFwd - lossBwd) <= 1e-5 * Math.abs(lossFwd),
       torch_fwd_ms: torchFwd === null ? null : r3(torchFwd),
       torch_fwdbwd_ms: torchAll === null ? null : r3(torchAll),
       torch_bwd_over_fwd:
