@@ -664,7 +664,7 @@ export const vjpRules: Record<string, VjpRule> = {
   // Mul(x, x) (variances, squares): one term 2·g·x instead of two.
   Mul: (c) =>
     c.node.inputs[0] === c.node.inputs[1]
-      ? [() => ub(c, c.b.mul(cot(c), c.b.mul(inp(c, 0), 2)), 0), null]
+      ? [() => ub(c, c.b.mul(c.b.mul(cot(c), 2), inp(c, 0)), 0), null]
       : [() => ub(c, c.b.mul(cot(c), inp(c, 1)), 0), () => ub(c, c.b.mul(cot(c), inp(c, 0)), 1)],
   // y = a/b: da = g/b, db = −g·a/b² = −Σ(g·y)/b (b is constant along the summed axes, so the
   // division and negation happen on b's shape).

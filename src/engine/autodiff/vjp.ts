@@ -35,6 +35,12 @@ export interface VjpResult {
   grads: Record<string, string>;
 }
 
+/**
+ * Rules that accept a cotangent which only broadcasts to the output (elementwise ops, whose
+ * results go through unbroadcast anyway): they save the Expand of a reduction's cotangent.
+ */
+const BROADCAST_OK = new Set(['Add', 'Sub', 'Mul', 'Div', 'Neg']);
+
 export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
   const { of, wrt } = opts;
   const info = (n: string, role: string) => {
@@ -87,7 +93,8 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
     if (list) list.push(v);
     else cots.set(name, [v]);
   };
-  const total = (name: string): Value | undefined => {
+  /** The summed cotangent of a value; `broadcastOk`: may stay unexpanded (same rank, 1s). */
+  const total = (name: string, broadcastOk = false): Value | undefined => {
     const list = cots.get(name);
     if (!list) return undefined;
     // Full-shape terms first, so broadcast (unexpanded) terms are absorbed by the Adds.
@@ -95,8 +102,11 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
     const sorted = [...list.filter(full), ...list.filter((v) => !full(v))];
     let s = sorted[0];
     for (const v of sorted.slice(1)) s = b.add(s, v);
-    if (!full(s)) s = expandTo(b, s, b.value(name).shape, b.value(name));
     cots.set(name, [s]);
+    if (!full(s) && !broadcastOk) {
+      s = expandTo(b, s, b.value(name).shape, b.value(name));
+      cots.set(name, [s]);
+    }
     return s;
   };
   const seeds: Record<string, string> = {};
@@ -112,7 +122,8 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
 
   for (let k = path.length - 1; k >= 0; k--) {
     const node = path[k];
-    const g = node.outputs.map((o) => (o ? total(o) : undefined));
+    const broadcastOk = BROADCAST_OK.has(node.op);
+    const g = node.outputs.map((o) => (o ? total(o, broadcastOk) : undefined));
     const x = node.inputs.map((i) => (i ? b.value(i) : undefined));
     const y = node.outputs.map((o) => b.value(o));
     const grads = vjpRules[node.op]({ b, node, x, y, g });
