@@ -2,7 +2,7 @@
  * Autodiff speed, one JSON object per line (ONNX Runtime, 2 intra-op threads).
  *
  *   npx vite-node bench/autodiff.ts              both parts
- *   npx vite-node bench/autodiff.ts -- conv      conv backward formulations (32→32 3×3, 28×28, N=128)
+ *   npx vite-node bench/autodiff.ts -- conv      conv gradient formulations (3×3 @28, N=128)
  *   npx vite-node bench/autodiff.ts -- unet      forward vs forward+backward of PRG-UNet-XS, N=128
  *
  * The conv part times alternative standard-op formulations of the Conv input and weight
@@ -19,19 +19,26 @@ import { buildVelocityNet } from '../src/prg/nets';
 
 const THREADS = 2;
 
-async function timeGraph(g: Graph, feeds: Feeds, reps: number): Promise<number> {
+interface Timing {
+  /** Minimum wall time of one run: the machine is shared, and noise only ever adds time. */
+  ms: number;
+  /** Mean process CPU time (user + system, all ORT threads) per run: less sensitive to load. */
+  cpuMs: number;
+}
+
+async function timeGraph(g: Graph, feeds: Feeds, reps: number): Promise<Timing> {
   const s = await GraphSession.create(g, { threads: THREADS });
   try {
     for (let i = 0; i < 2; i++) await s.run(feeds);
     const ms: number[] = [];
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < reps; i++) {
       const t0 = performance.now();
       await s.run(feeds);
       ms.push(performance.now() - t0);
     }
-    ms.sort((a, b) => a - b);
-    // Minimum: the machine is shared, and noise only ever adds time.
-    return ms[0];
+    const cpu = process.cpuUsage(cpu0);
+    return { ms: Math.min(...ms), cpuMs: (cpu.user + cpu.system) / 1000 / reps };
   } finally {
     await s.release();
   }
@@ -80,67 +87,56 @@ function im2colWeightGrad(b: GraphBuilder, x: Value, g: Value, k: number, pad: n
   return b.reshape(b.reduceSum(per, [0], false), [cout, cin, k, k]);
 }
 
-async function benchConv(): Promise<void> {
-  const [N, C, H, K] = [128, 32, 28, 3];
+/**
+ * One 3×3 pad-1 conv, Cin → Cout at H×H, batch 128, weights fed as inputs (as in training).
+ * 'rule' rows are the gradient graphs vjp builds (each includes the forward conv, reported
+ * alone first); the other rows are the alternatives the rules were chosen against, gradient only.
+ */
+async function benchConv(cin: number, cout: number, H: number): Promise<void> {
+  const [N, K] = [128, 3];
   const r = rng(7);
   const feeds: Feeds = {
-    x: randn(r, [N, C, H, H]),
-    w: randn(r, [C, C, K, K]),
-    g: randn(r, [N, C, H, H]),
+    x: randn(r, [N, cin, H, H]),
+    w: randn(r, [cout, cin, K, K]),
+    g: randn(r, [N, cout, H, H]),
   };
-  const base = () => {
-    const b = new GraphBuilder('conv');
-    return { b, x: b.input('x', [N, C, H, H]), w: b.input('w', [C, C, K, K]) };
-  };
-  // Forward alone.
-  {
-    const { b, x, w } = base();
-    b.output(b.conv(x, w, undefined, { pads: [1, 1, 1, 1] }), 'y');
-    const ms = await timeGraph(b.build(), { x: feeds.x, w: feeds.w }, 10);
-    console.log(JSON.stringify({ bench: 'conv', variant: 'forward', ms }));
-  }
-  // The rules' formulation, via vjp on a forward conv (dx: ConvTranspose; dW: Conv over batch).
-  const fwd = base();
-  fwd.b.output(fwd.b.conv(fwd.x, fwd.w, undefined, { pads: [1, 1, 1, 1] }), 'y');
-  const f = fwd.b.build();
-  const only = (wrt: string) => {
-    const res = vjp(f, { of: ['y'], wrt: [wrt] });
-    const g = { ...res.graph, outputs: res.graph.outputs.filter((o) => o.name !== 'y') };
-    return { g, feeds: { x: feeds.x, w: feeds.w, grad_y: feeds.g } };
-  };
+  const tag = { bench: 'conv', cin, cout, H };
+  const fb = new GraphBuilder('conv');
+  const x0 = fb.input('x', [N, cin, H, H]);
+  const w0 = fb.input('w', [cout, cin, K, K]);
+  fb.output(fb.conv(x0, w0, undefined, { pads: [1, 1, 1, 1] }), 'y');
+  const f = fb.build();
+  const fwdFeeds = { x: feeds.x, w: feeds.w };
+  console.log(
+    JSON.stringify({ ...tag, variant: 'forward', ...(await timeGraph(f, fwdFeeds, 10)) }),
+  );
   const ref: Record<string, Tensor> = {};
   for (const wrt of ['x', 'w']) {
-    const { g, feeds: fd } = only(wrt);
+    const res = vjp(f, { of: ['y'], wrt: [wrt] });
+    const g = { ...res.graph, outputs: res.graph.outputs.filter((o) => o.name !== 'y') };
+    const fd = { ...fwdFeeds, grad_y: feeds.g };
     ref[wrt] = (await runOnce(g, fd))[`grad_${wrt}`];
-    const ms = await timeGraph(g, fd, 10);
-    const variant = wrt === 'x' ? 'dx ConvTranspose (+forward)' : 'dW conv-over-batch (+forward)';
-    console.log(JSON.stringify({ bench: 'conv', variant, ms }));
+    const t = await timeGraph(g, fd, 10);
+    console.log(JSON.stringify({ ...tag, variant: `rule d${wrt} (+forward)`, ...t }));
   }
-  // Alternatives, gradient only (no forward), so subtract nothing.
   const alt = async (
     variant: string,
     wrt: string,
     make: (b: GraphBuilder, x: Value, w: Value, g: Value) => Value,
   ) => {
     const b = new GraphBuilder('alt');
-    const x = b.input('x', [N, C, H, H]);
-    const w = b.input('w', [C, C, K, K]);
-    const g = b.input('g', [N, C, H, H]);
+    const x = b.input('x', [N, cin, H, H]);
+    const w = b.input('w', [cout, cin, K, K]);
+    const g = b.input('g', [N, cout, H, H]);
     b.output(make(b, x, w, g), 'd');
     const graph = b.build();
     const out = (await runOnce(graph, feeds)).d;
-    const ms = await timeGraph(graph, feeds, 10);
-    console.log(
-      JSON.stringify({ bench: 'conv', variant, ms, relErrVsRule: relErr(out, ref[wrt]) }),
-    );
+    const t = await timeGraph(graph, feeds, 10);
+    console.log(JSON.stringify({ ...tag, variant, ...t, relErrVsRule: relErr(out, ref[wrt]) }));
   };
   await alt('dx ConvTranspose', 'x', (b, _x, w, g) =>
     b.convTranspose(g, w, undefined, { pads: [1, 1, 1, 1] }),
   );
-  await alt('dx Conv flipped weights', 'x', (b, _x, w, g) => {
-    const wf = b.slice(b.transpose(w, [1, 0, 2, 3]), [-1, -1], [-100, -100], [2, 3], [-1, -1]);
-    return b.conv(g, wf, undefined, { pads: [K - 2, K - 2, K - 2, K - 2] });
-  });
   await alt('dW conv-over-batch', 'w', (b, x, _w, g) => {
     const xt = b.transpose(x, [1, 0, 2, 3]);
     const gt = b.transpose(g, [1, 0, 2, 3]);
@@ -179,17 +175,20 @@ async function benchUNet(): Promise<void> {
       for (const n of net.paramNames) feeds[n] = net.graph.initializers.get(n)!;
     }
     const res = vjp(fwd, { of: ['v'], wrt: net.paramNames });
-    const forwardMs = await timeGraph(fwd, feeds, 8);
-    const forwardBackwardMs = await timeGraph(res.graph, { ...feeds, [res.seeds.v]: cot }, 8);
+    const f = await timeGraph(fwd, feeds, 8);
+    const fb = await timeGraph(res.graph, { ...feeds, [res.seeds.v]: cot }, 8);
     console.log(
       JSON.stringify({
         bench: 'unet-xs',
         params,
         batch: N,
         nParams: net.params,
-        forwardMs,
-        forwardBackwardMs,
-        ratio: forwardBackwardMs / forwardMs,
+        forwardMs: f.ms,
+        forwardBackwardMs: fb.ms,
+        ratio: fb.ms / f.ms,
+        forwardCpuMs: f.cpuMs,
+        forwardBackwardCpuMs: fb.cpuMs,
+        cpuRatio: fb.cpuMs / f.cpuMs,
       }),
     );
   }
@@ -197,7 +196,10 @@ async function benchUNet(): Promise<void> {
 
 async function main(): Promise<void> {
   const which = process.argv.slice(2).filter((a) => a !== '--');
-  if (!which.length || which.includes('conv')) await benchConv();
+  if (!which.length || which.includes('conv')) {
+    await benchConv(32, 32, 28);
+    await benchConv(96, 32, 28);
+  }
   if (!which.length || which.includes('unet')) await benchUNet();
 }
 
