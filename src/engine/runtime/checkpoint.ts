@@ -156,7 +156,7 @@ export function decodeCheckpoint(bytes: Uint8Array, where = 'checkpoint'): Loade
     const slots = new Map<string, Float32Array>();
     for (const k of g.initializers.keys())
       if (k.startsWith(OPTIM)) {
-        slots.set(k.slice(OPTIM.length), Float32Array.from(take(k).data as Float32Array));
+        slots.set(k.slice(OPTIM.length), (take(k).data as Float32Array).slice());
         initializers.delete(k);
       }
     optimizer = { ...rec.optimizer, slots };
@@ -167,7 +167,7 @@ export function decodeCheckpoint(bytes: Uint8Array, where = 'checkpoint'): Loade
     for (const k of g.initializers.keys())
       if (k.startsWith(EMA)) {
         const t = take(k);
-        shadow.set(k.slice(EMA.length), t.dims, Float32Array.from(t.data as Float32Array));
+        shadow.set(k.slice(EMA.length), t.dims, (t.data as Float32Array).slice());
         initializers.delete(k);
       }
     ema = { shadow, updates: rec.ema.updates };

@@ -81,11 +81,11 @@ class Slots {
       const slot = k.slice(0, k.indexOf('/'));
       if (!this.names.includes(slot))
         throw new Error(`optimizer state ${k}: unknown slot (have ${this.names.join(', ')})`);
-      this.map.set(k, Float32Array.from(v));
+      this.map.set(k, v.slice());
     }
   }
   copy(): Map<string, Float32Array> {
-    return new Map([...this.map].map(([k, v]) => [k, Float32Array.from(v)]));
+    return new Map([...this.map].map(([k, v]) => [k, v.slice()]));
   }
 }
 

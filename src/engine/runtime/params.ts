@@ -2,6 +2,8 @@
  * Named parameter store: name → Float32Array + dims, the state optimizers update in place.
  * Built from a graph's float32 initializers; written back into a graph (or fed to a training
  * session whose parameters were promoted to inputs) without changing names.
+ * Copies use TypedArray.slice, a byte copy (bit-exact, NaN payloads included), never
+ * Float32Array.from, which goes through JS numbers.
  */
 import { Graph, Tensor, numel } from '../onnx/types';
 
@@ -41,7 +43,7 @@ export class ParamStore {
       if (!t) throw new Error(`ParamStore.fromGraph: ${n} is not an initializer of ${g.name}`);
       if (t.dtype !== 'float32')
         throw new Error(`ParamStore.fromGraph: ${n} is ${t.dtype}, parameters are float32`);
-      s.set(n, t.dims, Float32Array.from(t.data as Float32Array));
+      s.set(n, t.dims, (t.data as Float32Array).slice());
     }
     return s;
   }
@@ -51,7 +53,7 @@ export class ParamStore {
     const s = new ParamStore();
     for (const [n, t] of tensors) {
       if (t.dtype !== 'float32') throw new Error(`param ${n}: ${t.dtype}, parameters are float32`);
-      s.set(n, t.dims, Float32Array.from(t.data as Float32Array));
+      s.set(n, t.dims, (t.data as Float32Array).slice());
     }
     return s;
   }
@@ -92,7 +94,7 @@ export class ParamStore {
   /** Deep copy (EMA shadows, snapshots). */
   clone(): ParamStore {
     const s = new ParamStore();
-    for (const p of this.params.values()) s.set(p.name, p.dims, Float32Array.from(p.data));
+    for (const p of this.params.values()) s.set(p.name, p.dims, p.data.slice());
     return s;
   }
 
@@ -131,7 +133,7 @@ export class ParamStore {
       initializers.set(p.name, {
         dtype: 'float32',
         dims: [...p.dims],
-        data: Float32Array.from(p.data),
+        data: p.data.slice(),
       });
     }
     return { ...g, initializers, nodes: [...g.nodes], values: new Map(g.values) };
