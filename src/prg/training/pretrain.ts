@@ -175,7 +175,9 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const ema = new Ema(params, { decay: emaDecay, warmup: true });
   let globalStep = 0;
   if (prev) {
-    checkResumeConfig(prev.extra.config, runConfig, Object.keys(runConfig), ckptFile);
+    // epochs and lr may change on resume (train longer, anneal by hand); the rest shapes the run.
+    const fixed = ['data', 'limit', 'net', 'interpolant', 'batchSize', 'seed', 'inputShape'];
+    checkResumeConfig(prev.extra.config, runConfig, fixed, ckptFile);
     params.copyFrom(prev.params);
     if (prev.optimizer) opt.loadState(prev.optimizer);
     if (prev.ema) ema.load(prev.ema.shadow, prev.ema.updates);

@@ -1,0 +1,371 @@
+/**
+ * The `prg` command (bin/prg.js → dist/src/cli/main.js):
+ *
+ *   prg pretrain --data mnist:train --out models/mnist-flow [--resume] ...
+ *   prg finetune --model models/mnist-flow --data mnist:train --out models/mnist ...
+ *   prg eval     --model models/mnist --data mnist:test [--json]
+ *   prg features --model models/mnist --data mnist:test --out feats.npy [--t 0.5 --pool 7]
+ *
+ * Exit codes: 0 ok, 1 runtime error, 2 usage error (unknown flag, bad value), 130 interrupted
+ * (Ctrl-C: the run wrote a checkpoint first; rerun with --resume).
+ */
+import { Device } from '../engine/runtime/device';
+import { writeFileAtomic } from '../engine/runtime/checkpoint';
+import { loadPrgModel } from '../prg/inference';
+import { SolverName } from '../prg/manifest';
+import { TrainingAborted } from '../prg/training/common';
+import { evaluateModel, labelMap, loadDatasetFor } from '../prg/training/evaluate';
+import { PRETRAIN_DEFAULTS, pretrain } from '../prg/training/pretrain';
+import {
+  OptionSpec,
+  UsageError,
+  Values,
+  choice,
+  flag,
+  num,
+  parse,
+  pool,
+  required,
+  str,
+} from './args';
+import { TrainingReporter } from './progress';
+import { finetuneCommand } from './finetune-command';
+
+const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
+
+export const COMMON: OptionSpec = {
+  threads: { type: 'string' },
+  device: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export function session(v: Values): { threads?: number; device?: Device } {
+  return {
+    threads: num(v, 'threads', { int: true, min: 0 }),
+    device: choice(v, 'device', ['cpu', 'cuda'] as const),
+  };
+}
+
+/** First Ctrl-C aborts the run (which checkpoints and exits 130); a second one exits at once. */
+export function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
+  const ctl = new AbortController();
+  const onInt = () => {
+    if (ctl.signal.aborted) process.exit(130);
+    process.stderr.write('\ninterrupted: writing a checkpoint (Ctrl-C again to quit now)\n');
+    ctl.abort();
+  };
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onInt);
+  return {
+    signal: ctl.signal,
+    dispose: () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onInt);
+    },
+  };
+}
+
+const PRETRAIN_OPTIONS: OptionSpec = {
+  ...COMMON,
+  data: { type: 'string' },
+  out: { type: 'string' },
+  'checkpoint-dir': { type: 'string' },
+  resume: { type: 'boolean' },
+  overwrite: { type: 'boolean' },
+  net: { type: 'string' },
+  preset: { type: 'string' },
+  interpolant: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  'ema-decay': { type: 'string' },
+  'grad-clip': { type: 'string' },
+  seed: { type: 'string' },
+  limit: { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  'max-steps': { type: 'string' },
+  head: { type: 'string' },
+  hidden: { type: 'string' },
+  pool: { type: 'string' },
+  solver: { type: 'string' },
+  steps: { type: 'string' },
+  't-star': { type: 'string' },
+  name: { type: 'string' },
+  'model-version': { type: 'string' },
+  log: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  json: { type: 'boolean' },
+};
+
+const HELP: Record<string, string> = {
+  pretrain: `prg pretrain --data SPEC --out DIR [options]
+  Flow-matching pre-training (paper eq. 2). Writes DIR (velocity + untrained head).
+  --checkpoint-dir DIR   default DIR.ckpt; --resume continues its checkpoint
+  --net unet|dit --preset XS   --interpolant icfm|otcfm|gvp
+  --epochs N (10) --batch-size N (128) --lr X (1e-4) --ema-decay X (0.999) --grad-clip X (1)
+  --seed N --limit N --checkpoint-every N (200) --max-steps N
+  --head mlp|pooled --hidden N (256) --pool none|N   --solver S --steps K --t-star T
+  --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`,
+  finetune: `prg finetune --model DIR --data SPEC --out DIR [options]
+  Fine-tuning through the reverse ODE (paper eq. 3). See docs or --help for options.`,
+  eval: `prg eval --model DIR --data SPEC [--steps K --solver S --limit N --batch-size N --json]`,
+  features: `prg features --model DIR --data SPEC --out FILE.npy [--t T --pool none|N --steps K --solver S --limit N]
+  Writes the features as a float32 .npy [n, D] and the labels as FILE.labels.npy (int32).`,
+};
+
+async function pretrainCommand(argv: string[]): Promise<number> {
+  const v = parse(argv, PRETRAIN_OPTIONS, 'pretrain');
+  if (flag(v, 'help')) return help('pretrain');
+  const out = required(v, 'out', 'pretrain');
+  const d = PRETRAIN_DEFAULTS;
+  const headKind = choice(v, 'head', ['mlp', 'pooled'] as const) ?? d.head.kind;
+  const featurePool = pool(v, 'pool');
+  const opts = {
+    data: required(v, 'data', 'pretrain'),
+    out,
+    overwrite: flag(v, 'overwrite'),
+    checkpointDir: str(v, 'checkpoint-dir') ?? `${out}.ckpt`,
+    resume: flag(v, 'resume'),
+    net: {
+      kind: choice(v, 'net', ['unet', 'dit'] as const) ?? d.net.kind,
+      preset: str(v, 'preset') ?? d.net.preset,
+    },
+    interpolant: choice(v, 'interpolant', ['icfm', 'otcfm', 'gvp'] as const) ?? d.interpolant,
+    epochs: num(v, 'epochs', { int: true, min: 1 }),
+    batchSize: num(v, 'batch-size', { int: true, min: 1 }),
+    lr: num(v, 'lr', { min: 0, exclusiveMin: true }),
+    emaDecay: num(v, 'ema-decay', { min: 0, max: 1 }),
+    gradClip: num(v, 'grad-clip', { min: 0 }),
+    seed: num(v, 'seed', { int: true, min: 0 }),
+    limit: num(v, 'limit', { int: true, min: 1 }),
+    checkpointEvery: num(v, 'checkpoint-every', { int: true, min: 1 }),
+    maxSteps: num(v, 'max-steps', { int: true, min: 1 }),
+    head: {
+      kind: headKind,
+      hidden: num(v, 'hidden', { int: true, min: 1 }) ?? d.head.hidden,
+      featurePool: featurePool === undefined ? d.head.featurePool : featurePool,
+    },
+    solver: {
+      name: choice(v, 'solver', SOLVERS) ?? d.solver.name,
+      steps: num(v, 'steps', { int: true, min: 1, max: 1000 }) ?? d.solver.steps,
+      tStar: num(v, 't-star', { min: 0, max: 1, exclusiveMin: true }) ?? d.solver.tStar,
+    },
+    name: str(v, 'name'),
+    version: str(v, 'model-version'),
+    ...session(v),
+  };
+  const reporter = new TrainingReporter({ log: str(v, 'log'), quiet: flag(v, 'quiet') });
+  const intr = interruptSignal();
+  reporter.event({ event: 'start', command: 'pretrain', options: opts });
+  try {
+    const res = await pretrain({
+      ...opts,
+      signal: intr.signal,
+      onStep: (p) => reporter.step(p),
+      onEpoch: (p) => reporter.epoch(p),
+    });
+    reporter.stop();
+    reporter.event({ event: 'done', ...res });
+    if (flag(v, 'json')) process.stdout.write(JSON.stringify(res) + '\n');
+    else
+      process.stdout.write(
+        `pretrained ${res.steps} steps (final loss ${res.finalLoss.toFixed(4)}) → ${res.modelDir}\n`,
+      );
+    return 0;
+  } catch (e) {
+    reporter.stop();
+    if (e instanceof TrainingAborted) {
+      reporter.event({ event: 'interrupted', checkpoint: e.checkpoint, step: e.globalStep });
+      process.stderr.write(`${e.message} (rerun the same command with --resume)\n`);
+      return 130;
+    }
+    throw e;
+  } finally {
+    intr.dispose();
+  }
+}
+
+const EVAL_OPTIONS: OptionSpec = {
+  ...COMMON,
+  model: { type: 'string' },
+  data: { type: 'string' },
+  steps: { type: 'string' },
+  solver: { type: 'string' },
+  limit: { type: 'string' },
+  'batch-size': { type: 'string' },
+  resize: { type: 'boolean' },
+  json: { type: 'boolean' },
+};
+
+async function evalCommand(argv: string[]): Promise<number> {
+  const v = parse(argv, EVAL_OPTIONS, 'eval');
+  if (flag(v, 'help')) return help('eval');
+  const dir = required(v, 'model', 'eval');
+  const spec = required(v, 'data', 'eval');
+  const steps = num(v, 'steps', { int: true, min: 1, max: 1000 });
+  const solver = choice(v, 'solver', SOLVERS);
+  const limit = num(v, 'limit', { int: true, min: 1 });
+  const batchSize = num(v, 'batch-size', { int: true, min: 1 });
+  const model = await loadPrgModel(dir, session(v));
+  try {
+    const ds = await loadDatasetFor(spec, model.manifest, {
+      limit,
+      allowResize: flag(v, 'resize'),
+    });
+    const r = await evaluateModel(model, ds, { steps, solver, batchSize });
+    const s = model.manifest.solver;
+    const rec = {
+      model: model.id,
+      data: spec,
+      accuracy: r.accuracy,
+      n: r.n,
+      correct: r.correct,
+      nll: r.nll,
+      solver: solver ?? s.name,
+      steps: steps ?? s.steps,
+      tStar: s.tStar,
+      perClassAccuracy: r.perClassAccuracy,
+      seconds: r.seconds,
+    };
+    if (flag(v, 'json')) process.stdout.write(JSON.stringify(rec) + '\n');
+    else
+      process.stdout.write(
+        `${model.id} on ${spec}: accuracy ${(100 * r.accuracy).toFixed(2)}% ` +
+          `(${r.correct}/${r.n}), nll ${r.nll.toFixed(4)}, ${r.seconds.toFixed(1)} s\n`,
+      );
+    return 0;
+  } finally {
+    await model.release();
+  }
+}
+
+/** A .npy (format 1.0) file: little-endian float32 or int32, C order. */
+export function npy(data: Float32Array | Int32Array, shape: number[]): Uint8Array {
+  const descr = data instanceof Float32Array ? '<f4' : '<i4';
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${
+    shape.length === 1 ? ',' : ''
+  }), }`;
+  const total = 10 + header.length + 1;
+  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const out = new Uint8Array(10 + header.length + data.byteLength);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(Buffer.from(header, 'latin1'), 10);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  return out;
+}
+
+const FEATURES_OPTIONS: OptionSpec = {
+  ...COMMON,
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  t: { type: 'string' },
+  pool: { type: 'string' },
+  steps: { type: 'string' },
+  solver: { type: 'string' },
+  limit: { type: 'string' },
+  'batch-size': { type: 'string' },
+  resize: { type: 'boolean' },
+};
+
+async function featuresCommand(argv: string[]): Promise<number> {
+  const v = parse(argv, FEATURES_OPTIONS, 'features');
+  if (flag(v, 'help')) return help('features');
+  const dir = required(v, 'model', 'features');
+  const spec = required(v, 'data', 'features');
+  const out = required(v, 'out', 'features');
+  const opts = {
+    t: num(v, 't', { min: 0, max: 1, exclusiveMin: true }),
+    pool: pool(v, 'pool'),
+    steps: num(v, 'steps', { int: true, min: 1, max: 1000 }),
+    solver: choice(v, 'solver', SOLVERS),
+  };
+  const limit = num(v, 'limit', { int: true, min: 1 });
+  const bs = num(v, 'batch-size', { int: true, min: 1 }) ?? 64;
+  const model = await loadPrgModel(dir, session(v));
+  try {
+    const ds = await loadDatasetFor(spec, model.manifest, {
+      limit,
+      allowResize: flag(v, 'resize'),
+    });
+    const map = labelMap(ds, model.manifest.classes);
+    const d = ds.shape[0] * ds.shape[1] * ds.shape[2];
+    let feats: Float32Array | null = null;
+    let D = 0;
+    for (let s = 0; s < ds.n; s += bs) {
+      const n = Math.min(bs, ds.n - s);
+      const x = new Float32Array(n * d);
+      const px = ds.images.subarray(s * d, (s + n) * d);
+      for (let i = 0; i < x.length; i++) x[i] = px[i] / 127.5 - 1;
+      const f = await model.features({ data: x, n }, opts);
+      D = f.data.length / n;
+      feats ??= new Float32Array(ds.n * D);
+      feats.set(f.data, s * D);
+    }
+    const labels = Int32Array.from(ds.labels, (l) => map[l]);
+    await writeFileAtomic(out, npy(feats ?? new Float32Array(0), [ds.n, D]));
+    const labelsOut = out.replace(/\.npy$/, '') + '.labels.npy';
+    await writeFileAtomic(labelsOut, npy(labels, [ds.n]));
+    process.stdout.write(
+      JSON.stringify({ features: out, labels: labelsOut, n: ds.n, dim: D, ...opts }) + '\n',
+    );
+    return 0;
+  } finally {
+    await model.release();
+  }
+}
+
+function help(cmd?: string): number {
+  if (cmd && HELP[cmd]) process.stdout.write(HELP[cmd] + '\n');
+  else
+    process.stdout.write(
+      'usage: prg <pretrain|finetune|eval|features> [options]   (prg <command> --help)\n',
+    );
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'pretrain':
+        return await pretrainCommand(rest);
+      case 'finetune':
+        return await finetuneCommand(rest);
+      case 'eval':
+        return await evalCommand(rest);
+      case 'features':
+        return await featuresCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        return help(rest[0]);
+      default:
+        throw new UsageError(`unknown command ${cmd} (use pretrain, finetune, eval, features)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`prg ${cmd}: ${(e as Error).message}\n`);
+    if (process.env.PRG_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+
+/** Run when executed directly or through bin/prg.js (which only requires this file). */
+const entry = require.main?.filename ?? '';
+if (require.main === module || /bin[\\/]prg(\.js)?$/.test(entry)) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`prg: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

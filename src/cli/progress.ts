@@ -1,0 +1,74 @@
+/**
+ * Training progress for the terminal (cli-progress bar on stderr: ETA, img/s, loss) and a JSONL
+ * metric log (`--log file`: one JSON object per step and per epoch, appended).
+ */
+import { appendFileSync } from 'node:fs';
+import { SingleBar } from 'cli-progress';
+import { EpochProgress, StepProgress } from '../prg/training/common';
+
+export class TrainingReporter {
+  private bar: SingleBar | null = null;
+  private imgPerSec = 0;
+
+  constructor(private readonly o: { log?: string; quiet?: boolean; stream?: NodeJS.WriteStream }) {}
+
+  private write(rec: Record<string, unknown>): void {
+    if (this.o.log)
+      appendFileSync(this.o.log, JSON.stringify({ time: new Date().toISOString(), ...rec }) + '\n');
+  }
+
+  step(p: StepProgress): void {
+    // Smoothed throughput: a single step's time is noisy on a shared machine.
+    this.imgPerSec = this.imgPerSec ? 0.9 * this.imgPerSec + 0.1 * p.imgPerSec : p.imgPerSec;
+    this.write({ event: 'step', ...p });
+    if (this.o.quiet) return;
+    const stream = this.o.stream ?? process.stderr;
+    if (!this.bar) {
+      this.bar = new SingleBar({
+        format:
+          '{phase} epoch {ep}/{epochs} |{bar}| {value}/{total} steps | ETA {eta_formatted} | {ips} img/s | loss {loss}',
+        stream,
+        hideCursor: false,
+        etaBuffer: 50,
+        fps: 5,
+        noTTYOutput: false,
+      });
+      this.bar.start(p.totalSteps, p.globalStep - 1, this.payload(p));
+    }
+    this.bar.update(p.globalStep, this.payload(p));
+  }
+
+  private payload(p: StepProgress) {
+    return {
+      phase: p.phase,
+      ep: p.epoch + 1,
+      epochs: p.epochs,
+      ips: this.imgPerSec.toFixed(1),
+      loss: p.loss.toFixed(4),
+    };
+  }
+
+  epoch(p: EpochProgress): void {
+    this.write({ event: 'epoch', ...p });
+    if (this.o.quiet) return;
+    const stream = this.o.stream ?? process.stderr;
+    if (!stream.isTTY) {
+      const m = Object.entries(p.metrics)
+        .map(([k, v]) => ` ${k} ${v.toFixed(4)}`)
+        .join('');
+      stream.write(
+        `${p.phase} epoch ${p.epoch + 1}/${p.epochs}: mean loss ${p.meanLoss.toFixed(4)}${m} ` +
+          `(${p.seconds.toFixed(1)} s, ${this.imgPerSec.toFixed(1)} img/s)\n`,
+      );
+    }
+  }
+
+  event(rec: Record<string, unknown>): void {
+    this.write(rec);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}
