@@ -460,7 +460,10 @@ function sliceGrad(c: VjpContext): Value {
     let st = steps[i];
     let s = starts[i] < 0 ? starts[i] + dim : starts[i];
     s = st > 0 ? clamp(s, 0, dim) : clamp(s, -1, dim - 1);
-    if (m === 0) return;
+    if (m === 0) {
+      pads[a + r] = dim; // nothing was read: all zeros
+      return;
+    }
     if (st < 0) {
       // Reverse so indices ascend: first kept index becomes s + (m−1)·st.
       g = b.slice(g, [-1], [INT64_MIN], [a], [-1]);
