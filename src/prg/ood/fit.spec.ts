@@ -140,7 +140,6 @@ describe('fitOod and evaluateOod on a tiny model', () => {
 
   it('holds out part of the training set when no held-out set is given, and checks shapes', async () => {
     const r = await fitOod(dir, bars(60, 7, 'bars:train'), undefined, {
-      likelihood: false,
       threads: 1,
     });
     expect(r.nHeldout).toBe(6);

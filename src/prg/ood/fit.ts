@@ -37,8 +37,13 @@ export interface FitOodOptions extends ScorerOptions {
   batchSize?: number;
   /** Calibration true-positive rate. Default 0.95. */
   tpr?: number;
-  /** Bits/dim settings (false: no likelihood scores). Default LIKELIHOOD_DEFAULTS. */
-  likelihood?: false | Omit<LikelihoodOptions, 'session'>;
+  /**
+   * Bits/dim scores (`likelihood`, `complexity_ratio`): true = LIKELIHOOD_DEFAULTS, or settings.
+   * Default off: they cost one forward + backward pass of the velocity net per solver stage and
+   * probe, on every scored image — also at serving time, where every classify computes the
+   * model's OOD scores (docs/ood.md, "Cost").
+   */
+  likelihood?: boolean | Omit<LikelihoodOptions, 'session'>;
   /** Fixed shrinkage α; default Ledoit–Wolf. */
   shrinkage?: number;
   /** The score clients see first (manifest.ood.primary). Default 'mahalanobis'. */
@@ -124,8 +129,8 @@ export async function fitOod(
     shrinkage: opts.shrinkage,
     session: so,
   });
-  const likelihood =
-    opts.likelihood === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(opts.likelihood ?? {}) };
+  const lk = opts.likelihood ?? false;
+  const likelihood = lk === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(lk === true ? {} : lk) };
   const stats: OodStatsFile = {
     schema: OOD_SCHEMA,
     mahalanobis: { features: tiedGaussianToJson(gF), hidden: tiedGaussianToJson(gH) },
