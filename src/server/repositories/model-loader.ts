@@ -1,7 +1,8 @@
 /**
  * How a model directory becomes a PrgModelApi. The registry depends on this token only, so tests
- * and tools can substitute a loader; the default is src/prg/inference.ts.
+ * and tools can substitute a loader; the default is loadPrgModel (src/prg/inference.ts).
  */
+import { loadPrgModel } from '../../prg/inference';
 import { PrgModelApi } from '../../prg/inference-api';
 import { Device } from '../config/config';
 
@@ -14,12 +15,4 @@ export type ModelLoader = (dir: string, opts: LoadOptions) => Promise<PrgModelAp
 
 export const MODEL_LOADER = Symbol('MODEL_LOADER');
 
-export const defaultModelLoader: ModelLoader = async (dir, opts) => {
-  // TODO(inference lands): static import. A non-literal specifier keeps the build independent of
-  // src/prg/inference.ts until it is committed.
-  const specifier = '../../prg/inference';
-  const mod = (await import(specifier)) as {
-    loadPrgModel: (d: string, o: LoadOptions) => Promise<PrgModelApi>;
-  };
-  return mod.loadPrgModel(dir, opts);
-};
+export const defaultModelLoader: ModelLoader = (dir, opts) => loadPrgModel(dir, opts);

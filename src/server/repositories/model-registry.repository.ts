@@ -80,14 +80,28 @@ export class ModelRegistry implements OnApplicationBootstrap, OnApplicationShutd
     await Promise.allSettled(all.map(async (p) => (await p).release()));
   }
 
-  /** Load every model and run one tiny batch through each (builds ORT sessions, JIT paths). */
+  /**
+   * Load every model and classify a blank batch at each size dynamic batching can produce, up to
+   * MAX_BATCH: the model builds one graph + ORT session per (power-of-two) batch size, and that
+   * cost belongs at start-up, not in the first requests' latency.
+   */
   async warmUp(): Promise<void> {
+    const sizes: number[] = [];
+    for (let n = 1; n < this.config.maxBatch; n *= 2) sizes.push(n);
+    sizes.push(this.config.maxBatch);
     for (const e of this.entries.values()) {
       try {
+        const started = Date.now();
         const m = await this.get(e.id);
         const { channels, height, width } = e.manifest.input;
-        await m.classify({ data: new Float32Array(channels * height * width), n: 1 });
-        this.logger.log(`warmed up ${e.id}`);
+        for (const n of sizes) {
+          const batch = { data: new Float32Array(n * channels * height * width), n };
+          await m.classify(batch);
+          if (e.manifest.ood) await m.oodScores(batch);
+        }
+        this.logger.log(
+          `warmed up ${e.id} (batches ${sizes.join(', ')}) in ${Date.now() - started} ms`,
+        );
       } catch (err) {
         this.logger.error(`warm-up of ${e.id} failed: ${(err as Error).message}`);
       }

@@ -9,6 +9,19 @@
 export interface BatchOptions {
   maxBatch: number;
   maxWaitMs: number;
+  /**
+   * True while more items for this batcher are on their way (requests already accepted whose
+   * images are still decoding). When maxWaitMs has passed and this holds, the run waits a little
+   * longer, up to `maxHoldMs` in all, so the batch is not cut just before they arrive.
+   */
+  incoming?: () => boolean;
+  /**
+   * Cap on the total wait from the first item while `incoming` holds. Default: 4 × maxWaitMs plus
+   * the duration of the last run: runs block the event loop, so decodes finishing during a run
+   * are only seen after it, and waiting about one run for them trades ≤ 2× latency for full
+   * batches.
+   */
+  maxHoldMs?: number;
 }
 
 interface Pending<I, O> {
@@ -41,6 +54,9 @@ export class DynamicBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
+  /** When the oldest waiting item arrived. */
+  private since = 0;
+  private lastRunMs = 0;
 
   constructor(
     /** Runs a batch; must return one output per item, in order. */
@@ -56,10 +72,41 @@ export class DynamicBatcher<I, O> {
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
+      if (this.queue.length === 0) this.since = performance.now();
       this.queue.push({ item, resolve, reject });
       if (this.queue.length >= this.opts.maxBatch) this.schedule();
-      else if (this.timer === null && !this.scheduled)
-        this.timer = setTimeout(() => this.schedule(), this.opts.maxWaitMs);
+      else if (this.queue.length === 1 && this.opts.incoming && !this.opts.incoming())
+        // Nothing else is on its way (e.g. a serial client): waiting maxWaitMs would only add latency.
+        this.expire();
+      else this.arm();
+    });
+  }
+
+  private arm(): void {
+    if (this.timer === null && !this.scheduled)
+      this.timer = setTimeout(() => this.expire(), this.opts.maxWaitMs);
+  }
+
+  /**
+   * maxWaitMs is over. ORT runs block the event loop, so after a run the expired timer fires
+   * before the requests that arrived meanwhile are read: setImmediate lets the poll phase read
+   * them first, and while accepted requests are still decoding the run is held a little longer.
+   */
+  private expire(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    setImmediate(() => {
+      const hold = this.opts.maxHoldMs ?? 4 * this.opts.maxWaitMs + this.lastRunMs;
+      if (
+        this.queue.length > 0 &&
+        this.queue.length < this.opts.maxBatch &&
+        this.opts.incoming?.() &&
+        performance.now() - this.since < hold
+      ) {
+        this.timer = setTimeout(() => this.expire(), 1);
+        return;
+      }
+      this.schedule();
     });
   }
 
@@ -77,12 +124,14 @@ export class DynamicBatcher<I, O> {
   private async drain(): Promise<void> {
     this.scheduled = false;
     const batch = this.queue.splice(0, this.opts.maxBatch);
+    if (this.queue.length > 0) this.since = performance.now();
     if (this.queue.length >= this.opts.maxBatch) this.schedule();
-    else if (this.queue.length > 0 && this.timer === null)
-      this.timer = setTimeout(() => this.schedule(), this.opts.maxWaitMs);
+    else if (this.queue.length > 0) this.arm();
     if (batch.length === 0) return;
+    const started = performance.now();
     try {
       const out = await this.runBatch(batch.map((p) => p.item));
+      this.lastRunMs = performance.now() - started;
       if (out.length !== batch.length)
         throw new Error(`batch returned ${out.length} outputs for ${batch.length} items`);
       batch.forEach((p, i) => p.resolve(out[i]));

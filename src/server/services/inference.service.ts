@@ -61,8 +61,8 @@ export class InferenceService {
     const opts = this.solveOptions(params);
     const classes = entry.manifest.classes;
     const k = Math.min(params.topK ?? 5, classes.length);
-    const tensors = await this.decodeAll(entry, inputs);
-    const rows = await this.ml.classify(entry.id, tensors, opts);
+    this.checkCount(inputs);
+    const rows = await this.ml.classify(entry.id, this.decodeAll(entry, inputs), opts);
     const ood = entry.manifest.ood;
     return {
       model: entry.id,
@@ -111,8 +111,12 @@ export class InferenceService {
           `pool must be "none" or an integer in [1, ${Math.min(height, width)}], got ${params.pool}`,
         );
     }
-    const tensors = await this.decodeAll(entry, inputs);
-    const rows = await this.ml.features(entry.id, tensors, { ...opts, t, pool });
+    this.checkCount(inputs);
+    const rows = await this.ml.features(entry.id, this.decodeAll(entry, inputs), {
+      ...opts,
+      t,
+      pool,
+    });
     return {
       model: entry.id,
       t,
@@ -132,8 +136,8 @@ export class InferenceService {
   }> {
     const entry = await this.registry.resolve(modelRef);
     const opts = this.solveOptions(params);
-    const tensors = await this.decodeAll(entry, inputs);
-    const rows = await this.ml.ood(entry.id, tensors, opts);
+    this.checkCount(inputs);
+    const rows = await this.ml.ood(entry.id, this.decodeAll(entry, inputs), opts);
     const th = entry.manifest.ood?.scores ?? {};
     return {
       model: entry.id,
@@ -202,7 +206,7 @@ export class InferenceService {
     return o;
   }
 
-  private async decodeAll(entry: ModelEntry, inputs: ImageInput[]): Promise<Float32Array[]> {
+  private checkCount(inputs: ImageInput[]): void {
     if (inputs.length === 0)
       throw badRequest(
         'NO_IMAGES',
@@ -213,6 +217,10 @@ export class InferenceService {
         'TOO_MANY_IMAGES',
         `${inputs.length} images; at most ${this.config.maxImages} per request (MAX_IMAGES)`,
       );
+  }
+
+  private async decodeAll(entry: ModelEntry, inputs: ImageInput[]): Promise<Float32Array[]> {
+    this.checkCount(inputs);
     const shape = entry.manifest.input;
     return Promise.all(
       inputs.map((inp, i) => {

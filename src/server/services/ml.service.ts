@@ -11,6 +11,7 @@ import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
 import { ModelRegistry } from '../repositories/model-registry.repository';
 import { DynamicBatcher, Executor } from './batcher';
+import { HealthService } from './health.service';
 import { MetricsService } from './metrics.service';
 
 export interface ClassifyRow {
@@ -26,6 +27,9 @@ export interface FeatureRow {
 }
 
 type Op = 'classify' | 'features' | 'ood';
+
+/** Decoded images, or their decoding still under way (counted as incoming for batching). */
+export type Images = Float32Array[] | Promise<Float32Array[]>;
 
 function concat(items: Float32Array[]): Float32Array {
   const out = new Float32Array(items.reduce((s, x) => s + x.length, 0));
@@ -47,14 +51,27 @@ export class MlService {
   private readonly logger = new Logger('MlService');
   private readonly executors = new Map<string, Executor>();
   private readonly batchers = new Map<string, DynamicBatcher<Float32Array, unknown>>();
+  /** Per model: requests accepted whose images are still decoding (they will submit soon). */
+  private readonly incoming = new Map<string, number>();
+  /** Requests (all models) that reached submit and have not been answered yet. */
+  private active = 0;
 
   constructor(
     @Inject(SERVER_CONFIG) private readonly config: ServerConfig,
     private readonly registry: ModelRegistry,
     private readonly metrics: MetricsService,
+    private readonly health: HealthService,
   ) {}
 
-  classify(id: string, images: Float32Array[], opts: SolveOptions): Promise<ClassifyRow[]> {
+  /**
+   * More work for model `id` is on its way: a request for it is decoding, or an HTTP request is
+   * in flight that has not reached the batcher yet (still being received or parsed).
+   */
+  private moreComing(id: string): boolean {
+    return (this.incoming.get(id) ?? 0) > 0 || this.health.inFlight > this.active;
+  }
+
+  classify(id: string, images: Images, opts: SolveOptions): Promise<ClassifyRow[]> {
     return this.submit<ClassifyRow>(id, 'classify', opts, images, async (m, batch, n) => {
       const out = await m.classify({ data: batch, n }, opts);
       const ood = m.manifest.ood ? await m.oodScores({ data: batch, n }, opts) : null;
@@ -66,7 +83,7 @@ export class MlService {
     });
   }
 
-  features(id: string, images: Float32Array[], opts: FeatureOptions): Promise<FeatureRow[]> {
+  features(id: string, images: Images, opts: FeatureOptions): Promise<FeatureRow[]> {
     return this.submit<FeatureRow>(id, 'features', opts, images, async (m, batch, n) => {
       const out: FeatureOutput = await m.features({ data: batch, n }, opts);
       const shape = out.shape.slice(1);
@@ -74,7 +91,7 @@ export class MlService {
     });
   }
 
-  ood(id: string, images: Float32Array[], opts: SolveOptions): Promise<Record<string, number>[]> {
+  ood(id: string, images: Images, opts: SolveOptions): Promise<Record<string, number>[]> {
     return this.submit<Record<string, number>>(id, 'ood', opts, images, async (m, batch, n) => {
       const s = await m.oodScores({ data: batch, n }, opts);
       return Array.from({ length: n }, (_, i) =>
@@ -105,10 +122,17 @@ export class MlService {
     id: string,
     op: Op,
     opts: object,
-    images: Float32Array[],
+    pending: Images,
     run: (m: PrgModelApi, batch: Float32Array, n: number) => Promise<R[]>,
   ): Promise<R[]> {
-    const m = await this.registry.get(id);
+    this.incoming.set(id, (this.incoming.get(id) ?? 0) + 1);
+    let images: Float32Array[];
+    let m: PrgModelApi;
+    try {
+      [images, m] = await Promise.all([pending, this.registry.get(id)]);
+    } finally {
+      this.incoming.set(id, this.incoming.get(id)! - 1);
+    }
     const key = `${id}|${op}|${JSON.stringify(opts, Object.keys(opts).sort())}`;
     let b = this.batchers.get(key) as DynamicBatcher<Float32Array, R> | undefined;
     if (!b) {
@@ -128,13 +152,22 @@ export class MlService {
             end();
           }
         },
-        { maxBatch: this.config.maxBatch, maxWaitMs: this.config.maxWaitMs },
+        {
+          maxBatch: this.config.maxBatch,
+          maxWaitMs: this.config.maxWaitMs,
+          incoming: () => this.moreComing(id),
+        },
         this.executor(id),
       );
       this.batchers.set(key, b as DynamicBatcher<Float32Array, unknown>);
     }
     this.metrics.inferencePending.inc({ model: id }, images.length);
-    return Promise.all(images.map((x) => b.submit(x)));
+    this.active++;
+    try {
+      return await Promise.all(images.map((x) => b.submit(x)));
+    } finally {
+      this.active--;
+    }
   }
 
   private async guard<T>(
