@@ -30,6 +30,7 @@ import {
 } from './args';
 import { TrainingReporter } from './progress';
 import { finetuneCommand } from './finetune-command';
+import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
 
@@ -317,10 +318,11 @@ async function featuresCommand(argv: string[]): Promise<number> {
 }
 
 function help(cmd?: string): number {
-  if (cmd && HELP[cmd]) process.stdout.write(HELP[cmd] + '\n');
+  const all: Record<string, string> = { ...HELP, ...OOD_HELP };
+  if (cmd && all[cmd]) process.stdout.write(all[cmd] + '\n');
   else
     process.stdout.write(
-      'usage: prg <pretrain|finetune|eval|features> [options]   (prg <command> --help)\n',
+      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval> [options]   (prg <command> --help)\n',
     );
   return 0;
 }
@@ -337,13 +339,19 @@ export async function main(argv: string[]): Promise<number> {
         return await evalCommand(rest);
       case 'features':
         return await featuresCommand(rest);
+      case 'ood-eval':
+        return await oodEvalCommand(rest);
+      case 'ood-fit':
+        return await oodFitCommand(rest);
       case undefined:
       case 'help':
       case '--help':
       case '-h':
         return help(rest[0]);
       default:
-        throw new UsageError(`unknown command ${cmd} (use pretrain, finetune, eval, features)`);
+        throw new UsageError(
+          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval)`,
+        );
     }
   } catch (e) {
     if (e instanceof UsageError) {

@@ -1,0 +1,210 @@
+/**
+ * `prg ood-eval` and `prg ood-fit` (issue 4, docs/ood.md):
+ *
+ *   prg ood-fit  --model DIR --data SPEC [--heldout SPEC] [--max-train N] [--max-heldout N]
+ *                [--likelihood [--lik-solver S --lik-steps K --probes P --probe KIND]]
+ *                [--primary NAME] [--shrinkage X] [--json]
+ *     Fits the Mahalanobis statistics on SPEC (labelled, in-distribution) and calibrates every
+ *     score's threshold at 95 % TPR on the held-out set; writes ood.json and manifest.ood.
+ *
+ *   prg ood-eval --model DIR --in SPEC --out SPEC [--json] [--limit N] [--no-likelihood ...]
+ *     AUROC, AUPR-in, AUPR-out and FPR@95%TPR per score, as a table or one JSON object
+ *     {"scores": {"<name>": {"auroc", "aupr_in", "aupr_out", "fpr95"}, ...}, "n_in", "n_out"}.
+ */
+import { Device } from '../engine/runtime/device';
+import { ModelManifest } from '../prg/manifest';
+import { readManifest } from '../prg/model-dir';
+import { evaluateOod, formatOodTable } from '../prg/ood/evaluate';
+import { fitOod } from '../prg/ood/fit';
+import { LIKELIHOOD_DEFAULTS, LikelihoodSolver, ProbeKind } from '../prg/ood/likelihood';
+import { loadDatasetFor } from '../prg/training/evaluate';
+import { OptionSpec, UsageError, Values, choice, flag, num, parse, required, str } from './args';
+
+const COMMON: OptionSpec = {
+  threads: { type: 'string' },
+  device: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  resize: { type: 'boolean' },
+  'batch-size': { type: 'string' },
+  seed: { type: 'string' },
+  likelihood: { type: 'boolean' },
+  'no-likelihood': { type: 'boolean' },
+  'lik-solver': { type: 'string' },
+  'lik-steps': { type: 'string' },
+  probes: { type: 'string' },
+  probe: { type: 'string' },
+};
+
+export const OOD_HELP = {
+  'ood-eval': `prg ood-eval --model DIR --in SPEC --out SPEC [--json] [--limit N] [options]
+  Every OOD score of the model on SPEC (in-distribution) vs SPEC (out): AUROC, AUPR-in, AUPR-out,
+  FPR@95%TPR. --limit N scores a seeded subset of N images of each set.
+  Bits/dim scores (likelihood, complexity_ratio): ood.json's settings by default; --no-likelihood
+  skips them; --likelihood adds them with the defaults (midpoint, 6 steps, 1 Rademacher probe),
+  changed by --lik-solver euler|midpoint|rk4 --lik-steps K --probes P --probe rademacher|gaussian.
+  --batch-size N (64) --seed N --resize --threads N --device cpu|cuda --quiet`,
+  'ood-fit': `prg ood-fit --model DIR --data SPEC [--heldout SPEC] [options]
+  Fits Mahalanobis statistics (x_t* and the head's hidden layer) on SPEC and sets each score's
+  threshold at 95% TPR on held-out in-distribution images (default: a seeded 10% of SPEC).
+  --max-train N (10000) --max-heldout N (1000) --primary NAME (mahalanobis) --shrinkage X
+  (default Ledoit-Wolf) --tpr X (0.95). --likelihood [--lik-* flags as for ood-eval] also
+  calibrates the bits/dim scores (off by default: served models then pay their cost on every
+  classify).`,
+};
+
+function sessionOpts(v: Values): { threads?: number; device?: Device } {
+  return {
+    threads: num(v, 'threads', { int: true, min: 0 }),
+    device: choice(v, 'device', ['cpu', 'cuda'] as const),
+  };
+}
+
+/**
+ * undefined = ood.json's settings (eval) or none (fit); false = none; settings = --likelihood
+ * (defaults) or any --lik-* / --probe(s) flag.
+ */
+function likelihoodOpts(v: Values) {
+  if (flag(v, 'likelihood') && flag(v, 'no-likelihood'))
+    throw new UsageError('--likelihood and --no-likelihood exclude each other');
+  if (flag(v, 'no-likelihood')) return false as const;
+  const solver = choice(v, 'lik-solver', ['euler', 'midpoint', 'rk4'] as const);
+  const steps = num(v, 'lik-steps', { int: true, min: 1, max: 1000 });
+  const probes = num(v, 'probes', { int: true, min: 1, max: 64 });
+  const probe = choice(v, 'probe', ['rademacher', 'gaussian'] as const);
+  const given = [solver, steps, probes, probe].some((x) => x !== undefined);
+  if (!given && !flag(v, 'likelihood')) return undefined;
+  const d = LIKELIHOOD_DEFAULTS;
+  return {
+    ...d,
+    solver: (solver ?? d.solver) as LikelihoodSolver,
+    steps: steps ?? d.steps,
+    probes: probes ?? d.probes,
+    probe: (probe ?? d.probe) as ProbeKind,
+  };
+}
+
+function progress(quiet: boolean) {
+  let last = 0;
+  return (what: string, done: number, total: number) => {
+    if (quiet) return;
+    const now = Date.now();
+    if (done < total && now - last < 1000) return;
+    last = now;
+    process.stderr.write(`\r${what}: ${done}/${total}${done === total ? '\n' : ''}`);
+  };
+}
+
+async function load(spec: string, m: ModelManifest, v: Values) {
+  return loadDatasetFor(spec, m, { allowResize: flag(v, 'resize') });
+}
+
+export async function oodEvalCommand(argv: string[]): Promise<number> {
+  const v = parse(
+    argv,
+    {
+      ...COMMON,
+      model: { type: 'string' },
+      in: { type: 'string' },
+      out: { type: 'string' },
+      limit: { type: 'string' },
+    },
+    'ood-eval',
+  );
+  if (flag(v, 'help')) {
+    process.stdout.write(OOD_HELP['ood-eval'] + '\n');
+    return 0;
+  }
+  const dir = required(v, 'model', 'ood-eval');
+  const inSpec = required(v, 'in', 'ood-eval');
+  const outSpec = required(v, 'out', 'ood-eval');
+  const limit = num(v, 'limit', { int: true, min: 1 });
+  const batchSize = num(v, 'batch-size', { int: true, min: 1 });
+  const seed = num(v, 'seed', { int: true, min: 0 });
+  const likelihood = likelihoodOpts(v);
+  const so = sessionOpts(v);
+  const manifest = await readManifest(dir);
+  const [inData, outData] = [await load(inSpec, manifest, v), await load(outSpec, manifest, v)];
+  const show = progress(flag(v, 'quiet'));
+  const t0 = Date.now();
+  const r = await evaluateOod(dir, inData, outData, {
+    ...so,
+    limit,
+    batchSize,
+    seed,
+    likelihood,
+    onProgress: (set, d, t) => show(`scoring ${set === 'in' ? inSpec : outSpec}`, d, t),
+  });
+  if (flag(v, 'json')) process.stdout.write(JSON.stringify(r) + '\n');
+  else
+    process.stdout.write(
+      formatOodTable(
+        r,
+        `${manifest.name}@${manifest.version}: in ${inSpec}, out ${outSpec} ` +
+          `(${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+      ) + '\n',
+    );
+  return 0;
+}
+
+export async function oodFitCommand(argv: string[]): Promise<number> {
+  const v = parse(
+    argv,
+    {
+      ...COMMON,
+      model: { type: 'string' },
+      data: { type: 'string' },
+      heldout: { type: 'string' },
+      'max-train': { type: 'string' },
+      'max-heldout': { type: 'string' },
+      primary: { type: 'string' },
+      shrinkage: { type: 'string' },
+      tpr: { type: 'string' },
+    },
+    'ood-fit',
+  );
+  if (flag(v, 'help')) {
+    process.stdout.write(OOD_HELP['ood-fit'] + '\n');
+    return 0;
+  }
+  const dir = required(v, 'model', 'ood-fit');
+  const spec = required(v, 'data', 'ood-fit');
+  const heldSpec = str(v, 'heldout');
+  if (heldSpec === spec)
+    throw new UsageError(
+      'prg ood-fit: --heldout must differ from --data (thresholds need unseen images)',
+    );
+  const manifest = await readManifest(dir);
+  const train = await load(spec, manifest, v);
+  const held = heldSpec ? await load(heldSpec, manifest, v) : undefined;
+  const show = progress(flag(v, 'quiet'));
+  const t0 = Date.now();
+  const r = await fitOod(dir, train, held, {
+    ...sessionOpts(v),
+    maxTrain: num(v, 'max-train', { int: true, min: 2 }),
+    maxHeldout: num(v, 'max-heldout', { int: true, min: 1 }),
+    batchSize: num(v, 'batch-size', { int: true, min: 1 }),
+    seed: num(v, 'seed', { int: true, min: 0 }),
+    tpr: num(v, 'tpr', { min: 0, max: 1, exclusiveMin: true }),
+    shrinkage: num(v, 'shrinkage', { min: 0, max: 1 }),
+    primary: str(v, 'primary'),
+    likelihood: likelihoodOpts(v),
+    onProgress: (stage, d, t) =>
+      show(stage === 'train' ? 'features of the training images' : 'held-out scores', d, t),
+  });
+  const rec = { ...r, seconds: (Date.now() - t0) / 1000 };
+  if (flag(v, 'json')) process.stdout.write(JSON.stringify(rec) + '\n');
+  else {
+    const lines = Object.entries(r.thresholds).map(
+      ([k, t]) => `  ${k.padEnd(20)} flagged below ${t.threshold.toPrecision(6)}`,
+    );
+    process.stdout.write(
+      `fitted OOD statistics on ${r.nTrain} images, thresholds at ${100 * (Object.values(r.thresholds)[0]?.tpr ?? 0.95)}% TPR ` +
+        `on ${r.nHeldout} held-out images (primary ${r.primary}, ${rec.seconds.toFixed(1)} s) → ${r.modelDir}\n` +
+        lines.join('\n') +
+        '\n',
+    );
+  }
+  return 0;
+}
