@@ -15,7 +15,9 @@ import { AllExceptionsFilter } from '../common/http-exception.filter';
 import { testConfig } from '../config/config';
 import { ConfigModule } from '../config/config.module';
 import { DatasetsConfig } from './datasets.config';
+import { loadDataset } from '../../prg/data';
 import { DatasetsModule } from './datasets.module';
+import { DatasetsService } from './datasets.service';
 import { idx, imageFolderZip, png, renameEntry, setDeclaredSizes, zip } from './testing/fixtures';
 
 let app: INestApplication;
@@ -102,6 +104,14 @@ describe('POST /datasets (ImageFolder zip)', () => {
     const one = await request(app.getHttpServer()).get(`/datasets/${id}`);
     expect(one.status).toBe(200);
     expect(one.body).toEqual(res.body);
+
+    // What the trainer will read: the data layer loads the stored dataset as uploaded.
+    const loaded = await loadDataset(await app.get(DatasetsService).spec(id));
+    expect({ classes: loaded.classes, n: loaded.n, shape: loaded.shape }).toEqual({
+      classes: ['cat', 'dog'],
+      n: 5,
+      shape: [1, 4, 4],
+    });
 
     const del = await request(app.getHttpServer()).delete(`/datasets/${id}`).set(KEY);
     expect(del.status).toBe(204);
@@ -342,6 +352,10 @@ describe('POST /datasets (IDX pair)', () => {
     });
     const stored = await fs.readFile(path.join(cfg.dataDir, res.body.id, 'images.idx'));
     expect(stored.equals(idx([n, 3, 5], pixels))).toBe(true);
+    const loaded = await loadDataset(await app.get(DatasetsService).spec(res.body.id));
+    expect(loaded.classes).toEqual(['0', '1', '2']);
+    expect(Array.from(loaded.labels)).toEqual(labels);
+    expect(Array.from(loaded.images)).toEqual(Array.from(pixels));
     await expectClean();
   });
 
@@ -357,12 +371,17 @@ describe('POST /datasets (IDX pair)', () => {
   it('rejects malformed headers', async () => {
     const bad = idx([n, 3, 5], pixels);
     bad[0] = 7;
-    await expectRejected(await idxUpload(bad, idx([n], labels)), 400, 'IDX_INVALID', /bad magic/);
+    await expectRejected(
+      await idxUpload(bad, idx([n], labels)),
+      400,
+      'IDX_INVALID',
+      /images: not an IDX file/,
+    );
     await expectRejected(
       await idxUpload(idx([n, 3, 5], pixels.subarray(1)), idx([n], labels)),
       400,
       'IDX_INVALID',
-      /header says 6×3×5 = 90 data bytes, file has 89/,
+      /images: dims \[6, 3, 5\] of uint8 need 106 bytes, file has 105/,
     );
     const float = idx([n], labels);
     float[2] = 0x0d;
@@ -370,7 +389,26 @@ describe('POST /datasets (IDX pair)', () => {
       await idxUpload(idx([n, 3, 5], pixels), float),
       400,
       'IDX_INVALID',
-      /data type 0x0d/,
+      /labels: dims \[6\] of float32 need 32 bytes/,
+    );
+    // Well-formed float labels are still refused: labels are class indices.
+    const floatLabels = Buffer.concat([
+      Buffer.from([0, 0, 0x0d, 1, 0, 0, 0, n]),
+      Buffer.alloc(4 * n),
+    ]);
+    await expectRejected(
+      await idxUpload(idx([n, 3, 5], pixels), floatLabels),
+      400,
+      'IDX_INVALID',
+      /labels must be a 1-D integer IDX, got float32/,
+    );
+    const gzBomb = gzipSync(Buffer.alloc(5 * 1024 * 1024));
+    expect(gzBomb.length).toBeLessThan(cfg.maxUploadBytes);
+    await expectRejected(
+      await idxUpload(gzBomb, idx([n], labels)),
+      400,
+      'IDX_INVALID',
+      /images: gzip data expands beyond 4194304 bytes/,
     );
   });
 
@@ -379,7 +417,7 @@ describe('POST /datasets (IDX pair)', () => {
       await idxUpload(idx([n, 3, 5], pixels), idx([n], [0, 2, 2, 0, 2, 0])),
       400,
       'DATASET_EMPTY_CLASS',
-      /label "1"/,
+      /no images with label "1"/,
     );
     await expectRejected(
       await idxUpload(idx([n, 3, 5], pixels), idx([n], [0, 0, 0, 0, 0, 0])),

@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { DatasetError, listSome } from './dataset-errors';
 import { DatasetsConfig } from './datasets.config';
-import { parseIdx } from './idx';
+import { gunzipIfNeeded } from './idx';
+import { classCounts, IdxTensor, idxPairToDataset, ImageDataset, parseIdx } from '../../prg/data';
 import { planImageFolder } from './image-folder';
 import { SafeZip } from './safe-zip';
 
@@ -136,67 +137,68 @@ export class DatasetsService implements OnModuleInit {
     classNames?: string[],
   ): Promise<DatasetInfo> {
     return this.create(name, async (tmp) => {
+      // Parsed by the data layer (src/prg/data/idx.ts), so an upload is accepted exactly when the
+      // trainer can read it: images uint8 [N,H,W], [N,C,H,W] or [N,H,W,C]; labels 1-D integers.
       const cap = this.config.maxUncompressedBytes;
-      const images = parseIdx(await fs.readFile(imagesPath), 'images', cap);
-      const labels = parseIdx(await fs.readFile(labelsPath), 'labels', cap);
-      if (images.dims.length !== 3 && images.dims.length !== 4)
+      const imagesBytes = gunzipIfNeeded(await fs.readFile(imagesPath), 'images', cap);
+      const labelsBytes = gunzipIfNeeded(await fs.readFile(labelsPath), 'labels', cap);
+      const idxError = (e: unknown) =>
+        new DatasetError(400, 'IDX_INVALID', (e as Error).message.replace(/^IDX data: /, ''));
+      let images: IdxTensor;
+      let labels: IdxTensor;
+      try {
+        images = parseIdx(imagesBytes, 'images');
+        labels = parseIdx(labelsBytes, 'labels');
+      } catch (e) {
+        throw idxError(e);
+      }
+      if (labels.dims.length === 1 && images.dims[0] !== labels.dims[0])
         throw new DatasetError(
           400,
-          'IDX_INVALID',
-          `images: ${images.dims.length} dimensions; expected [n, height, width] or [n, height, width, channels]`,
+          'IDX_COUNT_MISMATCH',
+          `images file holds ${images.dims[0]} images but labels file holds ${labels.dims[0]} labels`,
         );
-      if (labels.dims.length !== 1)
-        throw new DatasetError(
-          400,
-          'IDX_INVALID',
-          `labels: ${labels.dims.length} dimensions; expected [n]`,
-        );
-      const [n, h, w, c = 1] = images.dims;
-      if (c !== 1 && c !== 3)
-        throw new DatasetError(400, 'IDX_INVALID', `images: ${c} channels (expected 1 or 3)`);
+      const [h, w] = images.dims.length === 3 ? images.dims.slice(1) : images.dims.slice(-2);
       if (h * w > this.config.maxPixels)
         throw new DatasetError(
           400,
           'DATASET_IMAGE_TOO_LARGE',
-          `images: ${w}×${h} pixels exceeds the cap of ${this.config.maxPixels} (DATASET_MAX_PIXELS)`,
+          `images: ${images.dims.join('×')} exceeds the cap of ${this.config.maxPixels} pixels per image (DATASET_MAX_PIXELS)`,
         );
-      if (labels.dims[0] !== n)
-        throw new DatasetError(
-          400,
-          'IDX_COUNT_MISMATCH',
-          `images file holds ${n} images but labels file holds ${labels.dims[0]} labels`,
-        );
-      let k = 0;
-      for (const l of labels.data) k = Math.max(k, l + 1);
-      const counts = new Array<number>(k).fill(0);
-      for (const l of labels.data) counts[l]++;
-      const classes = classNames ?? counts.map((_, i) => String(i));
-      if (classNames && classNames.length !== k)
-        throw new DatasetError(
-          400,
-          'IDX_COUNT_MISMATCH',
-          `${classNames.length} class names given but labels run from 0 to ${k - 1} (${k} classes)`,
-        );
-      const empty = classes.filter((_, i) => counts[i] === 0);
+      let ds: ImageDataset;
+      try {
+        ds = idxPairToDataset(images, labels, 'upload', classNames);
+      } catch (e) {
+        const m = (e as Error).message.replace(/^dataset upload: /, '').replace(/^upload: /, '');
+        if (classNames && /outside \[0, /.test(m))
+          throw new DatasetError(
+            400,
+            'IDX_COUNT_MISMATCH',
+            `${classNames.length} class names given but the labels need more: ${m}`,
+          );
+        throw new DatasetError(400, 'IDX_INVALID', m);
+      }
+      const counts = classCounts(ds);
+      const empty = ds.classes.filter((_, i) => counts[i] === 0);
       if (empty.length)
         throw new DatasetError(
           400,
           'DATASET_EMPTY_CLASS',
-          `no images with label ${listSome(empty)} (labels run from 0 to ${k - 1})`,
+          `no images with label ${listSome(empty)} (classes: ${listSome(ds.classes)})`,
         );
-      if (k < 2)
+      if (ds.classes.length < 2)
         throw new DatasetError(
           400,
           'DATASET_TOO_FEW_CLASSES',
-          `every label is ${k - 1}; a classifier needs at least 2 classes`,
+          `every label is ${ds.classes[0]}; a classifier needs at least 2 classes`,
         );
-      await fs.writeFile(path.join(tmp, 'images.idx'), images.bytes);
-      await fs.writeFile(path.join(tmp, 'labels.idx'), labels.bytes);
+      await fs.writeFile(path.join(tmp, 'images.idx'), imagesBytes);
+      await fs.writeFile(path.join(tmp, 'labels.idx'), labelsBytes);
       return {
         format: 'idx' as const,
-        classes,
+        classes: ds.classes,
         counts,
-        shapes: [`${c}x${h}x${w}`],
+        shapes: [ds.shape.join('x')],
       };
     });
   }
@@ -294,6 +296,12 @@ export class DatasetsService implements OnModuleInit {
     const info = ID_RE.test(id) ? await this.readInfo(id) : null;
     if (!info) throw new DatasetError(404, 'DATASET_NOT_FOUND', `dataset ${id} not found`);
     return info;
+  }
+
+  /** The data-layer spec (src/prg/data parseDataSpec) naming a stored dataset's files. */
+  async spec(id: string): Promise<string> {
+    const loc = await this.locate(id);
+    return loc.labelsPath ? `idx:${loc.imagesPath},${loc.labelsPath}` : `folder:${loc.imagesPath}`;
   }
 
   /** Where the trainer finds a dataset's files. */

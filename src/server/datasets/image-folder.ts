@@ -4,10 +4,10 @@
  * macOS archive debris (`__MACOSX/`, `.DS_Store`, `._*`) is ignored; any other non-image file is an
  * error naming it.
  */
+import * as path from 'node:path';
+import { IMAGE_EXTENSIONS } from '../../prg/data';
 import { DatasetError, listSome } from './dataset-errors';
 import { ZipItem } from './safe-zip';
-
-export const IMAGE_EXTENSIONS = /\.(png|jpe?g|webp)$/i;
 
 export interface ImageFolderFile {
   item: ZipItem;
@@ -60,7 +60,10 @@ export function planImageFolder(items: ZipItem[]): ImageFolderPlan {
       'DATASET_LAYOUT',
       `nested folders: ${listSome([...deep, ...deepDirs])}; expected class/image.png (optionally under one top folder)`,
     );
-  const nonImages = files.filter((f) => !IMAGE_EXTENSIONS.test(f.name)).map((f) => f.name);
+  // The data layer's list, so every stored file is one the trainer's ImageFolder loader reads.
+  const nonImages = files
+    .filter((f) => !IMAGE_EXTENSIONS.includes(path.posix.extname(f.name).toLowerCase()))
+    .map((f) => f.name);
   if (nonImages.length)
     throw new DatasetError(
       400,

@@ -40,6 +40,7 @@ export class FineTuneHandler {
         onProgress: (p) => ctx.progress(p),
         signal: ctx.signal,
       });
+      if (d.classes) await nameClasses(r.modelDir, d.classes);
       status = 'succeeded';
       // Checkpoints are only needed to resume; the job is done.
       await fs.rm(path.dirname(d.checkpointDir), { recursive: true, force: true });
@@ -63,4 +64,20 @@ export class FineTuneHandler {
       end?.({ status });
     }
   };
+}
+
+/**
+ * An IDX dataset reaches the trainer as label numbers ("0", "1", ...); when the upload named its
+ * classes, the new model's manifest gets those names (manifest rewritten via temp file + rename).
+ */
+async function nameClasses(modelDir: string, classes: string[]): Promise<void> {
+  const file = path.join(modelDir, 'manifest.json');
+  const m = JSON.parse(await fs.readFile(file, 'utf8')) as { classes?: string[] };
+  const numbered = classes.every((c, i) => c === String(i));
+  if (numbered || !Array.isArray(m.classes) || m.classes.length !== classes.length) return;
+  if (!m.classes.every((c, i) => c === String(i))) return; // the trainer named them itself
+  m.classes = classes;
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fs.writeFile(tmp, JSON.stringify(m, null, 2));
+  await fs.rename(tmp, file);
 }

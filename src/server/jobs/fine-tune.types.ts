@@ -24,6 +24,8 @@ export interface FineTuneJobData {
   dataset: string;
   /** Dataset files for the trainer (see DatasetsService.locate). */
   datasetSpec: string;
+  /** The dataset's class names (IDX files carry only label numbers; names may come with the upload). */
+  classes?: string[];
   hyperparameters: FineTuneHyperparameters;
   /** The new model's name and version, written to MODELS_DIR/<name>-<version>/. */
   outputName: string;

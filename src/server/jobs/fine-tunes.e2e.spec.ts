@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageFolderZip } from '../datasets/testing/fixtures';
+import { idx, imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
 import { FineTuneJobView } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
@@ -87,6 +87,26 @@ describe('REST /fine-tunes (in-process queue)', () => {
     expect(metrics.text).toMatch(
       /prg_job_queue_depth\{queue="fine-tunes",state="completed"\} [1-9]/,
     );
+  });
+
+  it('names the classes of a model fine-tuned on an IDX upload that named them', async () => {
+    trainer.set(fakeTrainer({ stepsPerEpoch: 1, stepDelayMs: 1 }));
+    const n = 6;
+    const up = await http()
+      .post('/datasets')
+      .set(KEY)
+      .attach('images', idx([n, 8, 8], new Uint8Array(n * 64)), 'images.idx')
+      .attach('labels', idx([n], [0, 1, 2, 0, 1, 2]), 'labels.idx')
+      .field('classes', 'cat,dog,bird');
+    expect(up.status).toBe(201);
+    const res = await http()
+      .post('/fine-tunes')
+      .set(KEY)
+      .send({ model: 'tiny@0.0.1', dataset: up.body.id, hyperparameters: { epochs: 1 } });
+    const job = await waitForJob(t.app, res.body.id, terminal, KEY);
+    expect(job.status).toBe('succeeded');
+    const m = await http().get(`/models/${encodeURIComponent(job.result!.model)}`);
+    expect(m.body.classes).toEqual(['cat', 'dog', 'bird']);
   });
 
   it('streams events over SSE until the job ends', async () => {
