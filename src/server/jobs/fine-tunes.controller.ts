@@ -18,9 +18,13 @@ import { FineTuneJobView } from './fine-tune.types';
 import { FineTunesService } from './fine-tunes.service';
 
 export class CreateFineTuneDto {
-  @ApiProperty({ description: 'Base model: "name@version", or a name for its latest version' })
+  @ApiPropertyOptional({
+    description:
+      'Base model: "name@version", a name for its latest version, or absent for the default model',
+  })
+  @IsOptional()
   @IsString()
-  model!: string;
+  model?: string;
 
   @ApiProperty({ description: 'Dataset id from POST /datasets' })
   @IsString()

@@ -226,9 +226,16 @@ describe('REST /fine-tunes (in-process queue)', () => {
     });
     expect(warm.status).toBe(400);
 
-    const missing = await post({ dataset });
+    const missing = await post({ model: 'tiny' });
     expect(missing.status).toBe(400);
-    expect(missing.body.message).toMatch(/model/);
+    expect(missing.body.message).toMatch(/dataset/);
+
+    // No model: the default model (here the only one).
+    trainer.set(fakeTrainer({ stepsPerEpoch: 1, stepDelayMs: 1 }));
+    const byDefault = await post({ dataset, hyperparameters: { epochs: 1 } });
+    expect(byDefault.status).toBe(201);
+    expect(byDefault.body.model).toBe('tiny@0.0.1');
+    await waitForJob(t.app, byDefault.body.id, terminal, KEY);
   });
 
   it('404s unknown jobs on every route, and needs the API key', async () => {

@@ -42,7 +42,8 @@ export interface ModelCatalog {
 export const MODEL_CATALOG = Symbol('MODEL_CATALOG');
 
 export interface CreateFineTuneInput {
-  model: string;
+  /** "name@version" or a name; absent = the default model. */
+  model?: string | null;
   dataset: string;
   hyperparameters?: Record<string, unknown> | null;
   /** Name of the new model; default the base model's name (a new version of it). */
@@ -123,8 +124,8 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
 
   async create(input: CreateFineTuneInput): Promise<FineTuneJobView> {
     const problems: string[] = [];
-    if (typeof input.model !== 'string' || input.model === '')
-      problems.push('model: required ("name" or "name@version")');
+    if (input.model != null && (typeof input.model !== 'string' || input.model === ''))
+      problems.push('model: "name" or "name@version" (omit for the default model)');
     if (typeof input.dataset !== 'string' || input.dataset === '')
       problems.push('dataset: required (an id from POST /datasets)');
     if (input.name != null && (typeof input.name !== 'string' || !NAME_RE.test(input.name)))
@@ -139,7 +140,7 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       throw new ApiError(HttpStatus.BAD_REQUEST, 'INVALID_HYPERPARAMETERS', problems.join('; '));
     const hp = cleanHyperparameters(input.hyperparameters);
 
-    const model = await this.models.resolve(input.model); // 404 MODEL_NOT_FOUND
+    const model = await this.models.resolve(input.model ?? null); // 404 MODEL_NOT_FOUND
     const ds = await this.datasets.locate(input.dataset); // 404 DATASET_NOT_FOUND
     const want = [
       model.manifest.input.channels,

@@ -48,9 +48,13 @@ export class FineTuneHyperparametersInput {
 /** class-validator marks for the global ValidationPipe; ranges are checked by the service. */
 @InputType()
 export class CreateFineTuneInput {
-  @Field({ description: '"name@version", or a name for its latest version' })
+  @Field({
+    nullable: true,
+    description: '"name@version", a name for its latest version, or null for the default model',
+  })
+  @IsOptional()
   @IsString()
-  model!: string;
+  model?: string;
 
   @Field({ description: 'Dataset id from POST /datasets' })
   @IsString()
