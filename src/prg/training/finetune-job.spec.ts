@@ -1,0 +1,133 @@
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeIdxPair } from '../data';
+import { loadPrgModel } from '../inference';
+import { readModelDir } from '../model-dir';
+import { createTinyModel } from '../testing/tiny-model';
+import { tinyDataset } from '../testing/tiny-data';
+import { TrainingAborted } from './common';
+import { evaluateModel } from './evaluate';
+import { RunFineTuneOptions, fineTuneModel, runFineTune } from './finetune-job';
+import { FineTuneProgress } from './job-api';
+
+let root: string;
+const data = tinyDataset({ n: 16, classes: 2, seed: 3 });
+beforeAll(async () => {
+  root = await fs.mkdtemp(join(tmpdir(), 'prg-ft-'));
+  await createTinyModel(join(root, 'base'), {
+    classes: ['c0', 'c1'],
+    inputShape: [1, 8, 8],
+    featurePool: 4,
+    solver: { name: 'euler', steps: 2, tStar: 0.5 },
+  });
+});
+afterAll(async () => fs.rm(root, { recursive: true, force: true }));
+
+const opts = (name: string, extra: Partial<RunFineTuneOptions> = {}): RunFineTuneOptions => ({
+  baseModelDir: join(root, 'base'),
+  dataset: 'tiny',
+  data,
+  evalData: data,
+  hyperparameters: {
+    epochs: 4,
+    batchSize: 4,
+    learningRate: 1e-2,
+    warmupEpochs: 0,
+    lambdaFlow: 0.5,
+  },
+  outputDir: join(root, name),
+  name: 'tiny-ft',
+  version: '1.0.0',
+  checkpointDir: join(root, `${name}.ckpt`),
+  threads: 1,
+  ...extra,
+});
+
+describe('fine-tuning', () => {
+  it('learns a separable toy task and writes a loadable, evaluated model', async () => {
+    const before = await loadPrgModel(join(root, 'base'), { threads: 1 });
+    const acc0 = (await evaluateModel(before, data)).accuracy;
+    await before.release();
+    const r = await runFineTune(opts('a', { evalDataset: 'tiny-eval' }));
+    expect(r.steps).toBe(16);
+    const m = await loadPrgModel(r.modelDir, { threads: 1 });
+    const acc = (await evaluateModel(m, data)).accuracy;
+    expect(acc).toBe(1);
+    expect(acc).toBeGreaterThan(acc0);
+    expect(m.manifest.metrics.accuracy.value).toBe(1);
+    expect(m.manifest.provenance.parent).toBe('tiny@0.0.1');
+    await m.release();
+  });
+
+  it('adjoint mode, freezeFlow keeps the flow weights, and resume after an abort', async () => {
+    const base = await readModelDir(join(root, 'base'));
+    const frozen = await runFineTune(
+      opts('frozen', {
+        hyperparameters: { epochs: 1, batchSize: 4, gradientMode: 'adjoint', freezeFlow: true },
+      }),
+    );
+    const f = await readModelDir(frozen.modelDir);
+    for (const [k, t] of base.velocity.initializers)
+      expect(f.velocity.initializers.get(k)!.data, k).toEqual(t.data);
+
+    const ctl = new AbortController();
+    await expect(
+      runFineTune(
+        opts('b', {
+          signal: ctl.signal,
+          resume: false,
+          onStep: (p) => {
+            if (p.globalStep === 6) ctl.abort();
+          },
+        }),
+      ),
+    ).rejects.toBeInstanceOf(TrainingAborted);
+    await expect(runFineTune(opts('b', { resume: false }))).rejects.toThrow(/pass resume/);
+    const b = await runFineTune(opts('b', { resume: true }));
+    expect(b.resumedFromEpoch).toBe(1);
+    const a = await readModelDir(join(root, 'a'));
+    const bb = await readModelDir(b.modelDir);
+    // The resumed run took the same steps as run "a": same weights up to float32 rounding.
+    for (const [k, t] of a.head.initializers) {
+      if (t.dtype !== 'float32') continue;
+      const x = t.data as Float32Array;
+      const y = bb.head.initializers.get(k)!.data as Float32Array;
+      for (let i = 0; i < x.length; i++) expect(Math.abs(x[i] - y[i])).toBeLessThan(1e-5);
+    }
+  });
+
+  it('fineTuneModel (job API): progress, cancellation, automatic resume, new head for new classes', async () => {
+    const imgs = join(root, 'train-images.idx');
+    const labs = join(root, 'train-labels.idx');
+    await writeIdxPair(data, imgs, labs);
+    const seen: FineTuneProgress[] = [];
+    const ctl = new AbortController();
+    const job = {
+      baseModelDir: join(root, 'base'),
+      dataset: `idx:${imgs},${labs}`,
+      evalDataset: `idx:${imgs},${labs}`,
+      hyperparameters: { epochs: 2, batchSize: 4, steps: 1 },
+      outputDir: join(root, 'job'),
+      name: 'job',
+      version: '1',
+      checkpointDir: join(root, 'job.ckpt'),
+      signal: ctl.signal,
+      onProgress: (p: FineTuneProgress) => {
+        seen.push(p);
+        if (seen.length === 3) ctl.abort();
+      },
+    };
+    await expect(fineTuneModel(job)).rejects.toBeInstanceOf(TrainingAborted);
+    expect(seen.map((p) => p.step)).toEqual([0, 1, 2]);
+    const r = await fineTuneModel({ ...job, signal: undefined });
+    expect(seen.at(-1)!.progress).toBe(1);
+    expect(seen.filter((p) => p.metrics?.evalAccuracy !== undefined)).toHaveLength(2);
+    const m = await readModelDir(r.modelDir);
+    // IDX labels are named "0", "1": not the base model's classes, so a new head was trained.
+    expect(m.manifest.classes).toEqual(['0', '1']);
+    expect(m.manifest.solver.steps).toBe(1);
+    expect(r.metrics.evalAccuracy).toBeGreaterThanOrEqual(0);
+  });
+});
