@@ -78,7 +78,7 @@ export async function evaluateOod(
   if (opts.likelihood === false) stats = { ...stats, likelihood: null };
   else if (opts.likelihood) stats = { ...stats, likelihood: opts.likelihood };
   const so = { device: opts.device, threads: opts.threads };
-  const model = new PrgModel(loaded, so, scorersFromStats(stats, loaded, so));
+  const model = new PrgModel(loaded, so, scorersFromStats(stats, loaded, { ...so, partial: true }));
   const batchSize = opts.batchSize ?? 64;
   try {
     const sIn = await scoreSet(model, ind, batchSize, (d, t) => opts.onProgress?.('in', d, t));

@@ -9,7 +9,7 @@ import { LabeledImages } from './data';
 import { evaluateOod, formatOodTable } from './evaluate';
 import { fitOod } from './fit';
 import { ProbeRng } from './likelihood';
-import { oodScorerFactory } from './scorers';
+import { ensembleOf, fitEnsemble, oodScorerFactory } from './scorers';
 
 const S: [number, number, number] = [1, 8, 8];
 const D = 64;
@@ -44,6 +44,16 @@ function verticals(n: number, seed: number): LabeledImages {
   return { data, n, shape: S, name: 'verticals' };
 }
 
+const ALL_SCORES = [
+  'complexity_ratio',
+  'energy',
+  'ensemble',
+  'likelihood',
+  'mahalanobis',
+  'mahalanobis_hidden',
+  'msp',
+];
+
 let root: string;
 let dir: string;
 const lik = { solver: 'euler' as const, steps: 2, probes: 1 };
@@ -63,39 +73,27 @@ describe('fitOod and evaluateOod on a tiny model', () => {
       batchSize: 16,
       threads: 1,
     });
-    expect(Object.keys(r.thresholds).sort()).toEqual(
-      [
-        'complexity_ratio',
-        'energy',
-        'likelihood',
-        'mahalanobis',
-        'mahalanobis_hidden',
-        'msp',
-      ].sort(),
-    );
+    expect(Object.keys(r.thresholds).sort()).toEqual(ALL_SCORES);
     expect(r.nTrain).toBe(90);
     expect(r.nHeldout).toBe(40);
     const loaded = await readModelDir(dir);
     expect(loaded.manifest.files.ood).toBe('ood.json');
     expect(loaded.manifest.ood?.primary).toBe('mahalanobis');
     expect(loaded.manifest.ood?.scores.mahalanobis.tpr).toBe(0.95);
-    expect((loaded.ood as { schema: string }).schema).toBe('prg.ood/v1');
+    const stats = loaded.ood as { schema: string; ensemble: { components: string[] } };
+    expect(stats.schema).toBe('prg.ood/v1');
+    expect(stats.ensemble.components).toEqual([
+      'mahalanobis',
+      'mahalanobis_hidden',
+      'complexity_ratio',
+    ]);
   });
 
   it('a model loaded with the registered factory reproduces the calibration: ≥ 95 % of held-out pass', async () => {
     registerOodScorerFactory(oodScorerFactory);
     const model = await loadPrgModel(dir, { threads: 1 });
     try {
-      expect(model.oodScoreNames.sort()).toEqual(
-        [
-          'complexity_ratio',
-          'energy',
-          'likelihood',
-          'mahalanobis',
-          'mahalanobis_hidden',
-          'msp',
-        ].sort(),
-      );
+      expect(model.oodScoreNames.sort()).toEqual(ALL_SCORES);
       const held = bars(40, 2, 'bars:heldout');
       const s = await model.oodScores({ data: held.data, n: held.n });
       for (const [k, t] of Object.entries(model.manifest.ood!.scores)) {
@@ -145,6 +143,7 @@ describe('fitOod and evaluateOod on a tiny model', () => {
     expect(r.nHeldout).toBe(6);
     expect(r.nTrain).toBe(54);
     expect(r.thresholds.likelihood).toBeUndefined();
+    expect(r.thresholds.ensemble).toBeDefined(); // the two Mahalanobis scores
     const wrong: LabeledImages = {
       data: new Float32Array(4 * 16),
       n: 4,
@@ -152,5 +151,19 @@ describe('fitOod and evaluateOod on a tiny model', () => {
       name: 'x',
     };
     await expect(fitOod(dir, wrong)).rejects.toThrow(/4×4, the model takes 1×8×8/);
+  });
+});
+
+describe('ensemble score', () => {
+  it('averages scores standardised on held-out data (hand-computed)', () => {
+    const held = { a: [1, 3], b: [10, 30] }; // means 2, 20; sample s.d. √2, 10√2
+    const e = fitEnsemble(['a', 'b'], held);
+    expect(e.mean).toEqual([2, 20]);
+    expect(e.std[0]).toBeCloseTo(Math.SQRT2, 12);
+    expect(e.std[1]).toBeCloseTo(10 * Math.SQRT2, 12);
+    const s = ensembleOf(e, { a: [2, 4], b: [20, 0] }, 2);
+    expect(s[0]).toBeCloseTo(0, 6);
+    expect(s[1]).toBeCloseTo((2 / Math.SQRT2 + -20 / (10 * Math.SQRT2)) / 2, 6);
+    expect(() => ensembleOf(e, { a: [1] }, 1)).toThrow(/component score b/);
   });
 });

@@ -26,7 +26,15 @@ import {
 import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
 import { fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
 import { thresholdAtTpr } from './metrics';
-import { LazySession, ScorerOptions, headHiddenGraph, scorersFromStats } from './scorers';
+import {
+  ENSEMBLE_COMPONENTS,
+  LazySession,
+  ScorerOptions,
+  ensembleOf,
+  fitEnsemble,
+  headHiddenGraph,
+  scorersFromStats,
+} from './scorers';
 import { OOD_SCHEMA, OodStatsFile } from './stats';
 
 export interface FitOodOptions extends ScorerOptions {
@@ -160,6 +168,12 @@ export async function fitOod(
     }
   } finally {
     await model.release();
+  }
+  // The ensemble of the scores present, standardised on these held-out images.
+  const comps = ENSEMBLE_COMPONENTS.filter((c) => c in collected);
+  if (comps.length >= 2) {
+    stats.ensemble = fitEnsemble(comps, collected);
+    collected.ensemble = ensembleOf(stats.ensemble, collected, heldout.n);
   }
   const thresholds: Record<string, OodScoreThreshold> = {};
   for (const [k, v] of Object.entries(collected))

@@ -26,6 +26,8 @@ import { OodStatsFile, parseOodStats } from './stats';
 export interface ScorerOptions {
   device?: Device;
   threads?: number;
+  /** Leave out the ensemble when a component is unavailable (ood-eval without bits/dim). */
+  partial?: boolean;
 }
 
 /** The head graph with its first tanh activation (the hidden layer, paper §3.1) as output. */
@@ -154,6 +156,90 @@ export class ComplexityRatioScorer implements OodScorer {
   }
 }
 
+/** A scorer whose result is computed once per batch object (the ensemble reuses it). */
+class Memo implements OodScorer {
+  private memo = new WeakMap<ImageBatch, Promise<Float32Array>>();
+  constructor(readonly inner: OodScorer) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  score(ctx: OodContext): Promise<Float32Array> {
+    let r = this.memo.get(ctx.batch);
+    if (!r) {
+      r = this.inner.score(ctx);
+      this.memo.set(ctx.batch, r);
+    }
+    return r;
+  }
+  async release(): Promise<void> {
+    await this.inner.release?.();
+  }
+}
+
+/** Settings of the `ensemble` score, stored in ood.json. */
+export interface EnsembleStats {
+  components: string[];
+  /** Mean and standard deviation of each component on the held-out in-distribution images. */
+  mean: number[];
+  std: number[];
+}
+
+/**
+ * ensemble = (1/m) Σ_i (s_i − mean_i)/std_i over its components: each score standardised on
+ * held-out in-distribution images, then averaged. It needs no out-of-distribution data (unlike
+ * Lee et al.'s logistic-regression weights), and averaging scores that fail on different inputs
+ * (class-conditional feature distances, complexity-corrected likelihood) lowers the chance that
+ * an outlier passes all of them.
+ */
+export function ensembleOf(
+  e: EnsembleStats,
+  scores: Record<string, ArrayLike<number>>,
+  n: number,
+): Float32Array {
+  const out = new Float32Array(n);
+  e.components.forEach((c, j) => {
+    const s = scores[c];
+    if (!s) throw new Error(`ensemble: component score ${c} is missing`);
+    for (let i = 0; i < n; i++) out[i] += (s[i] - e.mean[j]) / e.std[j] / e.components.length;
+  });
+  return out;
+}
+
+/** Component statistics for the ensemble from held-out scores. */
+export function fitEnsemble(
+  components: string[],
+  scores: Record<string, ArrayLike<number>>,
+): EnsembleStats {
+  const mean: number[] = [];
+  const std: number[] = [];
+  for (const c of components) {
+    const s = scores[c];
+    if (!s || s.length < 2) throw new Error(`ensemble: needs held-out scores for ${c}`);
+    let m = 0;
+    for (let i = 0; i < s.length; i++) m += s[i];
+    m /= s.length;
+    let v = 0;
+    for (let i = 0; i < s.length; i++) v += (s[i] - m) ** 2;
+    const sd = Math.sqrt(v / (s.length - 1));
+    mean.push(m);
+    std.push(sd > 0 ? sd : 1);
+  }
+  return { components, mean, std };
+}
+
+export class EnsembleScorer implements OodScorer {
+  readonly name = 'ensemble';
+  constructor(
+    private readonly stats: EnsembleStats,
+    private readonly parts: OodScorer[],
+  ) {}
+  async score(ctx: OodContext): Promise<Float32Array> {
+    const s: Record<string, Float32Array> = {};
+    for (const p of this.parts) s[p.name] = await p.score(ctx);
+    return ensembleOf(this.stats, s, ctx.batch.n);
+  }
+}
+
 /** Scorers for a model from parsed ood.json (the stats may lack layers or likelihood). */
 export function scorersFromStats(
   stats: OodStatsFile,
@@ -183,8 +269,23 @@ export function scorersFromStats(
     if (channels === 1 || channels === 3)
       out.push(new ComplexityRatioScorer(bpd, [channels, height, width]));
   }
-  return out;
+  const ens = stats.ensemble;
+  if (!ens) return out;
+  const memo = out.map((sc) => new Memo(sc));
+  if (opts.partial && !ens.components.every((c) => memo.some((m) => m.name === c))) return out;
+  const parts = ens.components.map((c) => {
+    const p = memo.find((m) => m.name === c);
+    if (!p)
+      throw new Error(
+        `ood.json: ensemble component ${c} has no scorer (${memo.map((m) => m.name)})`,
+      );
+    return p;
+  });
+  return [...memo, new EnsembleScorer(ens, parts)];
 }
+
+/** The scorers `ensemble` averages, among those a model has (msp/energy are left out). */
+export const ENSEMBLE_COMPONENTS = ['mahalanobis', 'mahalanobis_hidden', 'complexity_ratio'];
 
 /**
  * The factory for `registerOodScorerFactory` (src/prg/inference.ts): a model directory with an

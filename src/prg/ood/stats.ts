@@ -4,6 +4,7 @@
  */
 import { LikelihoodOptions } from './likelihood';
 import { TiedGaussianJson } from './mahalanobis';
+import type { EnsembleStats } from './scorers';
 
 export const OOD_SCHEMA = 'prg.ood/v1';
 
@@ -13,6 +14,8 @@ export interface OodStatsFile {
   mahalanobis: { features?: TiedGaussianJson; hidden?: TiedGaussianJson };
   /** Settings of the bits/dim estimate the thresholds were calibrated with; null = not used. */
   likelihood: Omit<LikelihoodOptions, 'session'> | null;
+  /** The standardised average of several scores (scorers.ts); absent = no ensemble score. */
+  ensemble?: EnsembleStats;
   fit: {
     train: { dataset: string; n: number };
     heldout: { dataset: string; n: number };
