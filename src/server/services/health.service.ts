@@ -84,6 +84,8 @@ export class HealthService implements OnApplicationShutdown {
       connectTimeout: 1000,
       retryStrategy: () => null,
     });
+    // Failures surface through ping(); without a listener ioredis logs every one as unhandled.
+    this.redis.on('error', () => {});
     const r = this.redis;
     try {
       if (r.status !== 'ready') {

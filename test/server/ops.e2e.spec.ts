@@ -1,0 +1,140 @@
+/**
+ * API keys, rate limits, readiness with Redis configured, graceful shutdown: each against the
+ * real app with its own configuration.
+ */
+import { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PrgModelApi } from '../../src/prg/inference-api';
+import { testConfig } from '../../src/server/config/config';
+import { TEST_REDIS_URL } from '../../src/server/jobs/testing/redis-env';
+import { defaultModelLoader } from '../../src/server/repositories/model-loader';
+import { ModelRegistry } from '../../src/server/repositories/model-registry.repository';
+import { HealthService } from '../../src/server/services/health.service';
+import { MetricsService } from '../../src/server/services/metrics.service';
+import { createTestApp, TestApp, testPng } from '../../src/server/testing/test-app';
+
+let t: TestApp | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+describe('API keys', () => {
+  it('with PRG_API_KEYS set, guarded routes need a valid x-api-key; inference stays open', async () => {
+    t = await createTestApp([{ name: 'tiny' }], { apiKeys: ['secret-key-1', 'secret-key-2'] });
+    const s = t.app.getHttpServer();
+    const none = await request(s).post('/models/rescan');
+    expect(none.status).toBe(401);
+    expect(none.body).toMatchObject({ code: 'UNAUTHORIZED', message: 'missing header x-api-key' });
+    const bad = await request(s).post('/models/rescan').set('x-api-key', 'wrong-key-000');
+    expect(bad.body).toMatchObject({ statusCode: 401, message: 'invalid x-api-key' });
+    await request(s).post('/models/rescan').set('x-api-key', 'secret-key-2').expect(200);
+    // Uploads and jobs (datasets, fine-tunes modules) reuse the same guard.
+    expect((await request(s).delete('/datasets/none')).status).toBe(401);
+    expect((await request(s).get('/fine-tunes')).status).toBe(401);
+    await request(s).get('/fine-tunes').set('x-api-key', 'secret-key-1').expect(200);
+    const png = (await testPng(8, 8)).toString('base64');
+    await request(s)
+      .post('/classify')
+      .send({ images: [png] })
+      .expect(200);
+  });
+});
+
+describe('rate limit', () => {
+  it('a client over its burst gets 429 with Retry-After; another client is unaffected', async () => {
+    t = await createTestApp([{ name: 'tiny' }], { rateLimitRps: 0.001, rateLimitBurst: 2 });
+    const s = t.app.getHttpServer();
+    const png = (await testPng(8, 8)).toString('base64');
+    const send = (key?: string) => {
+      const r = request(s).post('/classify');
+      if (key) r.set('x-api-key', key);
+      return r.send({ images: [png] });
+    };
+    expect((await send()).status).toBe(200);
+    expect((await send()).status).toBe(200);
+    const over = await send();
+    expect(over.status).toBe(429);
+    expect(over.body.code).toBe('RATE_LIMITED');
+    expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await send('another-client')).status).toBe(200);
+    // Cheap routes are not limited.
+    await request(s).get('/models').expect(200);
+  });
+});
+
+describe('readiness', () => {
+  it('with REDIS_URL: ready when Redis answers PING (the real Redis), 503 naming it when not', async () => {
+    t = await createTestApp([{ name: 'tiny' }], { redisUrl: TEST_REDIS_URL });
+    const r = await request(t.app.getHttpServer()).get('/health/ready');
+    expect(r.body.checks.redis).toEqual({ ok: true, detail: 'PING → PONG' });
+    expect(r.status).toBe(200);
+    // Unreachable Redis, on the service alone (the jobs module would also try to connect).
+    const registry = {
+      list: () => [{}],
+      ready: true,
+      defaultModelId: 'x',
+    } as unknown as ModelRegistry;
+    const h = new HealthService(
+      testConfig({ redisUrl: 'redis://127.0.0.1:1' }),
+      registry,
+      new MetricsService(),
+    );
+    const bad = await h.readiness();
+    expect(bad.ready).toBe(false);
+    expect(bad.checks.redis.ok).toBe(false);
+    expect(bad.checks.redis.detail).toMatch(/redis unreachable/);
+    h.onApplicationShutdown();
+  });
+
+  it('503 with no model under MODELS_DIR, and inference says so', async () => {
+    t = await createTestApp([]);
+    const s = t.app.getHttpServer();
+    expect((await request(s).get('/health/ready')).status).toBe(503);
+    const r = await request(s)
+      .post('/classify')
+      .send({ images: ['AAAA'] });
+    expect(r.status).toBe(503);
+    expect(r.body.code).toBe('NO_MODELS');
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('app.close() lets an in-flight request finish, then refuses new connections', async () => {
+    let entered!: () => void;
+    const inRun = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    // The real model, with classify held until the test has started shutting down.
+    const loader = async (dir: string, o: { device: 'cpu' | 'cuda'; threads: number }) => {
+      const m = await defaultModelLoader(dir, o);
+      const wrapped: PrgModelApi = Object.create(m);
+      wrapped.classify = async (b, opts) => {
+        entered();
+        await gate;
+        return m.classify(b, opts);
+      };
+      return wrapped;
+    };
+    t = await createTestApp([{ name: 'tiny' }], { shutdownGraceMs: 10_000 }, loader);
+    await t.app.listen(0, '127.0.0.1');
+    const port = (t.app.getHttpServer().address() as AddressInfo).port;
+    const png = (await testPng(8, 8)).toString('base64');
+    const inflight = fetch(`http://127.0.0.1:${port}/classify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ images: [png] }),
+    });
+    await inRun;
+    const closing = t.app.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(fetch(`http://127.0.0.1:${port}/health/live`)).rejects.toThrow();
+    release();
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect((await res.json()).results).toHaveLength(1);
+    await closing;
+    t = { ...t, close: async () => {} } as TestApp;
+  });
+});
