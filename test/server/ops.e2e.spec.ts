@@ -133,7 +133,7 @@ describe('graceful shutdown', () => {
     release();
     const res = await inflight;
     expect(res.status).toBe(200);
-    expect((await res.json()).results).toHaveLength(1);
+    expect(((await res.json()) as { results: unknown[] }).results).toHaveLength(1);
     await closing;
     t = { ...t, close: async () => {} } as TestApp;
   });
