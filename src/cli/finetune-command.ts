@@ -1,7 +1,133 @@
-/** `prg finetune` (wired to src/prg/training/finetune-job.ts). */
-import { UsageError } from './args';
+/** `prg finetune`: src/prg/training/finetune-job.ts runFineTune with progress, log and Ctrl-C. */
+import { TrainingAborted } from '../prg/training/common';
+import { runFineTune } from '../prg/training/finetune-job';
+import { OptionSpec, choice, flag, num, parse, pool, required, str } from './args';
+import { COMMON, interruptSignal, session } from './common';
+import { TrainingReporter } from './progress';
+
+export const FINETUNE_OPTIONS: OptionSpec = {
+  ...COMMON,
+  model: { type: 'string' },
+  data: { type: 'string' },
+  'eval-data': { type: 'string' },
+  out: { type: 'string' },
+  overwrite: { type: 'boolean' },
+  'checkpoint-dir': { type: 'string' },
+  resume: { type: 'boolean' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'warmup-epochs': { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  'lambda-flow': { type: 'string' },
+  steps: { type: 'string' },
+  't-star': { type: 'string' },
+  solver: { type: 'string' },
+  'gradient-mode': { type: 'string' },
+  'freeze-flow': { type: 'boolean' },
+  'no-pretrain': { type: 'boolean' },
+  pool: { type: 'string' },
+  hidden: { type: 'string' },
+  'grad-clip': { type: 'string' },
+  seed: { type: 'string' },
+  limit: { type: 'string' },
+  'eval-limit': { type: 'string' },
+  'max-steps': { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  resize: { type: 'boolean' },
+  name: { type: 'string' },
+  'model-version': { type: 'string' },
+  log: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  json: { type: 'boolean' },
+};
+
+export const FINETUNE_HELP = `prg finetune --model BASE_DIR --data SPEC --out DIR [options]
+  Fine-tuning through the reverse ODE (paper eq. 3): label-smoothing CE + λ·flow matching.
+  --eval-data SPEC (held-out accuracy per epoch, recorded in the manifest) --eval-limit N
+  --checkpoint-dir DIR (default DIR.ckpt) --resume --overwrite
+  --epochs N (10) --batch-size N (128) --lr X (2.5e-4) --weight-decay X (0.05)
+  --warmup-epochs X (1) --label-smoothing X (0.1) --lambda-flow X (1; 0 allowed)
+  --steps K --t-star T --solver euler|midpoint|rk4 (default: the base model's)
+  --gradient-mode direct|adjoint (direct)  --freeze-flow  --no-pretrain  --pool none|N --hidden N
+  --grad-clip X --seed N --limit N --max-steps N --checkpoint-every N --resize
+  --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`;
 
 export async function finetuneCommand(argv: string[]): Promise<number> {
-  void argv;
-  throw new UsageError('prg finetune: not available yet in this build');
+  const v = parse(argv, FINETUNE_OPTIONS, 'finetune');
+  if (flag(v, 'help')) {
+    process.stdout.write(FINETUNE_HELP + '\n');
+    return 0;
+  }
+  const out = required(v, 'out', 'finetune');
+  const featurePool = pool(v, 'pool');
+  const opts = {
+    baseModelDir: required(v, 'model', 'finetune'),
+    dataset: required(v, 'data', 'finetune'),
+    evalDataset: str(v, 'eval-data'),
+    outputDir: out,
+    overwrite: flag(v, 'overwrite'),
+    checkpointDir: str(v, 'checkpoint-dir') ?? `${out}.ckpt`,
+    resume: flag(v, 'resume'),
+    hyperparameters: {
+      epochs: num(v, 'epochs', { int: true, min: 1 }),
+      batchSize: num(v, 'batch-size', { int: true, min: 1 }),
+      learningRate: num(v, 'lr', { min: 0, exclusiveMin: true }),
+      weightDecay: num(v, 'weight-decay', { min: 0 }),
+      warmupEpochs: num(v, 'warmup-epochs', { min: 0 }),
+      labelSmoothing: num(v, 'label-smoothing', { min: 0, max: 0.999 }),
+      lambdaFlow: num(v, 'lambda-flow', { min: 0 }),
+      steps: num(v, 'steps', { int: true, min: 1, max: 1000 }),
+      tStar: num(v, 't-star', { min: 0, max: 1, exclusiveMin: true }),
+      solver: choice(v, 'solver', ['euler', 'midpoint', 'rk4'] as const),
+      gradientMode: choice(v, 'gradient-mode', ['direct', 'adjoint'] as const),
+      freezeFlow: flag(v, 'freeze-flow'),
+      seed: num(v, 'seed', { int: true, min: 0 }),
+      allowResize: flag(v, 'resize'),
+    },
+    noPretrain: flag(v, 'no-pretrain'),
+    featurePool,
+    hidden: num(v, 'hidden', { int: true, min: 1 }),
+    gradClip: num(v, 'grad-clip', { min: 0 }),
+    limit: num(v, 'limit', { int: true, min: 1 }),
+    evalLimit: num(v, 'eval-limit', { int: true, min: 1 }),
+    maxSteps: num(v, 'max-steps', { int: true, min: 1 }),
+    checkpointEvery: num(v, 'checkpoint-every', { int: true, min: 1 }),
+    name: str(v, 'name') ?? 'prg-finetuned',
+    version: str(v, 'model-version') ?? '1.0.0',
+    ...session(v),
+  };
+  const reporter = new TrainingReporter({ log: str(v, 'log'), quiet: flag(v, 'quiet') });
+  const intr = interruptSignal();
+  reporter.event({ event: 'start', command: 'finetune', options: opts });
+  try {
+    const res = await runFineTune({
+      ...opts,
+      signal: intr.signal,
+      onStep: (p) => reporter.step(p),
+      onEpoch: (p) => reporter.epoch(p),
+    });
+    reporter.stop();
+    reporter.event({ event: 'done', ...res });
+    if (flag(v, 'json')) process.stdout.write(JSON.stringify(res) + '\n');
+    else {
+      const acc = res.metrics.evalAccuracy;
+      process.stdout.write(
+        `fine-tuned ${res.steps} steps (loss ${res.metrics.finalLoss?.toFixed(4)}` +
+          `${acc !== undefined ? `, eval accuracy ${(100 * acc).toFixed(2)}%` : ''}) → ${res.modelDir}\n`,
+      );
+    }
+    return 0;
+  } catch (e) {
+    reporter.stop();
+    if (e instanceof TrainingAborted) {
+      reporter.event({ event: 'interrupted', checkpoint: e.checkpoint, step: e.globalStep });
+      process.stderr.write(`${e.message} (rerun the same command with --resume)\n`);
+      return 130;
+    }
+    throw e;
+  } finally {
+    intr.dispose();
+  }
 }

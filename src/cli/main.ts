@@ -9,7 +9,6 @@
  * Exit codes: 0 ok, 1 runtime error, 2 usage error (unknown flag, bad value), 130 interrupted
  * (Ctrl-C: the run wrote a checkpoint first; rerun with --resume).
  */
-import { Device } from '../engine/runtime/device';
 import { writeFileAtomic } from '../engine/runtime/checkpoint';
 import { loadPrgModel } from '../prg/inference';
 import { SolverName } from '../prg/manifest';
@@ -19,7 +18,6 @@ import { PRETRAIN_DEFAULTS, pretrain } from '../prg/training/pretrain';
 import {
   OptionSpec,
   UsageError,
-  Values,
   choice,
   flag,
   num,
@@ -28,43 +26,12 @@ import {
   required,
   str,
 } from './args';
+import { COMMON, interruptSignal, session } from './common';
 import { TrainingReporter } from './progress';
 import { finetuneCommand } from './finetune-command';
 import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
-
-export const COMMON: OptionSpec = {
-  threads: { type: 'string' },
-  device: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
-
-export function session(v: Values): { threads?: number; device?: Device } {
-  return {
-    threads: num(v, 'threads', { int: true, min: 0 }),
-    device: choice(v, 'device', ['cpu', 'cuda'] as const),
-  };
-}
-
-/** First Ctrl-C aborts the run (which checkpoints and exits 130); a second one exits at once. */
-export function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
-  const ctl = new AbortController();
-  const onInt = () => {
-    if (ctl.signal.aborted) process.exit(130);
-    process.stderr.write('\ninterrupted: writing a checkpoint (Ctrl-C again to quit now)\n');
-    ctl.abort();
-  };
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onInt);
-  return {
-    signal: ctl.signal,
-    dispose: () => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onInt);
-    },
-  };
-}
 
 const PRETRAIN_OPTIONS: OptionSpec = {
   ...COMMON,

@@ -1,0 +1,134 @@
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { writeIdxPair } from '../prg/data';
+import { createTinyModel } from '../prg/testing/tiny-model';
+import { tinyDataset } from '../prg/testing/tiny-data';
+import { main } from './main';
+
+let root: string;
+let spec: string;
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+    out += String(s);
+    return true;
+  });
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+    err += String(s);
+    return true;
+  });
+  try {
+    return { code: await main(args), out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  root = await fs.mkdtemp(join(tmpdir(), 'prg-cli-'));
+  await createTinyModel(join(root, 'm'), { classes: 2, featurePool: 4 });
+  const ds = tinyDataset({ n: 8, classes: 2 });
+  await writeIdxPair(ds, join(root, 'i.idx'), join(root, 'l.idx'));
+  spec = `idx:${join(root, 'i.idx')},${join(root, 'l.idx')}`;
+});
+afterAll(async () => fs.rm(root, { recursive: true, force: true }));
+
+describe('prg CLI', () => {
+  it('usage errors exit 2 with a message naming the flag', async () => {
+    let r = await run(['eval', '--model', 'x', '--data', 'y', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--bogus/);
+    r = await run(['finetune', '--model', 'x', '--data', 'y', '--out', 'z', '--epochs', '0']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--epochs=0: must be >= 1/);
+    r = await run(['pretrain', '--data', 'mnist:train']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--out is required/);
+    r = await run(['eval', '--model', 'x', '--data', 'y', '--solver', 'heun']);
+    expect(r.code).toBe(2);
+    r = await run(['frobnicate']);
+    expect(r.code).toBe(2);
+  });
+
+  it('eval --json prints one object with accuracy and n; features writes .npy files', async () => {
+    const r = await run([
+      'eval',
+      '--model',
+      join(root, 'm'),
+      '--data',
+      spec,
+      '--json',
+      '--threads',
+      '1',
+    ]);
+    expect(r.code).toBe(0);
+    const rec = JSON.parse(r.out) as { accuracy: number; n: number };
+    expect(rec.n).toBe(8);
+    expect(rec.accuracy).toBeGreaterThanOrEqual(0);
+    expect(rec.accuracy).toBeLessThanOrEqual(1);
+    const out = join(root, 'f.npy');
+    const f = await run([
+      'features',
+      '--model',
+      join(root, 'm'),
+      '--data',
+      spec,
+      '--out',
+      out,
+      '--pool',
+      '2',
+    ]);
+    expect(f.code).toBe(0);
+    const bytes = await fs.readFile(out);
+    expect(bytes.subarray(1, 6).toString()).toBe('NUMPY');
+    expect(bytes.toString('latin1', 10, 80)).toMatch(/'shape': \(8, 4\)/);
+    expect((await fs.stat(join(root, 'f.labels.npy'))).size).toBeGreaterThan(8 * 4);
+    const missing = await run(['eval', '--model', join(root, 'nope'), '--data', spec]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/manifest\.json/);
+  });
+
+  it('finetune runs end to end and writes a log', async () => {
+    const log = join(root, 'ft.jsonl');
+    const r = await run([
+      'finetune',
+      '--model',
+      join(root, 'm'),
+      '--data',
+      spec,
+      '--out',
+      join(root, 'ft'),
+      '--epochs',
+      '1',
+      '--batch-size',
+      '4',
+      '--steps',
+      '1',
+      '--log',
+      log,
+      '--quiet',
+      '--json',
+      '--threads',
+      '1',
+    ]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).steps).toBe(2);
+    const lines = (await fs.readFile(log, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l: { event: string }) => l.event)).toEqual([
+      'start',
+      'step',
+      'step',
+      'epoch',
+      'done',
+    ]);
+  });
+});
