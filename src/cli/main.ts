@@ -15,17 +15,7 @@ import { SolverName } from '../prg/manifest';
 import { TrainingAborted } from '../prg/training/common';
 import { evaluateModel, labelMap, loadDatasetFor } from '../prg/training/evaluate';
 import { PRETRAIN_DEFAULTS, pretrain } from '../prg/training/pretrain';
-import {
-  OptionSpec,
-  UsageError,
-  choice,
-  flag,
-  num,
-  parse,
-  pool,
-  required,
-  str,
-} from './args';
+import { OptionSpec, UsageError, choice, flag, num, parse, pool, required, str } from './args';
 import { COMMON, interruptSignal, session } from './common';
 import { TrainingReporter } from './progress';
 import { finetuneCommand } from './finetune-command';
