@@ -69,7 +69,7 @@ export class FineTunesModule {
         { provide: MODEL_CATALOG, useExisting: ModelRegistry },
         FineTunesResolver,
       ],
-      exports: [FineTunesService],
+      exports: [FineTunesService, JOBS_CONFIG],
     };
   }
 
@@ -77,7 +77,7 @@ export class FineTunesModule {
     return {
       module: FineTunesModule,
       providers: [...providers(o), { provide: MODEL_CATALOG, useValue: noCatalog }],
-      exports: [FineTunesService],
+      exports: [FineTunesService, JOBS_CONFIG],
     };
   }
 }

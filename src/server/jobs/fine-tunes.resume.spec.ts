@@ -9,6 +9,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import { AddressInfo, createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
@@ -57,7 +58,10 @@ afterAll(async () => {
 });
 
 /** Starts a worker process; resolves when it takes jobs. */
-async function startWorker(stepMs: number): Promise<ChildProcess> {
+async function startWorker(
+  stepMs: number,
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     [
@@ -74,6 +78,7 @@ async function startWorker(stepMs: number): Promise<ChildProcess> {
         PRG_WARMUP: '0',
         FAKE_STEP_MS: String(stepMs),
         FAKE_STEPS: String(STEPS),
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -90,6 +95,15 @@ async function startWorker(stepMs: number): Promise<ChildProcess> {
     );
   });
   return child;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 const exited = (c: ChildProcess) =>
@@ -118,10 +132,14 @@ describe('fine-tune workers in other processes', () => {
     a.kill('SIGKILL');
     await exited(a);
 
-    await startWorker(5);
+    const port = await freePort();
+    await startWorker(5, { WORKER_METRICS_PORT: String(port) });
     const done = await waitForJob(t.app, id, terminal);
     expect(done.status).toBe('succeeded');
     expect(done.attempts).toBe(2);
+    // The worker process exports its job durations.
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/prg_job_duration_seconds_count\{status="succeeded"\} 1/);
     // Resumed after epoch 2 or later (whatever was checkpointed when it died), not from zero.
     expect(done.result!.resumedFromEpoch).toBeGreaterThanOrEqual(2);
     expect(done.result!.resumedFromEpoch).toBeLessThan(5);

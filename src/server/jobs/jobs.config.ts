@@ -19,6 +19,8 @@ export interface JobsConfig {
   maxStalledCount: number;
   /** Largest `epochs` a request may ask for (MAX_EPOCHS). */
   maxEpochs: number;
+  /** `npm run worker` serves Prometheus /metrics on this port (WORKER_METRICS_PORT; null = off). */
+  workerMetricsPort: number | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -58,6 +60,9 @@ export function loadJobsConfig(
     stalledIntervalMs: int('JOB_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
     maxStalledCount: int('JOB_MAX_STALLED', 5, 0, 1000),
     maxEpochs: int('MAX_EPOCHS', 1000, 1, 1_000_000),
+    workerMetricsPort: env.WORKER_METRICS_PORT?.trim()
+      ? int('WORKER_METRICS_PORT', 0, 1, 65535)
+      : null,
   };
   if (!worker && redisUrl === null)
     problems.push('WORKER=0 needs REDIS_URL: without Redis, jobs only run in the API process');

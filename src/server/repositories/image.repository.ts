@@ -89,6 +89,7 @@ export class ImageRepository {
       for (let k = 0; k < c; k++)
         px[i * c + k] = Math.max(0, Math.min(255, Math.round((chw[k * hw + i] + 1) * 127.5)));
     return sharp(px, { raw: { width: w, height: h, channels: c as 1 | 3 } })
+      .toColourspace(c === 1 ? 'b-w' : 'srgb')
       .png()
       .toBuffer();
   }
@@ -109,6 +110,7 @@ export class ImageRepository {
     });
     return sharp(px, { raw: { width: W, height: h, channels: c as 1 | 3 } })
       .resize(W * scale, h * scale, { kernel: 'nearest' })
+      .toColourspace(c === 1 ? 'b-w' : 'srgb')
       .png()
       .toBuffer();
   }
