@@ -136,7 +136,9 @@ export async function oodEvalCommand(argv: string[]): Promise<number> {
     likelihood,
     onProgress: (set, d, t) => show(`scoring ${set === 'in' ? inSpec : outSpec}`, d, t),
   });
-  if (flag(v, 'json')) process.stdout.write(JSON.stringify(r) + '\n');
+  // --json prints exactly the documented object (issue 4); the table adds the mean bits/dim.
+  const { scores, n_in, n_out } = r;
+  if (flag(v, 'json')) process.stdout.write(JSON.stringify({ scores, n_in, n_out }) + '\n');
   else
     process.stdout.write(
       formatOodTable(

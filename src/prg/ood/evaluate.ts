@@ -27,6 +27,8 @@ export interface OodEvalReport {
   scores: Record<string, DetectionMetrics>;
   n_in: number;
   n_out: number;
+  /** Mean bits/dim of each set (= −mean of the likelihood score), when it was computed. */
+  bits_per_dim?: { in: number; out: number };
 }
 
 async function scoreSet(
@@ -85,7 +87,10 @@ export async function evaluateOod(
     const sOut = await scoreSet(model, outd, batchSize, (d, t) => opts.onProgress?.('out', d, t));
     const scores: Record<string, DetectionMetrics> = {};
     for (const k of Object.keys(sIn)) scores[k] = detectionMetrics(sIn[k], sOut[k]);
-    return { scores, n_in: ind.n, n_out: outd.n };
+    const r: OodEvalReport = { scores, n_in: ind.n, n_out: outd.n };
+    const mean = (xs: Float32Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    if (sIn.likelihood) r.bits_per_dim = { in: -mean(sIn.likelihood), out: -mean(sOut.likelihood) };
+    return r;
   } finally {
     await model.release();
   }
@@ -103,6 +108,9 @@ export function formatOodTable(r: OodEvalReport, title = ''): string {
       ([k, m]) => `${k.padEnd(w)}  ${f(m.auroc)}  ${f(m.aupr_in)}  ${f(m.aupr_out)}  ${f(m.fpr95)}`,
     ),
     `n_in = ${r.n_in}, n_out = ${r.n_out}`,
+    ...(r.bits_per_dim
+      ? [`mean bits/dim: in ${r.bits_per_dim.in.toFixed(3)}, out ${r.bits_per_dim.out.toFixed(3)}`]
+      : []),
   ];
   return lines.join('\n');
 }

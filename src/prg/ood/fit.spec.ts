@@ -126,6 +126,10 @@ describe('fitOod and evaluateOod on a tiny model', () => {
         expect(v).toBeLessThanOrEqual(1);
       }
     expect(r.scores.mahalanobis.auroc).toBeGreaterThan(0.95);
+    // bits/dim = −likelihood score: positive, and around 8 for an untrained flow on [−1, 1] images
+    expect(r.bits_per_dim!.in).toBeGreaterThan(1);
+    expect(r.bits_per_dim!.in).toBeLessThan(20);
+    expect(formatOodTable(r)).toMatch(/mean bits\/dim: in \d/);
     const table = formatOodTable(r);
     expect(table).toMatch(/AUROC/);
     expect(table).toMatch(/mahalanobis_hidden/);
