@@ -150,11 +150,15 @@ export class BullJobQueue implements JobQueue {
     return { ...(await this.queue.getJobCounts()) };
   }
 
-  private async view(job: Bull.Job<FineTuneJobData>): Promise<FineTuneJobView> {
+  private async view(fetched: Bull.Job<FineTuneJobData>): Promise<FineTuneJobView> {
+    let job = fetched;
     const [state, cancelled] = await Promise.all([
       job.getState(),
       this.pub.exists(this.cancelKey(String(job.id))),
     ]);
+    // The hash was read before the state: a job that finished in between lacks its result.
+    if ((state === 'completed' || state === 'failed') && !job.finishedOn)
+      job = (await this.queue.getJob(job.id)) ?? job;
     const stored = (job.progress() as BullProgress | number | undefined) ?? null;
     const p: BullProgress =
       stored && typeof stored === 'object' ? stored : { latest: null, history: [] };

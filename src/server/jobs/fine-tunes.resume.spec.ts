@@ -170,7 +170,8 @@ describe('fine-tune workers in other processes', () => {
     const id = await createJob(50);
     await waitForJob(t.app, id, (j) => (j.progress?.step ?? 0) >= 1);
     const res = await http().post(`/fine-tunes/${id}/cancel`);
-    expect(res.body.status).toBe('cancelling');
+    // 'cancelled' when the worker was quicker than this response.
+    expect(['cancelling', 'cancelled']).toContain(res.body.status);
     const stepAtCancel = res.body.progress.epoch * STEPS + res.body.progress.step;
     const done = await waitForJob(t.app, id, terminal);
     expect(done.status).toBe('cancelled');
