@@ -59,6 +59,12 @@ describe('rate limit', () => {
     expect(over.body.code).toBe('RATE_LIMITED');
     expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
     expect((await send('another-client')).status).toBe(200);
+    // GraphQL inference shares the buckets: the same IP is still over its limit.
+    const g = await request(s)
+      .post('/graphql')
+      .set('content-type', 'application/json')
+      .send({ query: `{ classify(images: ["${png}"]) { model } }` });
+    expect(g.body.errors[0].extensions.code).toBe('RATE_LIMITED');
     // Cheap routes are not limited.
     await request(s).get('/models').expect(200);
   });

@@ -41,6 +41,14 @@ function concat(items: Float32Array[]): Float32Array {
   return out;
 }
 
+/** Energy score −E(x) = log Σ_j exp(logit_j) (Liu et al. 2020), as in src/prg/inference.ts. */
+export function logSumExp(l: Float32Array): number {
+  const max = Math.max(...l);
+  let s = 0;
+  for (const v of l) s += Math.exp(v - max);
+  return max + Math.log(s);
+}
+
 function rows(data: Float32Array, n: number): Float32Array[] {
   const per = data.length / n;
   return Array.from({ length: n }, (_, i) => data.slice(i * per, (i + 1) * per));
@@ -74,11 +82,24 @@ export class MlService {
   classify(id: string, images: Images, opts: SolveOptions): Promise<ClassifyRow[]> {
     return this.submit<ClassifyRow>(id, 'classify', opts, images, async (m, batch, n) => {
       const out = await m.classify({ data: batch, n }, opts);
-      const ood = m.manifest.ood ? await m.oodScores({ data: batch, n }, opts) : null;
+      const primary = m.manifest.ood?.primary;
       const probs = rows(out.probabilities, n);
-      return probs.map((p, i) => ({
+      const logits = rows(out.logits, n);
+      // msp and energy are functions of the logits (as inference.ts computes them), so they need
+      // no second pass; any other primary score comes from oodScores.
+      const other =
+        primary && primary !== 'msp' && primary !== 'energy'
+          ? await m.oodScores({ data: batch, n }, opts)
+          : null;
+      return probs.map((p, i): ClassifyRow => ({
         probabilities: p,
-        ood: ood ? Object.fromEntries(Object.entries(ood).map(([k, v]) => [k, v[i]])) : null,
+        ood: !primary
+          ? null
+          : primary === 'msp'
+            ? { msp: Math.max(...p) }
+            : primary === 'energy'
+              ? { energy: logSumExp(logits[i]) }
+              : { [primary]: other![primary]?.[i] ?? NaN },
       }));
     });
   }
