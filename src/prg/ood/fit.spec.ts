@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPrgModel, registerOodScorerFactory } from '../inference';
 import { readModelDir } from '../model-dir';
+import { writeIdxPair } from '../data';
+import { tinyDataset } from '../testing/tiny-data';
 import { createTinyModel } from '../testing/tiny-model';
 import { LabeledImages } from './data';
 import { evaluateOod, formatOodTable } from './evaluate';
-import { fitOod } from './fit';
+import { fitOod, fitOodFromSpecs } from './fit';
 import { ProbeRng } from './likelihood';
 import { ensembleOf, fitEnsemble, oodScorerFactory } from './scorers';
 
@@ -155,6 +157,30 @@ describe('fitOod and evaluateOod on a tiny model', () => {
       name: 'x',
     };
     await expect(fitOod(dir, wrong)).rejects.toThrow(/4×4, the model takes 1×8×8/);
+  });
+});
+
+describe('fitOodFromSpecs (what a fine-tuning job calls)', () => {
+  it('loads the specs and fits, holding out the evaluation set', async () => {
+    const ds = tinyDataset({ n: 40, classes: 3, seed: 11 });
+    const ev = tinyDataset({ n: 20, classes: 3, seed: 12 });
+    const names = ['0', '1', '2'];
+    ds.classes = names;
+    ev.classes = names;
+    const files = ['a', 'b', 'c', 'd'].map((f) => join(root, `spec-${f}.idx`));
+    await writeIdxPair(ds, files[0], files[1]);
+    await writeIdxPair(ev, files[2], files[3]);
+    const r = await fitOodFromSpecs(
+      dir,
+      `idx:${files[0]},${files[1]}`,
+      `idx:${files[2]},${files[3]}`,
+      {
+        threads: 1,
+      },
+    );
+    expect(r.nTrain).toBe(40);
+    expect(r.nHeldout).toBe(20);
+    expect(r.primary).toBe('mahalanobis');
   });
 });
 

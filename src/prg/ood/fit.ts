@@ -13,7 +13,14 @@
  */
 import { OodScoreThreshold } from '../manifest';
 import { PrgModel } from '../inference';
-import { commandLine, readModelDir, writeModelDir, DEFAULT_FILES } from '../model-dir';
+import {
+  commandLine,
+  readManifest,
+  readModelDir,
+  writeModelDir,
+  DEFAULT_FILES,
+} from '../model-dir';
+import { loadDatasetFor } from '../training/evaluate';
 import {
   ImageSet,
   batches,
@@ -201,4 +208,22 @@ export async function fitOod(
     nHeldout: heldout.n,
     shrinkage: { features: gF.shrinkage, hidden: gH.shrinkage },
   };
+}
+
+/**
+ * fitOod on dataset specs ('fashion-mnist:train', a folder, 'idx:a,b'), as a fine-tuning job has
+ * them: the training set, and the job's evaluation set as held-out data when it has one. Images
+ * of another size are converted to the model's input when `allowResize`.
+ */
+export async function fitOodFromSpecs(
+  modelDir: string,
+  dataset: string,
+  evalDataset?: string,
+  opts: FitOodOptions & { allowResize?: boolean } = {},
+): Promise<FitOodResult> {
+  const m = await readManifest(modelDir);
+  const load = (spec: string) => loadDatasetFor(spec, m, { allowResize: opts.allowResize });
+  const train = await load(dataset);
+  const held = evalDataset && evalDataset !== dataset ? await load(evalDataset) : undefined;
+  return fitOod(modelDir, train, held, opts);
 }
