@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGraph } from '../engine/runtime/session';
-import { PrgModel, dopri5, loadPrgModel } from './inference';
+import { PrgModel, loadPrgModel } from './inference';
 import { createTinyModel } from './testing/tiny-model';
 
 let root: string;
@@ -76,14 +76,11 @@ describe('loadPrgModel', () => {
     expect(f.data[0]).toBeCloseTo(s / 16, 5);
   });
 
-  it('dopri5 agrees with fine RK4 and with the exact solution of a linear ODE', async () => {
+  it('dopri5 (numeric, adaptive) agrees with the unrolled RK4 graph', async () => {
     const a = await model.classify({ data: image, n }, { solver: 'dopri5', steps: 2 });
     const b = await model.classify({ data: image, n }, { solver: 'rk4', steps: 8 });
     // Both are accurate to ~1e-4 of the same ODE solution (dopri5 rtol = atol = 1e-5).
     for (let i = 0; i < a.logits.length; i++) expect(a.logits[i]).toBeCloseTo(b.logits[i], 3);
-    const x0 = Float32Array.from([1, -2, 0.5]);
-    const r = await dopri5(async (x) => x.map((v) => -v), x0, 0, 1);
-    for (let i = 0; i < 3; i++) expect(r.x[i]).toBeCloseTo(x0[i] * Math.exp(-1), 4);
   });
 
   it('trajectory: frames from the image to t = 1; OOD scores msp and energy', async () => {

@@ -4,8 +4,8 @@
  * classify(x) (paper §3.1): integrate the learned velocity from the image (t = 0) to t* in K
  * steps, take x_{t*} (flattened, or pooled per channel to n×n), apply the head, softmax.
  * Fixed-step solvers (euler, midpoint, rk4) run as one unrolled ONNX graph (features.ts); dopri5
- * (paper App. C.2) is adaptive, so it runs numerically step by step on a velocity session and then
- * a small post-processing graph. One session is cached per (solver, steps, t, pool) setting.
+ * (paper App. C.2) is adaptive, so it runs numerically (src/prg/solvers solveOde, atol = rtol =
+ * 1e-5) step by step on a velocity session and then a small post-processing graph. One session is cached per (solver, steps, t, pool) setting.
  *
  * OOD scores: `msp` (max softmax probability) and `energy` (log Σ exp logits, i.e. −E(x), so
  * higher = more in-distribution) come from the logits; further scorers (Mahalanobis on features,
@@ -23,6 +23,7 @@ import {
   SolveOptions,
 } from './inference-api';
 import { ModelManifest, SolverName } from './manifest';
+import { solveOde } from './solvers';
 import { LoadedModelDir, featureDim, readModelDir } from './model-dir';
 import {
   FixedSolverName,
@@ -97,93 +98,6 @@ interface GraphEntry {
   lease: Promise<SessionLease>;
   busy: number;
   lastUsed: number;
-}
-
-/** Dormand–Prince 5(4) tableau (Dormand & Prince 1980), as in torchdiffeq's dopri5. */
-const DOPRI5 = {
-  c: [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1],
-  a: [
-    [],
-    [1 / 5],
-    [3 / 40, 9 / 40],
-    [44 / 45, -56 / 15, 32 / 9],
-    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-    [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
-  ],
-  b5: [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
-  b4: [5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40],
-};
-
-export interface Dopri5Options {
-  rtol?: number;
-  atol?: number;
-  /** Initial step size. */
-  h0?: number;
-  maxSteps?: number;
-}
-
-/**
- * Adaptive Dormand–Prince integration of dx/dt = f(x, t) from t0 to t1 on a flat state, with the
- * RMS error norm over the whole state (torchdiffeq's default). Local to inference until the
- * solver module's numeric dopri5 is wired in; returns the final state and the number of f calls.
- */
-export async function dopri5(
-  f: (x: Float32Array, t: number) => Promise<Float32Array>,
-  x0: Float32Array,
-  t0: number,
-  t1: number,
-  o: Dopri5Options = {},
-): Promise<{ x: Float32Array; nfe: number; steps: number }> {
-  const rtol = o.rtol ?? 1e-5;
-  const atol = o.atol ?? 1e-5;
-  const maxSteps = o.maxSteps ?? 10_000;
-  const n = x0.length;
-  let x: Float64Array = Float64Array.from(x0);
-  let t = t0;
-  let h = Math.min(o.h0 ?? (t1 - t0) / 10, t1 - t0);
-  let nfe = 0;
-  const call = async (y: Float64Array, tt: number) => {
-    nfe++;
-    return Float64Array.from(await f(Float32Array.from(y), tt));
-  };
-  let k0: Float64Array = await call(x, t);
-  let accepted = 0;
-  for (let it = 0; t < t1 - 1e-12; it++) {
-    if (it >= maxSteps) throw new Error(`dopri5: more than ${maxSteps} steps from ${t0} to ${t1}`);
-    if (t + h > t1) h = t1 - t;
-    const ks: Float64Array[] = [k0];
-    const y = new Float64Array(n);
-    for (let s = 1; s < 7; s++) {
-      for (let i = 0; i < n; i++) {
-        let acc = x[i];
-        DOPRI5.a[s].forEach((a, j) => {
-          if (a) acc += h * a * ks[j][i];
-        });
-        y[i] = acc;
-      }
-      ks.push(await call(y, t + DOPRI5.c[s] * h));
-    }
-    // y now holds the 5th-order solution (row 6 of a equals b5): FSAL, ks[6] = f(y, t + h).
-    let err = 0;
-    for (let i = 0; i < n; i++) {
-      let e = 0;
-      for (let s = 0; s < 7; s++) e += (DOPRI5.b5[s] - DOPRI5.b4[s]) * ks[s][i];
-      const sc = atol + rtol * Math.max(Math.abs(x[i]), Math.abs(y[i]));
-      err += ((h * e) / sc) * ((h * e) / sc);
-    }
-    err = Math.sqrt(err / n);
-    if (!Number.isFinite(err)) throw new Error(`dopri5: non-finite error estimate at t=${t}`);
-    if (err <= 1) {
-      t += h;
-      x = y;
-      k0 = ks[6];
-      accepted++;
-    }
-    const factor = err === 0 ? 10 : Math.min(10, Math.max(0.2, 0.9 * err ** -0.2));
-    h *= factor;
-  }
-  return { x: Float32Array.from(x), nfe, steps: accepted };
 }
 
 export class PrgModel implements PrgModelApi {
@@ -307,7 +221,7 @@ export class PrgModel implements PrgModelApi {
       });
       return out.v.data as Float32Array;
     };
-    return (await dopri5(f, x, t0, t1, { h0 })).x;
+    return (await solveOde(f, x, { solver: 'dopri5', t0, t1, firstStep: h0 })).x;
   }
 
   /**
