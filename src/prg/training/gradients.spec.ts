@@ -80,6 +80,51 @@ describe('fine-tuning gradients through the solver', () => {
       expect(nonzero).toBeGreaterThan(a.grads.size / 2);
     });
 
+  it('direct-mode gradients match central finite differences of the loss', async () => {
+    const m = await readModelDir(join(root, 'm'));
+    const nets = prepareNets(m.velocity, m.head, B);
+    const params = paramStoreOf(nets.velocity, nets.head);
+    const cfg = {
+      batch: B,
+      classes: 3,
+      solver: 'midpoint' as const,
+      steps: 3,
+      tStar: 0.6,
+      pool: 4,
+      lambdaFlow: 0.5,
+      freezeFlow: false,
+      mode: 'direct' as const,
+    };
+    const step = await FineTuneStep.create(nets.velocity, nets.head, cfg, { threads: 1 });
+    try {
+      const bt = batch();
+      const g = await step.run(params, bt, [1, 8, 8]);
+      // The three largest-gradient entries of a head tensor and of two velocity tensors.
+      for (const name of ['head.fc1.weight', 'out.conv.weight', 'down.0.res.0.conv1.weight']) {
+        const gv = g.grads.get(name)!;
+        const idx = [...gv.keys()].sort((a, b) => Math.abs(gv[b]) - Math.abs(gv[a])).slice(0, 3);
+        for (const i of idx) {
+          const w = params.get(name).data;
+          const w0 = w[i];
+          const eps = 1e-2;
+          w[i] = w0 + eps;
+          const up = (await step.run(params, bt, [1, 8, 8])).loss;
+          w[i] = w0 - eps;
+          const down = (await step.run(params, bt, [1, 8, 8])).loss;
+          w[i] = w0;
+          const fd = (up - down) / (2 * eps);
+          // float32 loss (~1e-7 relative) over 2·eps gives ~1e-5 noise; O(eps²) truncation:
+          // allow 5% of the gradient plus 1e-3.
+          expect(Math.abs(fd - gv[i]), `${name}[${i}] fd ${fd} vs ${gv[i]}`).toBeLessThan(
+            0.05 * Math.abs(gv[i]) + 1e-3,
+          );
+        }
+      }
+    } finally {
+      await step.release();
+    }
+  });
+
   it('freezeFlow trains only the head', async () => {
     const a = await gradsOf('direct', 'euler', true);
     const b = await gradsOf('adjoint', 'euler', true);
