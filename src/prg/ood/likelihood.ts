@@ -32,19 +32,16 @@ import { GraphBuilder, Value } from '../../engine/onnx/builder';
 import { Graph, numel, tensor } from '../../engine/onnx/types';
 import { GraphSession, SessionOptions } from '../../engine/runtime/session';
 import { Rng } from '../rng';
+import { ButcherTableau, EULER, MIDPOINT, RK4 } from '../solvers';
 
 export type LikelihoodSolver = 'euler' | 'midpoint' | 'rk4';
 export type ProbeKind = 'rademacher' | 'gaussian' | 'exact';
 
-/** Explicit Runge–Kutta tableaux (a strictly lower triangular, weights b, nodes c). */
-export const TABLEAUX: Record<LikelihoodSolver, { a: number[][]; b: number[]; c: number[] }> = {
-  euler: { a: [[]], b: [1], c: [0] },
-  midpoint: { a: [[], [0.5]], b: [0, 1], c: [0, 0.5] },
-  rk4: {
-    a: [[], [0.5], [0, 0.5], [0, 0, 1]],
-    b: [1 / 6, 1 / 3, 1 / 3, 1 / 6],
-    c: [0, 0.5, 0.5, 1],
-  },
+/** The project's fixed-step tableaux (src/prg/solvers, paper App. C.2); dopri5 is adaptive. */
+export const TABLEAUX: Record<LikelihoodSolver, ButcherTableau> = {
+  euler: EULER,
+  midpoint: MIDPOINT,
+  rk4: RK4,
 };
 
 /** The cost-accuracy trade-off used unless the caller overrides it (see docs/ood.md). */
