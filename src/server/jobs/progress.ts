@@ -3,13 +3,14 @@ import type { StoredProgress } from './fine-tune.types';
 
 /**
  * Folds one progress report into what a job stores: the latest report, plus one history entry per
- * finished epoch (a report with step === stepsPerEpoch, or one carrying epoch metrics). A resumed
- * job re-reporting an epoch replaces that epoch's entry.
+ * finished epoch. The trainer reports an epoch's end with stepsPerEpoch = 0 (its mean loss and
+ * evaluation metrics); a step report counts as an epoch end only when step >= stepsPerEpoch
+ * (1-based step numbering). A resumed job re-reporting an epoch replaces that epoch's entry.
  */
 export function recordProgress(stored: StoredProgress, p: FineTuneProgress): StoredProgress {
   const history = [...stored.history];
   const epochEnd = p.stepsPerEpoch > 0 ? p.step >= p.stepsPerEpoch : true;
-  if (epochEnd || p.metrics) {
+  if (epochEnd) {
     const entry = {
       epoch: p.epoch,
       ...(p.loss !== undefined ? { loss: p.loss } : {}),

@@ -1,15 +1,11 @@
 /**
- * The default FINE_TUNE_TRAINER. fineTuneModel (src/prg/training/finetune-job.ts, interface in
- * job-api.ts) is being written; until it lands in this build a job fails with this message rather
- * than pretending to train. Tests inject testing/fake-trainer.ts.
+ * The FINE_TUNE_TRAINER: fineTuneModel from src/prg/training/finetune-job.ts (job-api.ts). Tests
+ * swap in testing/fake-trainer.ts where the real one would be slow.
  */
+import { fineTuneModel } from '../../prg/training/finetune-job';
 import type { FineTuneTrainer } from './fine-tune.types';
 
-export const defaultTrainer: FineTuneTrainer = async () => {
-  throw new Error(
-    'fine-tuning is not available in this build: src/prg/training/finetune-job.ts (fineTuneModel) is missing',
-  );
-};
+export const defaultTrainer: FineTuneTrainer = fineTuneModel;
 
 let override: FineTuneTrainer | null = null;
 

@@ -1,0 +1,111 @@
+/**
+ * The real trainer (fineTuneModel, src/prg/training/finetune-job.ts) behind the API, end to end on
+ * a tiny model and a tiny uploaded dataset: upload → POST /fine-tunes → per-epoch history with the
+ * trainer's metrics → the new version classifies at once. Cancel of a real run.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { zip, ZipSpec } from '../datasets/testing/fixtures';
+import { createTestApp, TestApp, testPng } from '../testing/test-app';
+import { FineTuneJobView } from './fine-tune.types';
+import { waitForJob } from './testing/helpers';
+import { useTrainer } from './trainer';
+
+let t: TestApp;
+let root: string;
+let dataset: string;
+const http = () => request(t.app.getHttpServer());
+const terminal = (j: FineTuneJobView) => ['succeeded', 'failed', 'cancelled'].includes(j.status);
+
+beforeAll(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-ft-real-'));
+  Object.assign(process.env, {
+    DATA_DIR: path.join(root, 'datasets'),
+    JOBS_DIR: path.join(root, 'jobs'),
+    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
+  });
+  delete process.env.REDIS_URL;
+  delete process.env.WORKER;
+  useTrainer(null); // the default: the real fineTuneModel
+  t = await createTestApp(
+    [
+      {
+        name: 'tiny',
+        version: '0.0.1',
+        classes: ['c0', 'c1'],
+        inputShape: [1, 8, 8],
+        featurePool: 4,
+        solver: { name: 'euler', steps: 2, tStar: 0.5 },
+      },
+    ],
+    { threads: 1 },
+  );
+  // Two classes told apart by brightness; 8×8 grey like the model's input.
+  const entries: ZipSpec[] = [];
+  const flat = (v: number) =>
+    sharp(Buffer.alloc(64, v), { raw: { width: 8, height: 8, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
+  for (let i = 0; i < 6; i++) {
+    entries.push({ name: `toy/dark/${i}.png`, data: await flat(20 + 5 * i) });
+    entries.push({ name: `toy/light/${i}.png`, data: await flat(200 + 5 * i) });
+  }
+  const up = await http()
+    .post('/datasets')
+    .attach('file', await zip(entries), 'toy.zip');
+  expect(up.status).toBe(201);
+  expect(up.body.shape).toEqual([1, 8, 8]);
+  dataset = up.body.id;
+});
+
+afterAll(async () => {
+  await t?.close();
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+describe('fine-tune jobs with the real trainer', () => {
+  it('trains, reports each epoch, and serves the new version at once', async () => {
+    const res = await http()
+      .post('/fine-tunes')
+      .send({
+        model: 'tiny@0.0.1',
+        dataset,
+        hyperparameters: { epochs: 2, batchSize: 4, learningRate: 0.01, warmupEpochs: 0 },
+      });
+    expect(res.status).toBe(201);
+    const job = await waitForJob(t.app, res.body.id, terminal);
+    expect(job.error).toBeNull();
+    expect(job.status).toBe('succeeded');
+    expect(job.history).toHaveLength(2);
+    for (const h of job.history) expect(Number.isFinite(h.loss)).toBe(true);
+    expect(job.result!.model).toBe(`tiny@0.0.1-ft.${job.id.slice(3)}`);
+
+    const model = await http().get(`/models/${encodeURIComponent(job.result!.model)}`);
+    expect(model.status).toBe(200);
+    expect(model.body.classes).toEqual(['dark', 'light']);
+    const cls = await http()
+      .post('/classify')
+      .field('model', job.result!.model)
+      .attach('images', await testPng(8, 8, 1, 3), 'x.png');
+    expect(cls.status).toBe(200);
+    expect(cls.body.model).toBe(job.result!.model);
+    expect(['dark', 'light']).toContain(cls.body.results[0].label);
+  });
+
+  it('cancels a real run', async () => {
+    const res = await http()
+      .post('/fine-tunes')
+      .send({ model: 'tiny@0.0.1', dataset, hyperparameters: { epochs: 200, batchSize: 2 } });
+    await waitForJob(t.app, res.body.id, (j) => j.progress !== null);
+    const c = await http().post(`/fine-tunes/${res.body.id}/cancel`);
+    expect(c.status).toBe(200);
+    const done = await waitForJob(t.app, res.body.id, terminal);
+    expect(done.status).toBe('cancelled');
+    expect(done.progress!.epoch).toBeLessThan(199);
+  });
+});
