@@ -110,6 +110,8 @@ export async function fitOod(
 
   // 1. Features and hidden activations of the training images.
   const base = new PrgModel(loaded, so, []);
+  // A head without a tanh layer (none are built today) just gets no mahalanobis_hidden.
+  const hasHidden = loaded.head.nodes.some((n) => n.op === 'Tanh');
   const hiddenSession = new LazySession(() => headHiddenGraph(loaded.head), so);
   let feats: Float32Array | undefined;
   let hidden: Float32Array | undefined;
@@ -120,15 +122,17 @@ export async function fitOod(
       checkAbort(opts.signal);
       const f = await base.features(b);
       dimF = f.data.length / b.n;
-      const h = await hiddenSession.run({
-        features: { dtype: 'float32', dims: [b.n, dimF], data: f.data },
-      });
-      const hd = h.hidden.data as Float32Array;
-      dimH = hd.length / b.n;
       feats ??= new Float32Array(train.n * dimF);
-      hidden ??= new Float32Array(train.n * dimH);
       feats.set(f.data, b.start * dimF);
-      hidden.set(hd, b.start * dimH);
+      if (hasHidden) {
+        const h = await hiddenSession.run({
+          features: { dtype: 'float32', dims: [b.n, dimF], data: f.data },
+        });
+        const hd = h.hidden.data as Float32Array;
+        dimH = hd.length / b.n;
+        hidden ??= new Float32Array(train.n * dimH);
+        hidden.set(hd, b.start * dimH);
+      }
       opts.onProgress?.('train', b.start + b.n, train.n);
     }
   } finally {
@@ -140,15 +144,14 @@ export async function fitOod(
     shrinkage: opts.shrinkage,
     session: so,
   });
-  const gH = await fitTiedGaussian(hidden!, labels, dimH, K, {
-    shrinkage: opts.shrinkage,
-    session: so,
-  });
+  const gH =
+    hidden &&
+    (await fitTiedGaussian(hidden, labels, dimH, K, { shrinkage: opts.shrinkage, session: so }));
   const lk = opts.likelihood ?? false;
   const likelihood = lk === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(lk === true ? {} : lk) };
   const stats: OodStatsFile = {
     schema: OOD_SCHEMA,
-    mahalanobis: { features: tiedGaussianToJson(gF), hidden: tiedGaussianToJson(gH) },
+    mahalanobis: { features: tiedGaussianToJson(gF), hidden: gH && tiedGaussianToJson(gH) },
     likelihood,
     fit: {
       train: { dataset: trainData.name, n: train.n },
@@ -206,7 +209,7 @@ export async function fitOod(
     thresholds,
     nTrain: train.n,
     nHeldout: heldout.n,
-    shrinkage: { features: gF.shrinkage, hidden: gH.shrinkage },
+    shrinkage: { features: gF.shrinkage, hidden: gH?.shrinkage },
   };
 }
 
