@@ -186,8 +186,13 @@ export class LikelihoodEstimator {
       bitsPerDim: new Float64Array(n),
       dims: D,
     };
-    for (let s = 0; s < n; s += this.options.batchSize) {
-      const m = Math.min(this.options.batchSize, n - s);
+    // Exact mode has D rows per image: fewer images per run keep a run near 2048 rows.
+    const per =
+      this.options.probe === 'exact'
+        ? Math.max(1, Math.min(this.options.batchSize, Math.floor(2048 / D)))
+        : this.options.batchSize;
+    for (let s = 0; s < n; s += per) {
+      const m = Math.min(per, n - s);
       await this.evaluateBatch(images.subarray(s * D, (s + m) * D), m, res, s);
     }
     return res;
@@ -206,8 +211,8 @@ export class LikelihoodEstimator {
     const M = P * n;
     // Each image's RNG stream is seeded by (seed, its pixel values), so its dequantisation noise
     // and probes do not depend on the batch it lands in: the same image always gets the same
-    // estimate (a served score, and its flag, are reproducible). Rows p·n + i hold image i with probe p; the probes stay
-    // fixed for the whole trajectory.
+    // estimate (a served score, and its flag, are reproducible). Rows p·n + i hold image i with
+    // probe p; the probes stay fixed for the whole trajectory.
     let x: Float32Array = new Float32Array(M * D);
     const eps = new Float32Array(M * D);
     for (let i = 0; i < n; i++) {
