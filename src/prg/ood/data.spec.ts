@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PixelImages, modelLabels, splitHeldout, subset, toLabeledImages } from './data';
+import { PixelImages, modelLabels, splitHeldout, subsetImages, toLabeledImages } from './data';
 
 const px: PixelImages = {
   images: Uint8Array.from({ length: 10 * 4 }, (_, i) => (i * 37) % 256),
@@ -21,8 +21,8 @@ describe('OOD image sets', () => {
 
   it('subsets are seeded, ordered and keep labels with their images', () => {
     const d = toLabeledImages(px);
-    const a = subset(d, 4, 3);
-    const b = subset(d, 4, 3);
+    const a = subsetImages(d, 4, 3);
+    const b = subsetImages(d, 4, 3);
     expect(Array.from(a.data)).toEqual(Array.from(b.data));
     expect(a.n).toBe(4);
     // each picked image's label matches the source image it came from
@@ -33,7 +33,7 @@ describe('OOD image sets', () => {
       );
       expect(a.labels![j]).toBe(src % 2);
     }
-    expect(subset(d, 20)).toBe(d);
+    expect(subsetImages(d, 20)).toBe(d);
   });
 
   it('splits a held-out part disjoint from the rest', () => {

@@ -42,7 +42,7 @@ export function toLabeledImages(d: ImageSet): LabeledImages {
 }
 
 /** A seeded subset of `count` images (all of them, in order, when count ≥ n). */
-export function subset(d: LabeledImages, count: number | undefined, seed = 0): LabeledImages {
+export function subsetImages(d: LabeledImages, count: number | undefined, seed = 0): LabeledImages {
   if (count === undefined || count >= d.n) return d;
   if (!Number.isInteger(count) || count < 1)
     throw new Error(`subset of ${d.name}: count ${count} must be a positive integer`);
@@ -84,7 +84,7 @@ export function splitHeldout(
   };
 }
 
-export function* batches(
+export function* imageBatches(
   d: LabeledImages,
   size: number,
 ): Generator<ImageBatch & { start: number }> {

@@ -4,7 +4,14 @@
  */
 import { PrgModel } from '../inference';
 import { readModelDir } from '../model-dir';
-import { ImageSet, LabeledImages, batches, checkShape, subset, toLabeledImages } from './data';
+import {
+  ImageSet,
+  LabeledImages,
+  imageBatches,
+  checkShape,
+  subsetImages,
+  toLabeledImages,
+} from './data';
 import { LikelihoodOptions } from './likelihood';
 import { DetectionMetrics, detectionMetrics } from './metrics';
 import { ScorerOptions, scorersFromStats } from './scorers';
@@ -38,7 +45,7 @@ async function scoreSet(
   progress?: (done: number, total: number) => void,
 ): Promise<Record<string, Float32Array>> {
   const out: Record<string, Float32Array> = {};
-  for (const b of batches(d, batchSize)) {
+  for (const b of imageBatches(d, batchSize)) {
     const s = await model.oodScores(b);
     for (const [k, v] of Object.entries(s)) {
       out[k] ??= new Float32Array(d.n);
@@ -61,8 +68,8 @@ export async function evaluateOod(
   checkShape(inData, loaded.manifest.input);
   checkShape(outData, loaded.manifest.input);
   const seed = opts.seed ?? 0;
-  const ind = subset(inData, opts.limit, seed);
-  const outd = subset(outData, opts.limit, seed + 1);
+  const ind = subsetImages(inData, opts.limit, seed);
+  const outd = subsetImages(outData, opts.limit, seed + 1);
   let stats: OodStatsFile = loaded.ood
     ? parseOodStats(loaded.ood, `${loaded.dir}/${loaded.manifest.files.ood}`)
     : {

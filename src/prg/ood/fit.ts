@@ -23,11 +23,11 @@ import {
 import { loadDatasetFor } from '../training/evaluate';
 import {
   ImageSet,
-  batches,
+  imageBatches,
   checkShape,
   modelLabels,
   splitHeldout,
-  subset,
+  subsetImages,
   toLabeledImages,
 } from './data';
 import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
@@ -103,8 +103,8 @@ export async function fitOod(
     const k = Math.min(maxHeldout, Math.max(1, Math.floor(train.n / 10)));
     ({ train, heldout } = splitHeldout(train, k, seed));
   }
-  train = subset(train, opts.maxTrain ?? 10000, seed);
-  heldout = subset(heldout, maxHeldout, seed + 1);
+  train = subsetImages(train, opts.maxTrain ?? 10000, seed);
+  heldout = subsetImages(heldout, maxHeldout, seed + 1);
   const labels = modelLabels(train, m.classes);
   const so = { device: opts.device, threads: opts.threads };
 
@@ -118,7 +118,7 @@ export async function fitOod(
   let dimF = 0;
   let dimH = 0;
   try {
-    for (const b of batches(train, batchSize)) {
+    for (const b of imageBatches(train, batchSize)) {
       checkAbort(opts.signal);
       const f = await base.features(b);
       dimF = f.data.length / b.n;
@@ -167,7 +167,7 @@ export async function fitOod(
   const model = new PrgModel(loaded, so, scorers);
   const collected: Record<string, Float32Array> = {};
   try {
-    for (const b of batches(heldout, batchSize)) {
+    for (const b of imageBatches(heldout, batchSize)) {
       checkAbort(opts.signal);
       const s = await model.oodScores(b);
       for (const [k, v] of Object.entries(s)) {
