@@ -541,6 +541,7 @@ describe('ops', () => {
       /prg_inference_batch_size_count\{model="tiny@0.0.1",op="classify"\} [1-9]/,
     );
     expect(m.text).toContain('prg_job_queue_depth');
+    expect((await request(server).get('/docs').expect(200)).text).toMatch(/swagger/i);
     const docs = await request(server).get('/docs-json').expect(200);
     expect(Object.keys(docs.body.paths)).toEqual(
       expect.arrayContaining([

@@ -2,10 +2,13 @@
  * API keys, rate limits, readiness with Redis configured, graceful shutdown: each against the
  * real app with its own configuration.
  */
+import { writeFile } from 'node:fs/promises';
 import { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PrgModelApi } from '../../src/prg/inference-api';
+import { createTinyModel } from '../../src/prg/testing/tiny-model';
 import { testConfig } from '../../src/server/config/config';
 import { TEST_REDIS_URL } from '../../src/server/jobs/testing/redis-env';
 import { defaultModelLoader } from '../../src/server/repositories/model-loader';
@@ -81,6 +84,8 @@ describe('readiness', () => {
       list: () => [{}],
       ready: true,
       defaultModelId: 'x',
+      isLoaded: () => true,
+      loadError: () => undefined,
     } as unknown as ModelRegistry;
     const h = new HealthService(
       testConfig({ redisUrl: 'redis://127.0.0.1:1' }),
@@ -103,6 +108,32 @@ describe('readiness', () => {
       .send({ images: ['AAAA'] });
     expect(r.status).toBe(503);
     expect(r.body.code).toBe('NO_MODELS');
+  });
+});
+
+describe('broken model files', () => {
+  it('a model whose ONNX is corrupt: 503 MODEL_LOAD_FAILED naming it, and not ready', async () => {
+    t = await createTestApp([{ name: 'tiny' }], { warmup: true });
+    const s = t.app.getHttpServer();
+    expect((await request(s).get('/health/ready')).status).toBe(200);
+    await createTinyModel(path.join(t.modelsDir, 'bad'), { name: 'bad', version: '1' });
+    await writeFile(path.join(t.modelsDir, 'bad', 'velocity.onnx'), 'not onnx');
+    await request(s).post('/models/rescan').expect(200);
+    const png = (await testPng(8, 8)).toString('base64');
+    const r = await request(s)
+      .post('/classify')
+      .send({ model: 'bad@1', images: [png] });
+    expect(r.status).toBe(503);
+    expect(r.body.code).toBe('MODEL_LOAD_FAILED');
+    expect(r.body.message).toMatch(/bad@1/);
+    // The other model is unaffected.
+    await request(s)
+      .post('/classify')
+      .send({ model: 'tiny', images: [png] })
+      .expect(200);
+    const m = await request(s).get('/models/bad@1').expect(200);
+    expect(m.body.loaded).toBe(false);
+    expect(m.body.loadError).toMatch(/onnx/i);
   });
 });
 

@@ -63,13 +63,22 @@ export class HealthService implements OnApplicationShutdown {
     const checks: Readiness['checks'] = {};
     const n = this.registry.list().length;
     this.metrics.modelsAvailable.set(n);
+    const def = this.registry.defaultModelId;
+    // With warm-up on, ready means the default model is loaded and answered a batch.
+    const failed = def ? this.registry.loadError(def) : undefined;
+    const loaded = !this.config.warmup || (def !== null && this.registry.isLoaded(def));
     checks.models = {
-      ok: this.registry.ready,
-      detail: this.registry.ready
-        ? `${n} model(s), default ${this.registry.defaultModelId ?? 'none'}`
-        : n === 0
+      ok: this.registry.ready && loaded,
+      detail:
+        n === 0
           ? `no valid model under ${this.config.modelsDir}`
-          : 'warming up',
+          : !this.registry.ready
+            ? 'warming up'
+            : failed
+              ? `default model ${def} failed to load: ${failed}`
+              : !loaded
+                ? `default model ${def ?? '(none)'} not loaded`
+                : `${n} model(s), default ${def}`,
     };
     if (this.config.redisUrl) checks.redis = await this.pingRedis();
     if (this.draining) checks.shutdown = { ok: false, detail: 'draining for shutdown' };
