@@ -160,6 +160,22 @@ describe('fitOod and evaluateOod on a tiny model', () => {
   });
 });
 
+describe('a model that pools x_t* before its head', () => {
+  it('fits Mahalanobis on the pooled features the head sees', async () => {
+    const pooled = (
+      await createTinyModel(join(root, 'pooled'), { classes: 3, inputShape: S, featurePool: 2 })
+    ).dir;
+    const r = await fitOod(pooled, bars(60, 21, 'bars:train'), bars(30, 22, 'bars:heldout'), {
+      threads: 1,
+    });
+    const stats = (await readModelDir(pooled)).ood as {
+      mahalanobis: { features: { dim: number } };
+    };
+    expect(stats.mahalanobis.features.dim).toBe(4); // 1 channel pooled to 2×2
+    expect(r.thresholds.mahalanobis).toBeDefined();
+  });
+});
+
 describe('fitOodFromSpecs (what a fine-tuning job calls)', () => {
   it('loads the specs and fits, holding out the evaluation set', async () => {
     const ds = tinyDataset({ n: 40, classes: 3, seed: 11 });
