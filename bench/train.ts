@@ -14,6 +14,9 @@
  * (process.resourceUsage().maxRSS). The PyTorch numbers come from bench/torch_train.py (same net,
  * bench/torch_unet_xs.py) when a python3 with torch is available, else null with a message.
  *
+ * A case whose resident set passes BENCH_MAX_RSS_MB (8000) is stopped and reported with an error
+ * (direct mode at batch 128, K = 10 passed 17 GB here: it holds every step's activations).
+ *
  * Environment: BENCH_BATCH (128), BENCH_REPS (timed steps, 2), BENCH_CASES (comma list),
  * PRG_THREADS (2; torch gets the same), PRG_PYTHON, BENCH_TORCH=0 to skip torch.
  */
@@ -180,7 +183,20 @@ function torchCase(py: string | null, name: string): { imgPerS: number | null; n
   return { imgPerS: rec.img_per_s ?? null };
 }
 
+/** Stop a case whose resident set passes the cap: the machine is shared and has 24 GiB. */
+const MAX_RSS_MB = Number(process.env.BENCH_MAX_RSS_MB ?? 8000);
+
 async function child(name: string): Promise<void> {
+  const timer = setInterval(() => {
+    const mb = process.memoryUsage.rss() / 2 ** 20;
+    if (mb > MAX_RSS_MB) {
+      process.stderr.write(
+        `resident set ${Math.round(mb)} MB passed the ${MAX_RSS_MB} MB cap (BENCH_MAX_RSS_MB)\n`,
+      );
+      process.exit(3);
+    }
+  }, 200);
+  timer.unref();
   const { stepMs, setupS } = await runCase(name);
   const rss = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(JSON.stringify({ stepMs, setupS, peakRssMb: rss }) + '\n');
@@ -203,7 +219,16 @@ async function parent(): Promise<void> {
     });
     if (r.status !== 0) {
       console.log(
-        JSON.stringify({ case: name, error: r.stderr.trim().split('\n').slice(-3).join(' | ') }),
+        JSON.stringify({
+          case: name,
+          img_per_s: null,
+          torch_img_per_s: null,
+          speedup_vs_torch: null,
+          peak_rss_mb: r.status === 3 ? `>${MAX_RSS_MB}` : null,
+          batch: B,
+          steps_k: CASES[name].k ?? null,
+          error: r.stderr.trim().split('\n').slice(-3).join(' | '),
+        }),
       );
       continue;
     }

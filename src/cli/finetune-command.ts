@@ -50,7 +50,7 @@ export const FINETUNE_HELP = `prg finetune --model BASE_DIR --data SPEC --out DI
   --epochs N (10) --batch-size N (128) --lr X (2.5e-4) --weight-decay X (0.05)
   --warmup-epochs X (1) --label-smoothing X (0.1) --lambda-flow X (1; 0 allowed)
   --steps K --t-star T --solver euler|midpoint|rk4 (default: the base model's)
-  --gradient-mode direct|adjoint (direct)  --freeze-flow  --no-pretrain  --pool none|N --hidden N
+  --gradient-mode direct|adjoint (adjoint)  --freeze-flow  --no-pretrain  --pool none|N --hidden N
   --grad-clip X --seed N --limit N --max-steps N --checkpoint-every N --resize
   --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`;
 
