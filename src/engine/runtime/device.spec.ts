@@ -81,6 +81,7 @@ describe('CUDA fallback (this machine has no CUDA provider)', () => {
 
   it('falls back when ORT itself fails to load the provider', async () => {
     // Pretend the library is installed: ORT then tries to load it, fails, and we retry on CPU.
+    // ORT prints its own red "Failed to load library" line to stderr here: expected.
     const prev = setCudaProbe(() => true);
     try {
       const s = await GraphSession.create(reluGraph(), { device: 'cuda', threads: 1 });
