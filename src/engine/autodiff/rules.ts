@@ -88,20 +88,23 @@ const INT64_MIN = -(2 ** 62);
 // ---- Conv and friends -------------------------------------------------------------------------
 
 /*
- * Conv gradients. Measured with bench/autodiff.ts (and alternatives tried while writing it) on
- * ORT 1.30, 2 threads, batch 128, min of 7 runs on the shared 2-core machine:
+ * Conv gradients: formulations measured on ORT 1.30, 2 intra-op threads, batch 128, 3×3 pad 1,
+ * weights fed as inputs, on the shared 2-core machine (bench/autodiff.ts and scratch variants).
+ * Process CPU time per run with thread spinning off, min of 5 (wall time was too noisy under
+ * other jobs' load; one quiet wall-time run agreed: dx ConvTranspose 31 ms vs flipped Conv 18 ms
+ * vs forward 18 ms at 32→32 @28):
  *
- *   input gradient, 32→32 3×3 pad 1 @28:  ConvTranspose 31 ms, Conv with flipped weights 18 ms
- *                                           (forward conv: 18 ms).
- *   weight gradient                        32→32 3×3 @28   96→32 3×3 @28   96→32 1×1 @28   128→64 3×3 @14
- *     Conv over the batch axis             55              165             59-67           66
- *     im2col (k² Slices, Concat, MatMul)   45-71           135-195         7-9             57-63
- *     NHWC im2col + one Gemm               62              168             18              60
- *     per-tap Gemm (NHWC, transA)          38              105-237         18              35-84
- *     per-tap batched MatMul (NHWC x)      24              129             10              43
+ *   weight gradient, CPU ms              32→32 @28   96→32 @28   128→64 @14   64→64 @14
+ *     forward conv (reference)             30          86          44           23
+ *     per-tap batched MatMul, shift x      41          171         90           32
+ *     per-tap batched MatMul, shift g      92          141         73           48
+ *     per-tap Gemm (g as [Cout, N·HW])     70          189         83           32
+ *     NHWC im2col + one MatMul / Gemm      117         305         133          62
+ *     Conv over the batch axis (wall)      55          165         66           —
  *
- * Kept: flipped-weight Conv for stride-1 input gradients (ConvTranspose otherwise), per-tap
- * batched MatMul for ungrouped weight gradients, Conv over the batch axis for grouped ones.
+ * Kept: flipped-weight Conv for stride-1 input gradients (ConvTranspose otherwise); per-tap
+ * batched MatMul shifting the smaller of x and g for ungrouped 2-D weight gradients; Conv over
+ * the batch axis for grouped or non-2-D ones.
  */
 
 /** Output paddings that make ConvTranspose(g) come out exactly as large as x. */
