@@ -34,6 +34,9 @@ describe('device selection', () => {
       threads: 2,
     });
     expect(resolveSessionOptions({ threads: 1 }, { PRG_THREADS: '2' }).threads).toBe(1);
+    expect(resolveSessionOptions({}, {}).spin).toBe(false);
+    expect(resolveSessionOptions({}, { PRG_ORT_SPIN: '1' }).spin).toBe(true);
+    expect(() => resolveSessionOptions({}, { PRG_ORT_SPIN: 'yes' })).toThrow(/PRG_ORT_SPIN/);
   });
 
   it('parses PRG_THREADS', () => {

@@ -31,6 +31,12 @@ export interface SessionOptions {
   optimization?: OptimizationLevel;
   /** Write an ORT profile (chrome trace JSON) with this file prefix; see GraphSession.endProfiling. */
   profilePrefix?: string;
+  /**
+   * Let ORT's intra-op threads spin while waiting for work. Default: PRG_ORT_SPIN=1, else off:
+   * on this shared 2-core machine spinning threads fight the neighbours' processes, and with it
+   * off the U-Net-XS forward ran ~25% faster under load (interleaved runs, both orders).
+   */
+  spin?: boolean;
 }
 
 /** Options with every default filled in: what a session is actually created with. */
@@ -39,6 +45,7 @@ export interface ResolvedSessionOptions {
   device: Device;
   optimization: OptimizationLevel;
   profilePrefix: string | null;
+  spin: boolean;
 }
 
 export function resolveSessionOptions(
@@ -53,7 +60,15 @@ export function resolveSessionOptions(
     device: opts.device ?? deviceFromEnv(env),
     optimization: opts.optimization ?? 'all',
     profilePrefix: opts.profilePrefix ?? null,
+    spin: opts.spin ?? spinFromEnv(env),
   };
+}
+
+function spinFromEnv(env: NodeJS.ProcessEnv): boolean {
+  const v = env.PRG_ORT_SPIN;
+  if (v === undefined || v === '' || v === '0') return false;
+  if (v === '1') return true;
+  throw new Error(`PRG_ORT_SPIN=${JSON.stringify(v)}: use 0 or 1`);
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -90,6 +105,8 @@ function ortOptions(
     intraOpNumThreads: o.threads,
     graphOptimizationLevel: o.optimization,
     executionProviders: providers,
+    // Session config entries (onnxruntime_session_options_config_keys.h).
+    extra: { session: { intra_op: { allow_spinning: o.spin ? '1' : '0' } } },
   };
   if (o.profilePrefix !== null) {
     so.enableProfiling = true;
