@@ -184,6 +184,7 @@ export class BullJobQueue implements JobQueue {
       status,
       model: d.model,
       dataset: d.dataset,
+      evalDataset: d.evalDataset ?? null,
       hyperparameters: d.hyperparameters,
       progress: p.latest ?? null,
       history: p.history ?? [],

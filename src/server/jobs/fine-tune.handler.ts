@@ -1,14 +1,18 @@
 /**
  * The one handler of the `fine-tune` job: runs the trainer (FINE_TUNE_TRAINER, fineTuneModel from
  * src/prg/training) with the job's checkpoint dir, so a restarted job resumes from its last epoch,
- * and its AbortSignal, so cancel/shutdown stop it within one step.
+ * and its AbortSignal, so cancel/shutdown stop it within one step; fits the OOD thresholds of the
+ * new model; then publishes it into MODELS_DIR with one rename.
  */
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { MetricsService } from '../services/metrics.service';
 import {
+  FineTuneJobData,
   FINE_TUNE_TRAINER,
+  OOD_FITTER,
+  OodFitter,
   FineTuneResultView,
   FineTuneTrainer,
   JobCancelledError,
@@ -17,10 +21,37 @@ import {
 
 @Injectable()
 export class FineTuneHandler {
+  private readonly logger = new Logger('FineTuneHandler');
+
   constructor(
     @Inject(FINE_TUNE_TRAINER) private readonly trainer: FineTuneTrainer,
+    @Inject(OOD_FITTER) private readonly oodFitter: OodFitter,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
+
+  /**
+   * OOD thresholds for the new model (fitOodFromSpecs: class-conditional Gaussians on the training
+   * set, 95 %-TPR thresholds on the held-out set or a held-out part of the training set). A model
+   * without thresholds still classifies, so a failed fit is reported in the result, not fatal.
+   */
+  private async fitOod(
+    modelDir: string,
+    d: FineTuneJobData,
+    signal: AbortSignal,
+  ): Promise<FineTuneResultView['ood']> {
+    try {
+      const r = await this.oodFitter(modelDir, d.datasetSpec, d.evalDatasetSpec, {
+        allowResize: d.hyperparameters.allowResize,
+        seed: d.hyperparameters.seed,
+        signal,
+      });
+      return { primary: r.primary, scores: Object.keys(r.thresholds).sort() };
+    } catch (e) {
+      if (signal.aborted) throw e;
+      this.logger.warn(`job ${d.id}: OOD fit failed: ${(e as Error).message}`);
+      return { error: (e as Error).message };
+    }
+  }
 
   readonly handle = async (ctx: JobContext): Promise<FineTuneResultView> => {
     const d = ctx.data;
@@ -28,12 +59,15 @@ export class FineTuneHandler {
     let status = 'failed';
     try {
       await fs.mkdir(d.checkpointDir, { recursive: true });
-      await fs.mkdir(path.dirname(d.outputDir), { recursive: true });
+      await fs.rm(d.stagingDir, { recursive: true, force: true });
+      await fs.mkdir(d.stagingDir, { recursive: true });
+      const staged = path.join(d.stagingDir, 'model');
       const r = await this.trainer({
         baseModelDir: d.modelDir,
         dataset: d.datasetSpec,
+        ...(d.evalDatasetSpec ? { evalDataset: d.evalDatasetSpec } : {}),
         hyperparameters: d.hyperparameters,
-        outputDir: d.outputDir,
+        outputDir: staged,
         name: d.outputName,
         version: d.outputVersion,
         checkpointDir: d.checkpointDir,
@@ -41,22 +75,30 @@ export class FineTuneHandler {
         signal: ctx.signal,
       });
       if (d.classes) await nameClasses(r.modelDir, d.classes);
+      const ood = await this.fitOod(r.modelDir, d, ctx.signal);
+      // Publish: one rename into MODELS_DIR (a rerun of a job that died right after it replaces it).
+      await fs.rm(d.outputDir, { recursive: true, force: true });
+      await fs.rename(r.modelDir, d.outputDir);
       status = 'succeeded';
-      // Checkpoints are only needed to resume; the job is done.
+      // Checkpoints and staging are only needed until the model is published.
+      await fs.rm(d.stagingDir, { recursive: true, force: true });
       await fs.rm(path.dirname(d.checkpointDir), { recursive: true, force: true });
       return {
         model: `${d.outputName}@${d.outputVersion}`,
-        modelDir: r.modelDir,
+        modelDir: d.outputDir,
         metrics: r.metrics,
         ...(r.resumedFromEpoch !== undefined ? { resumedFromEpoch: r.resumedFromEpoch } : {}),
+        ood,
       };
     } catch (e) {
       // The trainer's own abort error says less than why we aborted (cancel vs shutdown).
       if (ctx.signal.aborted) {
         const reason = ctx.signal.reason as unknown;
         status = reason instanceof JobCancelledError ? 'cancelled' : 'interrupted';
-        if (reason instanceof JobCancelledError)
+        if (reason instanceof JobCancelledError) {
           await fs.rm(path.dirname(d.checkpointDir), { recursive: true, force: true });
+          await fs.rm(d.stagingDir, { recursive: true, force: true });
+        }
         throw reason;
       }
       throw e;

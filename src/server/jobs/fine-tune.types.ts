@@ -27,10 +27,18 @@ export interface FineTuneJobData {
   /** The dataset's class names (IDX files carry only label numbers; names may come with the upload). */
   classes?: string[];
   hyperparameters: FineTuneHyperparameters;
+  /** Held-out dataset (id and spec): per-epoch evaluation and OOD threshold calibration. */
+  evalDataset?: string;
+  evalDatasetSpec?: string;
   /** The new model's name and version, written to MODELS_DIR/<name>-<version>/. */
   outputName: string;
   outputVersion: string;
   outputDir: string;
+  /**
+   * Where the model is built before it is published: MODELS_DIR/.staging-<id>/ (hidden from the
+   * registry, same filesystem as outputDir so the final rename is atomic).
+   */
+  stagingDir: string;
   checkpointDir: string;
   createdAt: string;
 }
@@ -41,6 +49,8 @@ export interface FineTuneResultView {
   modelDir: string;
   metrics: Record<string, number>;
   resumedFromEpoch?: number;
+  /** OOD thresholds fitted on the new model (src/prg/ood/fit.ts), or why not. */
+  ood: { primary: string; scores: string[] } | { error: string };
 }
 
 export interface EpochMetrics {
@@ -54,6 +64,7 @@ export interface FineTuneJobView {
   status: FineTuneStatus;
   model: string;
   dataset: string;
+  evalDataset: string | null;
   hyperparameters: FineTuneHyperparameters;
   /** Latest progress report (per step and per epoch). */
   progress: FineTuneProgress | null;
@@ -114,6 +125,15 @@ export interface JobQueue {
 export type FineTuneTrainer = (opts: FineTuneJobOptions) => Promise<FineTuneJobResult>;
 
 export const FINE_TUNE_TRAINER = Symbol('FINE_TUNE_TRAINER');
+
+/** OOD calibration of a finished model: fitOodFromSpecs from src/prg/ood/fit.ts. */
+export type OodFitter = (
+  modelDir: string,
+  dataset: string,
+  evalDataset: string | undefined,
+  opts: { allowResize?: boolean; seed?: number; signal?: AbortSignal },
+) => Promise<{ primary: string; thresholds: Record<string, unknown> }>;
+export const OOD_FITTER = Symbol('OOD_FITTER');
 export const JOB_QUEUE = Symbol('JOB_QUEUE');
 export const JOBS_CONFIG = Symbol('JOBS_CONFIG');
 

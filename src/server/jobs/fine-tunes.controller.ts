@@ -32,6 +32,14 @@ export class CreateFineTuneDto {
 
   @ApiPropertyOptional({
     description:
+      'Held-out dataset id: evaluation each epoch and OOD calibration (default: a held-out part of `dataset`)',
+  })
+  @IsOptional()
+  @IsString()
+  evalDataset?: string;
+
+  @ApiPropertyOptional({
+    description:
       'epochs, batchSize, learningRate, weightDecay, warmupEpochs, labelSmoothing, lambdaFlow, steps, tStar, solver, gradientMode, freezeFlow, seed, allowResize',
     example: { epochs: 2, learningRate: 0.0001, allowResize: false },
   })

@@ -76,8 +76,11 @@ describe('REST /fine-tunes (in-process queue)', () => {
     // Servable at once: the registry rescanned on the success event.
     const m = await http().get(`/models/${encodeURIComponent(job.result!.model)}`);
     expect(m.status).toBe(200);
-    // Checkpoints are gone after success.
+    // Checkpoints and the staging dir are gone after success.
     await expect(fs.access(path.join(root, 'jobs', job.id))).rejects.toThrow();
+    expect((await fs.readdir(t.modelsDir)).filter((n) => n.startsWith('.'))).toEqual([]);
+    // The OOD fit ran (6 images are too few to hold out enough: reported, not fatal).
+    expect(job.result!.ood).toEqual({ error: expect.stringMatching(/held-out/) });
 
     const list = await http().get('/fine-tunes').set(KEY);
     expect(list.body.map((j: FineTuneJobView) => j.id)).toContain(job.id);
@@ -202,6 +205,19 @@ describe('REST /fine-tunes (in-process queue)', () => {
     });
     expect(resized.status).toBe(201);
     await waitForJob(t.app, resized.body.id, terminal, KEY);
+
+    const otherClasses = await post({ model: 'tiny', dataset, evalDataset: smallDataset });
+    expect(otherClasses.status).toBe(400);
+    const evalMismatch = await post({
+      model: 'tiny',
+      dataset,
+      evalDataset: smallDataset,
+      hyperparameters: { allowResize: true },
+    });
+    expect(evalMismatch.status).toBe(400);
+    expect(evalMismatch.body.code).toBe('CLASS_MISMATCH');
+    const unknownEval = await post({ model: 'tiny', dataset, evalDataset: 'ds_000000000000' });
+    expect(unknownEval.status).toBe(404);
 
     const bad = await post({
       model: 'tiny',

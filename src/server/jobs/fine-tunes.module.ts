@@ -11,6 +11,7 @@ import { BullJobQueue } from './bull-queue';
 import { FineTuneHandler } from './fine-tune.handler';
 import {
   FINE_TUNE_TRAINER,
+  OOD_FITTER,
   FineTuneTrainer,
   JOB_QUEUE,
   JOBS_CONFIG,
@@ -22,6 +23,7 @@ import { FineTunesService, MODEL_CATALOG, ModelCatalog } from './fine-tunes.serv
 import { JobsConfig, loadJobsConfig } from './jobs.config';
 import { MemoryJobQueue } from './memory-queue';
 import { currentTrainer } from './trainer';
+import { fitOodFromSpecs } from '../../prg/ood/fit';
 
 export interface FineTunesModuleOptions {
   trainer?: FineTuneTrainer;
@@ -47,6 +49,7 @@ function providers(o: FineTunesModuleOptions): Provider[] {
       },
     },
     { provide: FINE_TUNE_TRAINER, useFactory: () => o.trainer ?? currentTrainer() },
+    { provide: OOD_FITTER, useValue: fitOodFromSpecs },
     FineTuneHandler,
     FineTunesService,
   ];

@@ -30,6 +30,7 @@ export class FineTunesResolver {
       await this.service.create({
         model: input.model,
         dataset: input.dataset,
+        evalDataset: input.evalDataset,
         hyperparameters: input.hyperparameters ? { ...input.hyperparameters } : undefined,
         name: input.name,
       }),

@@ -45,6 +45,8 @@ export interface CreateFineTuneInput {
   /** "name@version" or a name; absent = the default model. */
   model?: string | null;
   dataset: string;
+  /** Held-out dataset id: per-epoch evaluation and OOD calibration (default: part of `dataset`). */
+  evalDataset?: string | null;
   hyperparameters?: Record<string, unknown> | null;
   /** Name of the new model; default the base model's name (a new version of it). */
   name?: string | null;
@@ -89,7 +91,7 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     );
     this.datasets.onDelete(async (id) => {
       const busy = (await this.queue.list()).find(
-        (j) => j.dataset === id && !TERMINAL.has(j.status),
+        (j) => (j.dataset === id || j.evalDataset === id) && !TERMINAL.has(j.status),
       );
       return busy ? `fine-tune ${busy.id} (${busy.status}) reads it` : null;
     });
@@ -128,6 +130,8 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       problems.push('model: "name" or "name@version" (omit for the default model)');
     if (typeof input.dataset !== 'string' || input.dataset === '')
       problems.push('dataset: required (an id from POST /datasets)');
+    if (input.evalDataset != null && typeof input.evalDataset !== 'string')
+      problems.push('evalDataset: a dataset id from POST /datasets');
     if (input.name != null && (typeof input.name !== 'string' || !NAME_RE.test(input.name)))
       problems.push('name: 1-64 letters, digits, ".", "-" or "_"');
     problems.push(
@@ -142,17 +146,26 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
 
     const model = await this.models.resolve(input.model ?? null); // 404 MODEL_NOT_FOUND
     const ds = await this.datasets.locate(input.dataset); // 404 DATASET_NOT_FOUND
+    const evalDs = input.evalDataset ? await this.datasets.locate(input.evalDataset) : null;
     const want = [
       model.manifest.input.channels,
       model.manifest.input.height,
       model.manifest.input.width,
     ];
-    const have = ds.info.shape;
-    if (!hp.allowResize && (have === null || have.join('x') !== want.join('x')))
+    for (const d of evalDs ? [ds, evalDs] : [ds]) {
+      const have = d.info.shape;
+      if (!hp.allowResize && (have === null || have.join('x') !== want.join('x')))
+        throw new ApiError(
+          HttpStatus.BAD_REQUEST,
+          'SHAPE_MISMATCH',
+          `dataset ${d.info.id} has images of shape ${have ? have.join('×') : `mixed (${(d.info.shapes ?? []).join(', ')})`} (C×H×W) but model ${model.id} takes ${want.join('×')}; set hyperparameters.allowResize=true to resize/convert them`,
+        );
+    }
+    if (evalDs && evalDs.info.classes.join('\n') !== ds.info.classes.join('\n'))
       throw new ApiError(
         HttpStatus.BAD_REQUEST,
-        'SHAPE_MISMATCH',
-        `dataset ${ds.info.id} has images of shape ${have ? have.join('×') : `mixed (${(ds.info.shapes ?? []).join(', ')})`} (C×H×W) but model ${model.id} takes ${want.join('×')}; set hyperparameters.allowResize=true to resize/convert them`,
+        'CLASS_MISMATCH',
+        `evalDataset ${evalDs.info.id} has classes ${evalDs.info.classes.join(', ')} but dataset ${ds.info.id} has ${ds.info.classes.join(', ')}`,
       );
 
     const id = `ft_${randomBytes(6).toString('hex')}`;
@@ -168,10 +181,14 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       dataset: ds.info.id,
       datasetSpec: await this.datasets.spec(ds.info.id),
       classes: ds.info.classes,
+      ...(evalDs
+        ? { evalDataset: evalDs.info.id, evalDatasetSpec: await this.datasets.spec(evalDs.info.id) }
+        : {}),
       hyperparameters: hp,
       outputName,
       outputVersion,
       outputDir: path.join(this.server.modelsDir, `${outputName}-${outputVersion}`),
+      stagingDir: path.join(this.server.modelsDir, `.staging-${id}`),
       checkpointDir: path.join(this.config.jobsDir, id, 'checkpoints'),
       createdAt: new Date().toISOString(),
     };

@@ -51,7 +51,8 @@ beforeAll(async () => {
       .toColourspace('b-w')
       .png()
       .toBuffer();
-  for (let i = 0; i < 6; i++) {
+  // 10 per class: the OOD fit holds out a tenth of the training set and needs at least 2 images.
+  for (let i = 0; i < 10; i++) {
     entries.push({ name: `toy/dark/${i}.png`, data: await flat(20 + 5 * i) });
     entries.push({ name: `toy/light/${i}.png`, data: await flat(200 + 5 * i) });
   }
@@ -85,9 +86,16 @@ describe('fine-tune jobs with the real trainer', () => {
     for (const h of job.history) expect(Number.isFinite(h.loss)).toBe(true);
     expect(job.result!.model).toBe(`tiny@0.0.1-ft.${job.id.slice(3)}`);
 
+    // OOD thresholds fitted on the new model before it was published.
+    expect(job.result!.ood).toMatchObject({ primary: 'mahalanobis' });
+    expect((job.result!.ood as { scores: string[] }).scores).toContain('mahalanobis');
     const model = await http().get(`/models/${encodeURIComponent(job.result!.model)}`);
     expect(model.status).toBe(200);
     expect(model.body.classes).toEqual(['dark', 'light']);
+    expect(model.body.ood.primary).toBe('mahalanobis');
+    expect(Number.isFinite(model.body.ood.scores.mahalanobis.threshold)).toBe(true);
+    // Nothing left in MODELS_DIR but published models.
+    expect((await fs.readdir(t.modelsDir)).filter((n) => n.startsWith('.'))).toEqual([]);
     const cls = await http()
       .post('/classify')
       .field('model', job.result!.model)
@@ -95,6 +103,24 @@ describe('fine-tune jobs with the real trainer', () => {
     expect(cls.status).toBe(200);
     expect(cls.body.model).toBe(job.result!.model);
     expect(['dark', 'light']).toContain(cls.body.results[0].label);
+  });
+
+  it('evaluates each epoch on an evalDataset', async () => {
+    const res = await http()
+      .post('/fine-tunes')
+      .send({
+        model: 'tiny@0.0.1',
+        dataset,
+        evalDataset: dataset,
+        hyperparameters: { epochs: 1, batchSize: 4, warmupEpochs: 0 },
+      });
+    expect(res.status).toBe(201);
+    expect(res.body.evalDataset).toBe(dataset);
+    const job = await waitForJob(t.app, res.body.id, terminal);
+    expect(job.status).toBe('succeeded');
+    const acc = job.history[0].metrics?.evalAccuracy;
+    expect(acc).toBeGreaterThanOrEqual(0);
+    expect(acc).toBeLessThanOrEqual(1);
   });
 
   it('cancels a real run', async () => {

@@ -60,6 +60,11 @@ export class CreateFineTuneInput {
   @IsString()
   dataset!: string;
 
+  @Field({ nullable: true, description: 'Held-out dataset id (evaluation, OOD calibration)' })
+  @IsOptional()
+  @IsString()
+  evalDataset?: string;
+
   @Field(() => FineTuneHyperparametersInput, { nullable: true })
   @IsOptional()
   @IsObject()
@@ -94,6 +99,12 @@ export class FineTuneResult {
   @Field({ description: 'The new model, "name@version", servable at once' }) model!: string;
   @Field(() => [MetricValue]) metrics!: MetricValue[];
   @Field(() => Int, { nullable: true }) resumedFromEpoch?: number;
+  @Field({ nullable: true, description: 'Primary OOD score of the fitted thresholds' })
+  oodPrimary?: string;
+  @Field(() => [String], { description: 'OOD scores with fitted thresholds' })
+  oodScores!: string[];
+  @Field({ nullable: true, description: 'Why no OOD thresholds were fitted' })
+  oodError?: string;
 }
 
 @ObjectType()
@@ -103,6 +114,7 @@ export class FineTuneJob {
   status!: string;
   @Field() model!: string;
   @Field() dataset!: string;
+  @Field({ nullable: true }) evalDataset?: string;
   @Field(() => FineTuneHyperparameters) hyperparameters!: FineTuneHyperparameters;
   @Field(() => FineTuneProgress, { nullable: true }) progress?: FineTuneProgress;
   @Field(() => [EpochMetrics]) history!: EpochMetrics[];
@@ -123,6 +135,7 @@ export function toGraphql(v: FineTuneJobView): FineTuneJob {
     status: v.status,
     model: v.model,
     dataset: v.dataset,
+    evalDataset: v.evalDataset ?? undefined,
     hyperparameters: { ...v.hyperparameters },
     progress: v.progress ? { ...v.progress, metrics: metricList(v.progress.metrics) } : undefined,
     history: v.history.map((h) => ({ ...h, metrics: metricList(h.metrics) })),
@@ -131,6 +144,9 @@ export function toGraphql(v: FineTuneJobView): FineTuneJob {
           model: v.result.model,
           metrics: metricList(v.result.metrics),
           resumedFromEpoch: v.result.resumedFromEpoch,
+          ...('error' in v.result.ood
+            ? { oodScores: [], oodError: v.result.ood.error }
+            : { oodPrimary: v.result.ood.primary, oodScores: v.result.ood.scores }),
         }
       : undefined,
     error: v.error ?? undefined,

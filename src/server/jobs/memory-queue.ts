@@ -42,6 +42,7 @@ export class MemoryJobQueue implements JobQueue {
       status: 'queued',
       model: data.model,
       dataset: data.dataset,
+      evalDataset: data.evalDataset ?? null,
       hyperparameters: data.hyperparameters,
       progress: null,
       history: [],
