@@ -35,6 +35,7 @@ export const FINETUNE_OPTIONS: OptionSpec = {
   'eval-limit': { type: 'string' },
   'max-steps': { type: 'string' },
   'checkpoint-every': { type: 'string' },
+  'checkpoint-minutes': { type: 'string' },
   resize: { type: 'boolean' },
   name: { type: 'string' },
   'model-version': { type: 'string' },
@@ -51,7 +52,7 @@ export const FINETUNE_HELP = `prg finetune --model BASE_DIR --data SPEC --out DI
   --warmup-epochs X (1) --label-smoothing X (0.1) --lambda-flow X (1; 0 allowed)
   --steps K --t-star T --solver euler|midpoint|rk4 (default: the base model's)
   --gradient-mode direct|adjoint (adjoint)  --freeze-flow  --no-pretrain  --pool none|N --hidden N
-  --grad-clip X --seed N --limit N --max-steps N --checkpoint-every N --resize
+  --grad-clip X --seed N --limit N --max-steps N --checkpoint-every N --checkpoint-minutes M (10) --resize
   --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`;
 
 export async function finetuneCommand(argv: string[]): Promise<number> {
@@ -94,6 +95,7 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
     evalLimit: num(v, 'eval-limit', { int: true, min: 1 }),
     maxSteps: num(v, 'max-steps', { int: true, min: 1 }),
     checkpointEvery: num(v, 'checkpoint-every', { int: true, min: 1 }),
+    checkpointMinutes: num(v, 'checkpoint-minutes', { min: 0, exclusiveMin: true }),
     name: str(v, 'name') ?? 'prg-finetuned',
     version: str(v, 'model-version') ?? '1.0.0',
     ...session(v),

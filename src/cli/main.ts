@@ -41,6 +41,7 @@ const PRETRAIN_OPTIONS: OptionSpec = {
   seed: { type: 'string' },
   limit: { type: 'string' },
   'checkpoint-every': { type: 'string' },
+  'checkpoint-minutes': { type: 'string' },
   'max-steps': { type: 'string' },
   head: { type: 'string' },
   hidden: { type: 'string' },
@@ -61,7 +62,7 @@ const HELP: Record<string, string> = {
   --checkpoint-dir DIR   default DIR.ckpt; --resume continues its checkpoint
   --net unet|dit --preset XS   --interpolant icfm|otcfm|gvp
   --epochs N (10) --batch-size N (128) --lr X (1e-4) --ema-decay X (0.999) --grad-clip X (1)
-  --seed N --limit N --checkpoint-every N (200) --max-steps N
+  --seed N --limit N --checkpoint-every N (200) --checkpoint-minutes M (10) --max-steps N
   --head mlp|pooled --hidden N (256) --pool none|N   --solver S --steps K --t-star T
   --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`,
   finetune: `prg finetune --model DIR --data SPEC --out DIR [options]
@@ -97,6 +98,7 @@ async function pretrainCommand(argv: string[]): Promise<number> {
     seed: num(v, 'seed', { int: true, min: 0 }),
     limit: num(v, 'limit', { int: true, min: 1 }),
     checkpointEvery: num(v, 'checkpoint-every', { int: true, min: 1 }),
+    checkpointMinutes: num(v, 'checkpoint-minutes', { min: 0, exclusiveMin: true }),
     maxSteps: num(v, 'max-steps', { int: true, min: 1 }),
     head: {
       kind: headKind,

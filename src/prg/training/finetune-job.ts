@@ -88,6 +88,8 @@ export interface RunFineTuneOptions {
   evalLimit?: number;
   maxSteps?: number;
   checkpointEvery?: number;
+  /** Also checkpoint when this many minutes passed since the last one (default 10). */
+  checkpointMinutes?: number;
   onStep?: (p: StepProgress) => void | Promise<void>;
   onEpoch?: (p: EpochProgress) => void | Promise<void>;
   signal?: AbortSignal;
@@ -262,14 +264,18 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
   }
   const resumedFromEpoch = prev ? Math.floor(globalStep / stepsPerEpoch) : undefined;
   await fs.mkdir(o.checkpointDir, { recursive: true });
-  const save = () =>
-    saveCheckpoint(ckptFile, {
+  const minutes = assertNonNegative(o.checkpointMinutes ?? 10, 'checkpointMinutes');
+  let lastSave = Date.now();
+  const save = () => {
+    lastSave = Date.now();
+    return saveCheckpoint(ckptFile, {
       params,
       step: globalStep,
       epoch: Math.floor(globalStep / stepsPerEpoch),
       optimizer: opt.state(),
       extra: { config: runConfig, phase: 'finetune' },
     });
+  };
 
   /** The current weights as a loaded model (for evaluation and export). */
   const snapshot = (): LoadedModelDir => {
@@ -387,7 +393,11 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
           imgPerSec: (batch.n * 1000) / Math.max(1, Date.now() - ts),
           metrics: { ce: r.ce, fm: r.fm },
         });
-        if (o.checkpointEvery && globalStep % o.checkpointEvery === 0) await save();
+        if (
+          (o.checkpointEvery && globalStep % o.checkpointEvery === 0) ||
+          Date.now() - lastSave > minutes * 60_000
+        )
+          await save();
       }
       await save();
       const epochMetrics: Record<string, number> = {

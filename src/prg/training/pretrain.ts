@@ -71,6 +71,8 @@ export interface PretrainOptions extends TrainCallbacks {
   limit?: number;
   /** Checkpoint every n optimizer steps (and at each epoch end). */
   checkpointEvery?: number;
+  /** Also checkpoint when this many minutes passed since the last one (default 10). */
+  checkpointMinutes?: number;
   /** Stop after this many optimizer steps in total (smoke runs, benchmarks). */
   maxSteps?: number;
   /** Head written with the model (untrained here; fine-tuning trains it). */
@@ -185,8 +187,11 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   }
   const resumedFromStep = prev ? globalStep : undefined;
 
-  const save = async () =>
-    saveCheckpoint(ckptFile, {
+  const minutes = assertNonNegative(o.checkpointMinutes ?? 10, 'checkpointMinutes');
+  let lastSave = Date.now();
+  const save = async () => {
+    lastSave = Date.now();
+    await saveCheckpoint(ckptFile, {
       params,
       step: globalStep,
       epoch: Math.floor(globalStep / stepsPerEpoch),
@@ -194,6 +199,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       ema: { shadow: ema.shadow, updates: ema.updates },
       extra: { config: runConfig, phase: 'pretrain' },
     });
+  };
   await fs.mkdir(o.checkpointDir, { recursive: true });
 
   const step = await GradientStep.create(buildFlowMatchingLossGraph(built.graph), {
@@ -247,7 +253,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
           lr,
           imgPerSec: (batch.n * 1000) / Math.max(1, Date.now() - ts),
         });
-        if (globalStep % every === 0) await save();
+        if (globalStep % every === 0 || Date.now() - lastSave > minutes * 60_000) await save();
       }
       await save();
       await o.onEpoch?.({
