@@ -6,11 +6,11 @@
  *   npx vite-node bench/engine.ts         (no build)
  *
  * Environment: PRG_THREADS (default: number of cores; torch gets the same), PRG_DEVICE,
- * BENCH_BATCH (128),
- * BENCH_REPS (5 timed runs after 2 warm-ups; the median is reported), BENCH_PROFILE=1 (ORT
- * profile of the training step, summarised per op type, forward vs backward nodes),
- * BENCH_TORCH=0 (skip the PyTorch side),
- * PRG_PYTHON (interpreter with torch; default python3, then /usr/bin/python3).
+ * PRG_ORT_SPIN, BENCH_BATCH (128), BENCH_REPS (5 timed runs after 2 warm-ups), BENCH_PROFILE=1
+ * (ORT profile of the training step, summarised per op type, forward vs backward nodes),
+ * BENCH_TORCH=0 (skip the PyTorch side), PRG_PYTHON (interpreter with torch; default python3,
+ * then /usr/bin/python3), OMP_WAIT_POLICY for torch (default PASSIVE, matching ORT's
+ * non-spinning threads).
  *
  * Cases
  * - matmul-peak: 1024×1024×1024 MatMul; its GFLOP/s is the `peak_gflops` of every row.
@@ -184,7 +184,12 @@ class TorchWorker {
     const child = spawn(
       py,
       [script, '--serve', '--batch', String(BATCH), '--threads', String(THREADS)],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+        // Fair to both sides: ORT sessions do not spin (session.ts default), so neither do
+        // torch's OpenMP threads, unless the caller chose a policy.
+        env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
+      },
     );
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const first = await lines.next();
@@ -423,7 +428,12 @@ async function cases(torch: TorchWorker | undefined): Promise<void> {
     print({ ...row, peak_gflops: r3(peak), frac_of_peak: r3(g / peak) });
   }
   for (const row of profile) print(row);
-  if (torch) print({ case: 'torch-info', ...torch.info });
+  if (torch)
+    print({
+      case: 'torch-info',
+      ...torch.info,
+      omp_wait_policy: process.env.OMP_WAIT_POLICY ?? 'PASSIVE',
+    });
 }
 
 /** ORT profile of a few training steps, kernel time per op type, forward vs backward nodes. */
