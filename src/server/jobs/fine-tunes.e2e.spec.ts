@@ -10,6 +10,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idx, imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
+import { HealthService } from '../services/health.service';
 import { FineTuneJobView } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
 import { readSse, switchableTrainer, waitForJob } from './testing/helpers';
@@ -345,5 +346,29 @@ describe('GraphQL fine-tunes', () => {
     expect(hp.body.errors[0].extensions.code).toBe('INVALID_HYPERPARAMETERS');
     const nf = await gql(`{ fineTune(id: "ft_000000000000") { id } }`);
     expect(nf.body.errors[0].extensions.code).toBe('FINE_TUNE_NOT_FOUND');
+  });
+});
+
+describe('shutdown', () => {
+  it('ends open event streams when the server drains, so they do not hold the drain', async () => {
+    trainer.set(fakeTrainer({ stepsPerEpoch: 2, stepDelayMs: 30 }));
+    const res = await http()
+      .post('/fine-tunes')
+      .set(KEY)
+      .send({ model: 'tiny@0.0.1', dataset, hyperparameters: { epochs: 100 } });
+    const sse = readSse(t.app, `/fine-tunes/${res.body.id}/events`, KEY);
+    await waitForJob(t.app, res.body.id, (j) => (j.progress?.step ?? 0) >= 1, KEY);
+    const health = t.app.get(HealthService);
+    expect(health.inFlight).toBeGreaterThan(0);
+    // drain() resolves true only once no request is in flight: the SSE stream has ended.
+    expect(await health.drain(60_000)).toBe(true);
+    const { events } = await sse;
+    expect(events[0].event).toBe('snapshot');
+    expect(
+      events.some(
+        (e) => e.event === 'status' && (e.data as { status: string }).status === 'succeeded',
+      ),
+    ).toBe(false);
+    await http().post(`/fine-tunes/${res.body.id}/cancel`).set(KEY);
   });
 });

@@ -19,6 +19,7 @@ import { ApiError } from '../common/errors';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
 import { DatasetsService } from '../datasets/datasets.service';
+import { HealthService } from '../services/health.service';
 import { MetricsService } from '../services/metrics.service';
 import { FineTuneHandler } from './fine-tune.handler';
 import {
@@ -74,6 +75,7 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     private readonly datasets: DatasetsService,
     private readonly handler: FineTuneHandler,
     @Optional() private readonly metrics?: MetricsService,
+    @Optional() private readonly health?: HealthService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -219,10 +221,17 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     return (await this.queue.cancel(id)) ?? job;
   }
 
-  /** This job's events: a snapshot first, then live events, ending after a terminal status. */
+  /**
+   * This job's events: a snapshot first, then live events, ending after a terminal status — or
+   * when the server starts draining for shutdown (an open stream would otherwise hold the drain
+   * for the whole grace period; clients reconnect to another replica).
+   */
   async events(id: string): Promise<Observable<SseMessage>> {
     await this.get(id); // 404 before the stream starts
     return new Observable<SseMessage>((sub) => {
+      const drainCheck = setInterval(() => {
+        if (this.health?.isDraining) sub.complete();
+      }, 200);
       const done = (e: FineTuneEvent) => e.type === 'status' && TERMINAL.has(e.status);
       const live = this.queue.events.pipe(filter((e) => e.jobId === id)).subscribe({
         next: (e) => {
@@ -239,7 +248,10 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
         },
         (err) => sub.error(err),
       );
-      return () => live.unsubscribe();
+      return () => {
+        clearInterval(drainCheck);
+        live.unsubscribe();
+      };
     });
   }
 
