@@ -10,6 +10,9 @@ import { RateLimitGuard } from './common/rate-limit.guard';
 import { ImageRepository } from './repositories/image.repository';
 import { defaultModelLoader, MODEL_LOADER, ModelLoader } from './repositories/model-loader';
 import { ModelRegistry } from './repositories/model-registry.repository';
+import { workerPoolLoader } from './repositories/worker-pool-model';
+import { ServerConfig } from './config/config';
+import { SERVER_CONFIG } from './config/config.module';
 import { HealthService } from './services/health.service';
 import { MetricsService } from './services/metrics.service';
 import { MlService } from './services/ml.service';
@@ -28,10 +31,19 @@ const EXPORTED = [
 @Global()
 @Module({})
 export class CoreModule {
-  static forRoot(loader: ModelLoader = defaultModelLoader): DynamicModule {
+  static forRoot(loader?: ModelLoader): DynamicModule {
     return {
       module: CoreModule,
-      providers: [{ provide: MODEL_LOADER, useValue: loader }, ...EXPORTED],
+      providers: [
+        {
+          provide: MODEL_LOADER,
+          inject: [SERVER_CONFIG],
+          useFactory: (c: ServerConfig): ModelLoader =>
+            loader ??
+            (c.inferenceWorkers > 0 ? workerPoolLoader(c.inferenceWorkers) : defaultModelLoader),
+        },
+        ...EXPORTED,
+      ],
       exports: [MODEL_LOADER, ...EXPORTED],
     };
   }

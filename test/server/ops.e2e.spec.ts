@@ -13,6 +13,7 @@ import { testConfig } from '../../src/server/config/config';
 import { TEST_REDIS_URL } from '../../src/server/jobs/testing/redis-env';
 import { defaultModelLoader } from '../../src/server/repositories/model-loader';
 import { ModelRegistry } from '../../src/server/repositories/model-registry.repository';
+import { WorkerPoolModel } from '../../src/server/repositories/worker-pool-model';
 import { HealthService } from '../../src/server/services/health.service';
 import { MetricsService } from '../../src/server/services/metrics.service';
 import { createTestApp, TestApp, testPng } from '../../src/server/testing/test-app';
@@ -108,6 +109,52 @@ describe('readiness', () => {
       .send({ images: ['AAAA'] });
     expect(r.status).toBe(503);
     expect(r.body.code).toBe('NO_MODELS');
+  });
+});
+
+describe('inference in worker threads (PRG_INFERENCE_WORKERS)', () => {
+  it('two workers give the same results as the main thread, for every operation', async () => {
+    const png = (await testPng(8, 8, 1, 4)).toString('base64');
+    const body = { images: [png, png] };
+    const results = [];
+    for (const inferenceWorkers of [0, 2]) {
+      t = await createTestApp([{ name: 'tiny', seed: 3 }], { inferenceWorkers, warmup: true });
+      const s = t.app.getHttpServer();
+      const c = await request(s).post('/classify').send(body).expect(200);
+      const f = await request(s).post('/models/tiny/features').send(body).expect(200);
+      const o = await request(s).post('/models/tiny/ood').send(body).expect(200);
+      const j = await request(s)
+        .post('/models/tiny/trajectory')
+        .send({ images: [png], frames: 3, format: 'frames' })
+        .expect(200);
+      // Concurrent requests spread over the workers.
+      const many = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          request(s)
+            .post('/classify')
+            .send({ images: [png] }),
+        ),
+      );
+      expect(many.map((r) => r.status)).toEqual(Array(6).fill(200));
+      const model = await t.app.get(ModelRegistry).get('tiny@0.0.1');
+      expect(model instanceof WorkerPoolModel).toBe(inferenceWorkers > 0);
+      results.push({ c: c.body, f: f.body, o: o.body, j: j.body });
+      await t.close();
+      t = undefined;
+    }
+    const [main, workers] = results;
+    expect(workers.c.results.map((r: { index: number }) => r.index)).toEqual(
+      main.c.results.map((r: { index: number }) => r.index),
+    );
+    // Same graphs, but ORT with 1 thread (workers) vs 2 may sum in another order: float32 noise.
+    main.c.results[0].topK.forEach((x: { probability: number }, i: number) =>
+      expect(workers.c.results[0].topK[i].probability).toBeCloseTo(x.probability, 5),
+    );
+    main.f.vectors[0].forEach((v: number, i: number) =>
+      expect(workers.f.vectors[0][i]).toBeCloseTo(v, 4),
+    );
+    expect(Object.keys(workers.o.results[0].scores)).toEqual(Object.keys(main.o.results[0].scores));
+    expect(workers.j.frames).toHaveLength(3);
   });
 });
 

@@ -15,6 +15,12 @@ export interface ServerConfig {
   device: Device;
   /** ORT intra-op threads; 0 = one per core. */
   threads: number;
+  /**
+   * Worker threads per model running inference, each with its own copy of the model and its share
+   * of the ORT threads; 0 = in the main thread. Default 1: onnxruntime-node runs block their
+   * thread, and in the main thread a long batch would stall every request and health probe.
+   */
+  inferenceWorkers: number;
   redisUrl: string | null;
   /** Empty: no key required anywhere. */
   apiKeys: string[];
@@ -128,6 +134,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     defaultModel,
     device,
     threads: int('PRG_THREADS', 0, 0, 256),
+    inferenceWorkers: int('PRG_INFERENCE_WORKERS', 1, 0, 64),
     redisUrl,
     apiKeys,
     maxBatch: int('MAX_BATCH', 32, 1, 1024),
@@ -147,7 +154,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
   return config;
 }
 
-/** For tests: defaults with overrides, no environment. */
+/**
+ * For tests: defaults with overrides, no environment; no warm-up, no periodic rescan, inference in
+ * the main thread (worker threads have their own spec).
+ */
 export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return { ...loadConfig({}), warmup: false, rescanMs: 0, ...overrides };
+  return { ...loadConfig({}), warmup: false, rescanMs: 0, inferenceWorkers: 0, ...overrides };
 }

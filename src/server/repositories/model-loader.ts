@@ -1,9 +1,11 @@
 /**
  * How a model directory becomes a PrgModelApi. The registry depends on this token only, so tests
- * and tools can substitute a loader; the default is loadPrgModel (src/prg/inference.ts).
+ * and tools can substitute a loader; the default is loadPrgModel (src/prg/inference.ts) with the
+ * OOD scorers of src/prg/ood registered (a model with an ood.json gets Mahalanobis, likelihood, …).
  */
 import { loadPrgModel } from '../../prg/inference';
 import { PrgModelApi } from '../../prg/inference-api';
+import { registerOod } from '../../prg/ood';
 import { Device } from '../config/config';
 
 export interface LoadOptions {
@@ -15,4 +17,7 @@ export type ModelLoader = (dir: string, opts: LoadOptions) => Promise<PrgModelAp
 
 export const MODEL_LOADER = Symbol('MODEL_LOADER');
 
-export const defaultModelLoader: ModelLoader = (dir, opts) => loadPrgModel(dir, opts);
+export const defaultModelLoader: ModelLoader = (dir, opts) => {
+  registerOod();
+  return loadPrgModel(dir, opts);
+};

@@ -30,23 +30,26 @@ interface Pending<I, O> {
   reject: (e: unknown) => void;
 }
 
-/** Serialises async tasks (one at a time, FIFO). */
+/** Runs async tasks at most `concurrency` at a time, FIFO. */
 export class Executor {
-  private tail: Promise<unknown> = Promise.resolve();
-  private queued = 0;
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(readonly concurrency = 1) {}
 
   get depth(): number {
-    return this.queued;
+    return this.running + this.waiting.length;
   }
 
-  run<T>(task: () => Promise<T>): Promise<T> {
-    this.queued++;
-    const p = this.tail.then(task, task);
-    this.tail = p.then(
-      () => this.queued--,
-      () => this.queued--,
-    );
-    return p;
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.concurrency) await new Promise<void>((r) => this.waiting.push(r));
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
   }
 }
 

@@ -135,7 +135,9 @@ export class MlService {
 
   private executor(id: string): Executor {
     let e = this.executors.get(id);
-    if (!e) this.executors.set(id, (e = new Executor()));
+    // One run at a time in the main thread (ORT already uses every core); with worker threads,
+    // one per worker.
+    if (!e) this.executors.set(id, (e = new Executor(Math.max(1, this.config.inferenceWorkers))));
     return e;
   }
 
