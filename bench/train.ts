@@ -20,8 +20,8 @@
  * Environment: BENCH_BATCH (128), BENCH_REPS (timed steps, 2), BENCH_CASES (comma list),
  * PRG_THREADS (2; torch gets the same), PRG_PYTHON, BENCH_TORCH=0 to skip torch.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GradientStep } from '../src/engine/runtime/gradient-step';
 import { Adam, AdamW } from '../src/engine/runtime/optim';
@@ -183,20 +183,47 @@ function torchCase(py: string | null, name: string): { imgPerS: number | null; n
   return { imgPerS: rec.img_per_s ?? null };
 }
 
-/** Stop a case whose resident set passes the cap: the machine is shared and has 24 GiB. */
+/**
+ * Stop a case whose resident set passes the cap: the machine is shared and has 24 GiB. The parent
+ * watches the child's /proc/<pid>/status (ORT runs block the child's own event loop).
+ */
 const MAX_RSS_MB = Number(process.env.BENCH_MAX_RSS_MB ?? 8000);
 
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Run one case in a child process; kill it past the RSS cap. */
+function runChild(
+  name: string,
+): Promise<{ status: number | null; stdout: string; stderr: string; capped: boolean }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [__filename, '--case', name], { env: process.env });
+    let stdout = '';
+    let stderr = '';
+    let capped = false;
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const watch = setInterval(() => {
+      if (c.pid && rssMb(c.pid) > MAX_RSS_MB) {
+        capped = true;
+        stderr += `resident set passed the ${MAX_RSS_MB} MB cap (BENCH_MAX_RSS_MB); stopped\n`;
+        c.kill('SIGKILL');
+      }
+    }, 250);
+    c.on('close', (status) => {
+      clearInterval(watch);
+      resolve({ status, stdout, stderr, capped });
+    });
+  });
+}
+
 async function child(name: string): Promise<void> {
-  const timer = setInterval(() => {
-    const mb = process.memoryUsage.rss() / 2 ** 20;
-    if (mb > MAX_RSS_MB) {
-      process.stderr.write(
-        `resident set ${Math.round(mb)} MB passed the ${MAX_RSS_MB} MB cap (BENCH_MAX_RSS_MB)\n`,
-      );
-      process.exit(3);
-    }
-  }, 200);
-  timer.unref();
   const { stepMs, setupS } = await runCase(name);
   const rss = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(JSON.stringify({ stepMs, setupS, peakRssMb: rss }) + '\n');
@@ -212,11 +239,7 @@ async function parent(): Promise<void> {
   if (!py)
     console.error('# torch: no python3 with torch found (PRG_PYTHON); torch columns are null');
   for (const name of wanted) {
-    const r = spawnSync(process.execPath, [__filename, '--case', name], {
-      encoding: 'utf8',
-      env: process.env,
-      maxBuffer: 1 << 24,
-    });
+    const r = await runChild(name);
     if (r.status !== 0) {
       console.log(
         JSON.stringify({
@@ -224,7 +247,7 @@ async function parent(): Promise<void> {
           img_per_s: null,
           torch_img_per_s: null,
           speedup_vs_torch: null,
-          peak_rss_mb: r.status === 3 ? `>${MAX_RSS_MB}` : null,
+          peak_rss_mb: r.capped ? `>${MAX_RSS_MB}` : null,
           batch: B,
           steps_k: CASES[name].k ?? null,
           error: r.stderr.trim().split('\n').slice(-3).join(' | '),
