@@ -129,5 +129,11 @@ describe('fine-tuning', () => {
     expect(m.manifest.classes).toEqual(['0', '1']);
     expect(m.manifest.solver.steps).toBe(1);
     expect(r.metrics.evalAccuracy).toBeGreaterThanOrEqual(0);
+    // Delivered again after it finished: nothing to train, same model and accuracy written.
+    const again = await fineTuneModel({ ...job, signal: undefined });
+    expect(again.metrics.evalAccuracy).toBe(r.metrics.evalAccuracy);
+    expect((await readModelDir(again.modelDir)).manifest.metrics.accuracy.value).toBe(
+      r.metrics.evalAccuracy,
+    );
   });
 });

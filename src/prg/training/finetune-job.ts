@@ -423,6 +423,14 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
     await step.release();
   }
 
+  // A run resumed from a finished checkpoint takes no step: measure the held-out split anyway.
+  if (evalDs && metrics.evalAccuracy === undefined) {
+    const ev = await evaluate(snapshot());
+    if (ev) {
+      metrics.evalAccuracy = ev.accuracy;
+      metrics.evalNll = ev.nll;
+    }
+  }
   const snap = snapshot();
   if (evalDs && metrics.evalAccuracy !== undefined && o.evalDataset)
     snap.manifest.metrics.accuracy = {
