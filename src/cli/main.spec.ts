@@ -131,4 +131,53 @@ describe('prg CLI', () => {
       'done',
     ]);
   });
+
+  it('pretrain writes a model that finetune and eval accept; a second pretrain needs --resume', async () => {
+    const out = join(root, 'pre');
+    const args = [
+      'pretrain',
+      '--data',
+      spec,
+      '--out',
+      out,
+      '--batch-size',
+      '4',
+      '--epochs',
+      '1',
+      '--max-steps',
+      '2',
+      '--steps',
+      '2',
+      '--t-star',
+      '0.5',
+      '--pool',
+      '2',
+      '--hidden',
+      '8',
+      '--quiet',
+      '--json',
+      '--threads',
+      '1',
+    ];
+    const r = await run(args);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).steps).toBe(2);
+    const again = await run([...args, '--overwrite']);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/--resume/);
+    const more = await run([
+      ...args,
+      '--overwrite',
+      '--resume',
+      '--max-steps',
+      '3',
+      '--epochs',
+      '2',
+    ]);
+    expect(more.code).toBe(0);
+    expect(JSON.parse(more.out)).toMatchObject({ steps: 3, resumedFromStep: 2 });
+    const ev = await run(['eval', '--model', out, '--data', spec, '--json', '--threads', '1']);
+    expect(JSON.parse(ev.out).n).toBe(8);
+  });
 });
