@@ -9,14 +9,17 @@
  *
  * Runs: serial (1 connection), 32 concurrent connections with dynamic batching (MAX_BATCH=32,
  * MAX_WAIT_MS=5), and 32 concurrent with batching off (MAX_BATCH=1) as a control. Prints one JSON
- * object per run and a summary line with the 32-concurrent / serial throughput ratio.
+ * object per run, the model's own time per image at batch 1 and 32 without a server (the ceiling
+ * batching can reach), and a summary line with the 32-concurrent / serial throughput ratio.
  */
 import autocannon from 'autocannon';
 import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { loadPrgModel } from '../src/prg/inference';
 import { createTinyModel } from '../src/prg/testing/tiny-model';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -111,6 +114,27 @@ async function run(url: string, connections: number, body: string, label: string
   return row;
 }
 
+async function ortScaling(modelsDir: string) {
+  const dir = readdirSync(modelsDir)
+    .sort()
+    .map((d) => path.join(modelsDir, d))
+    .find((d) => existsSync(path.join(d, 'manifest.json')));
+  if (!dir) throw new Error(`no model directory under ${modelsDir}`);
+  const m = await loadPrgModel(dir, { threads: Number(process.env.PRG_THREADS ?? 0) });
+  const { channels: c, height: h, width: w } = m.manifest.input;
+  const perImage = async (n: number) => {
+    const batch = { data: new Float32Array(n * c * h * w), n };
+    await m.classify(batch);
+    const reps = Math.max(3, Math.round(64 / n));
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) await m.classify(batch);
+    return Math.round(((performance.now() - t0) / reps / n) * 100) / 100;
+  };
+  const perImageMs = { b1: await perImage(1), b32: await perImage(32) };
+  await m.release();
+  return { model: m.id, perImageMs };
+}
+
 async function main(): Promise<void> {
   let modelsDir = process.env.MODELS_DIR ? path.resolve(process.env.MODELS_DIR) : '';
   let temp = '';
@@ -136,6 +160,7 @@ async function main(): Promise<void> {
   const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version };
 
   const rows = [];
+  let ort: Awaited<ReturnType<typeof ortScaling>>;
   try {
     const batched = await startServer(modelsDir, 39_871, { MAX_BATCH: '32', MAX_WAIT_MS: '5' });
     try {
@@ -150,6 +175,10 @@ async function main(): Promise<void> {
     } finally {
       await stopServer(unbatched);
     }
+    // The ceiling batching can reach: the model's own time per image at batch 1 vs 32, in this
+    // process with no server running.
+    ort = await ortScaling(modelsDir);
+    console.log(JSON.stringify({ bench: 'serve', run: 'ort-per-image', ...ort }));
   } finally {
     if (temp) await rm(temp, { recursive: true, force: true });
   }
@@ -165,6 +194,7 @@ async function main(): Promise<void> {
       speedup: Math.round((conc.rps / serial.rps) * 100) / 100,
       speedupWithoutBatching: Math.round((control.rps / serial.rps) * 100) / 100,
       target: 4,
+      ortBatchCeiling: Math.round((ort.perImageMs.b1 / ort.perImageMs.b32) * 100) / 100,
       p50Ms: { serial: serial.latencyMs.p50, concurrent32: conc.latencyMs.p50 },
       p99Ms: { serial: serial.latencyMs.p99, concurrent32: conc.latencyMs.p99 },
     }),
