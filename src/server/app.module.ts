@@ -6,7 +6,6 @@
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Module, Type } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
-import type { Request } from 'express';
 import { ServerConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { ClassifyController } from './controllers/classify.controller';
@@ -15,6 +14,7 @@ import { ModelsController } from './controllers/models.controller';
 import { CoreModule } from './core.module';
 import { DatasetsModule } from './datasets/datasets.module';
 import { FineTunesModule } from './jobs/fine-tunes.module';
+import { graphqlContext } from './jobs/graphql-context';
 import { ModelsResolver } from './graphql/models.resolver';
 import { ModelLoader } from './repositories/model-loader';
 import { InferenceService } from './services/inference.service';
@@ -46,7 +46,8 @@ export class AppModule {
           autoSchemaFile: true,
           sortSchema: true,
           introspection: true,
-          context: ({ req }: { req: Request }) => ({ req }),
+          context: graphqlContext,
+          subscriptions: { 'graphql-ws': true },
         }),
         ...FEATURE_MODULES,
       ],

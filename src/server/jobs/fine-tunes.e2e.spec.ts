@@ -3,7 +3,10 @@
  * without Redis: the in-process queue, the fake trainer (testing/fake-trainer.ts, no learning), tiny
  * model fixtures and a tiny uploaded dataset. The bull path is in fine-tunes.bull.spec.ts.
  */
+import { createClient } from 'graphql-ws';
 import { promises as fs } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
@@ -331,6 +334,48 @@ describe('GraphQL fine-tunes', () => {
     });
     expect(['cancelling', 'cancelled']).toContain(cancelled.body.data.cancelFineTune.status);
     expect((await waitForJob(t.app, longId, terminal, KEY)).status).toBe('cancelled');
+  });
+
+  it('subscription fineTuneEvents streams a job over graphql-ws (API key in connection params)', async () => {
+    await t.app.listen(0, '127.0.0.1');
+    const { port } = t.app.getHttpServer().address() as AddressInfo;
+    const WebSocket = createRequire(__filename)('ws') as unknown;
+    const client = (key?: string) =>
+      createClient({
+        url: `ws://127.0.0.1:${port}/graphql`,
+        webSocketImpl: WebSocket,
+        connectionParams: key ? { 'x-api-key': key } : {},
+        retryAttempts: 0,
+      });
+    const query = `subscription ($id: ID!) {
+      fineTuneEvents(id: $id) { type jobId status progress { epoch step progress } } }`;
+
+    trainer.set(fakeTrainer({ stepsPerEpoch: 2, stepDelayMs: 20 }));
+    const res = await http()
+      .post('/fine-tunes')
+      .set(KEY)
+      .send({ model: 'tiny@0.0.1', dataset, hyperparameters: { epochs: 2 } });
+    const c = client(KEY['x-api-key']);
+    const events: { type: string; status?: string; progress?: { epoch: number } }[] = [];
+    for await (const r of c.iterate<{ fineTuneEvents: (typeof events)[number] }>({
+      query,
+      variables: { id: res.body.id },
+    })) {
+      expect(r.errors).toBeUndefined();
+      events.push(r.data!.fineTuneEvents);
+    }
+    await c.dispose();
+    expect(events[0].type).toBe('snapshot');
+    expect(events.filter((e) => e.type === 'progress').length).toBeGreaterThan(0);
+    expect(events.at(-1)).toMatchObject({ type: 'status', status: 'succeeded' });
+
+    const anon = client();
+    const it = anon.iterate({ query, variables: { id: res.body.id } });
+    const first = await it.next();
+    expect(
+      (first.value as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code,
+    ).toBe('UNAUTHORIZED');
+    await anon.dispose();
   });
 
   it('reports validation errors with their code', async () => {

@@ -1,10 +1,18 @@
 /** GraphQL over fine-tune jobs; thin over FineTunesService (same validation and errors as REST). */
 import { UseGuards } from '@nestjs/common';
-import { Args, ID, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { Args, ID, Mutation, Query, Resolver, Subscription } from '@nestjs/graphql';
+import { map } from 'rxjs';
 import { ApiKeyGuard } from '../common/api-key.guard';
 import { RateLimitGuard } from '../common/rate-limit.guard';
 import { FineTunesService } from './fine-tunes.service';
-import { CreateFineTuneInput, FineTuneJob, toGraphql } from './fine-tunes.types.graphql';
+import { toAsyncIterator } from './async-iterator';
+import {
+  CreateFineTuneInput,
+  eventToGraphql,
+  FineTuneEvent,
+  FineTuneJob,
+  toGraphql,
+} from './fine-tunes.types.graphql';
 
 @Resolver(() => FineTuneJob)
 @UseGuards(ApiKeyGuard)
@@ -35,6 +43,17 @@ export class FineTunesResolver {
         name: input.name,
       }),
     );
+  }
+
+  @Subscription(() => FineTuneEvent, {
+    description:
+      "A job's events (graphql-ws): a snapshot, then status changes and progress per step/epoch, ending after the job ends",
+    resolve: (e: FineTuneEvent) => e,
+  })
+  async fineTuneEvents(
+    @Args('id', { type: () => ID }) id: string,
+  ): Promise<AsyncIterableIterator<FineTuneEvent>> {
+    return toAsyncIterator((await this.service.events(id)).pipe(map(eventToGraphql)));
   }
 
   @Mutation(() => FineTuneJob, { description: 'Cancel a queued or running fine-tune' })

@@ -1,7 +1,7 @@
 /** GraphQL types (code first) for fine-tune jobs; maps from FineTuneJobView. */
 import { Field, Float, ID, InputType, Int, ObjectType } from '@nestjs/graphql';
 import { IsObject, IsOptional, IsString } from 'class-validator';
-import type { FineTuneJobView } from './fine-tune.types';
+import type { FineTuneEvent as FineTuneEventData, FineTuneJobView } from './fine-tune.types';
 
 @ObjectType()
 export class MetricValue {
@@ -155,4 +155,38 @@ export function toGraphql(v: FineTuneJobView): FineTuneJob {
     startedAt: v.startedAt ?? undefined,
     finishedAt: v.finishedAt ?? undefined,
   };
+}
+
+@ObjectType({
+  description: 'A fine-tune job event: the job now (snapshot), a status change, or progress',
+})
+export class FineTuneEvent {
+  @Field({ description: 'snapshot, status or progress' }) type!: string;
+  @Field(() => ID) jobId!: string;
+  @Field({ nullable: true }) status?: string;
+  @Field(() => FineTuneProgress, { nullable: true }) progress?: FineTuneProgress;
+  @Field({ nullable: true }) error?: string;
+  @Field({ nullable: true }) at?: string;
+}
+
+export function eventToGraphql(m: { type: string; data: unknown }): FineTuneEvent {
+  if (m.type === 'snapshot') {
+    const v = m.data as FineTuneJobView;
+    return {
+      type: 'snapshot',
+      jobId: v.id,
+      status: v.status,
+      progress: v.progress ? { ...v.progress, metrics: metricList(v.progress.metrics) } : undefined,
+      error: v.error ?? undefined,
+    };
+  }
+  const e = m.data as FineTuneEventData;
+  return e.type === 'progress'
+    ? {
+        type: e.type,
+        jobId: e.jobId,
+        progress: { ...e.progress, metrics: metricList(e.progress.metrics) },
+        at: e.at,
+      }
+    : { type: e.type, jobId: e.jobId, status: e.status, error: e.error, at: e.at };
 }
