@@ -226,14 +226,15 @@ async function benchUNet(): Promise<void> {
   const cot = randn(r, [N, 1, 28, 28]);
   // 'initializers': parameters baked in (ORT may pre-pack conv weights, NCHWc);
   // 'inputs': parameters fed per step, as training does (promoteInitializers).
-  for (const params of ['initializers', 'inputs'] as const) {
+  // 'wrt x': gradient w.r.t. the image only (adjoint ODE, Hutchinson divergence), weights fixed.
+  for (const params of ['initializers', 'inputs', 'wrt x'] as const) {
     let fwd = net.graph;
     const feeds = { ...base };
     if (params === 'inputs') {
       fwd = promoteInitializers(net.graph, net.paramNames);
       for (const n of net.paramNames) feeds[n] = net.graph.initializers.get(n)!;
     }
-    const res = vjp(fwd, { of: ['v'], wrt: net.paramNames });
+    const res = vjp(fwd, { of: ['v'], wrt: params === 'wrt x' ? ['x'] : net.paramNames });
     // Interleaved, so load from other processes hits both graphs alike.
     const [f, fb] = await timePair(fwd, feeds, res.graph, { ...feeds, [res.seeds.v]: cot }, 8);
     console.log(
