@@ -226,6 +226,7 @@ const specs: OpSpec[] = [
     bias: true,
   }),
   conv('Conv 1x1 Cout<Cin', [2, 5, 3, 3], [2, 5, 1, 1], {}),
+  conv('Conv Cout<Cin 3x3 pad 1', [2, 4, 5, 5], [3, 4, 3, 3], { pads: [1, 1, 1, 1] }),
   conv('Conv Cout<Cin stride 2', [1, 4, 7, 7], [2, 4, 3, 3], {
     strides: [2, 2],
     pads: [1, 1, 1, 1],

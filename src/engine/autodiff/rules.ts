@@ -195,8 +195,9 @@ function convWeightGradTaps(b: GraphBuilder, x: Value, g: Value, p: ConvParams):
     for (let i = 0; i < kh; i++)
       for (let j = 0; j < kw; j++) {
         const [s0, s1] = [ph0 + ah - i * dh, pw0 + aw - j * dw];
-        const whole = s0 === 0 && s1 === 0 && gp.shape[2] === h && gp.shape[3] === w;
-        tap(whole ? gp : b.slice(gp, [s0, s1], [s0 + h, s1 + w], [2, 3]), xn, h * w);
+        // The window that lines g up with x unshifted is g itself (the centre tap).
+        const centre = s0 === ah && s1 === aw && ho === h && wo === w;
+        tap(centre ? g : b.slice(gp, [s0, s1], [s0 + h, s1 + w], [2, 3]), xn, h * w);
       }
   } else {
     // Padding NHWC copies whole W·C rows, faster than padding NCHW's short rows.
@@ -204,9 +205,10 @@ function convWeightGradTaps(b: GraphBuilder, x: Value, g: Value, p: ConvParams):
     for (let i = 0; i < kh; i++)
       for (let j = 0; j < kw; j++) {
         const [si, sj] = [i * dh, j * dw];
-        const whole = xt.shape[1] === ho && xt.shape[2] === wo && sh === 1 && sw === 1;
-        const xs = whole
-          ? xt
+        // The tap that reads x unshifted is x itself (the centre tap, or a 1×1 kernel).
+        const centre = si === ph0 && sj === pw0 && h === ho && w === wo && sh === 1 && sw === 1;
+        const xs = centre
+          ? xn
           : b.slice(
               xt,
               [si, sj],
