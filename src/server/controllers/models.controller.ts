@@ -15,6 +15,7 @@ import {
   ApiBody,
   ApiConsumes,
   ApiHeader,
+  ApiNotFoundResponse,
   ApiOkResponse,
   ApiProduces,
   ApiTags,
@@ -27,7 +28,6 @@ import { FeaturesDto, OodDto, TrajectoryDto } from '../dtos/inference.dto';
 import { ErrorResponse, FeaturesResponse, OodResponse } from '../dtos/responses.dto';
 import { InferenceService, imageInputs } from '../services/inference.service';
 import { ModelsService } from '../services/models.service';
-import { ImageRepository } from '../repositories/image.repository';
 
 const ERRORS = { type: ErrorResponse, description: '{statusCode, code, message}' };
 
@@ -37,7 +37,6 @@ export class ModelsController {
   constructor(
     private readonly models: ModelsService,
     private readonly inference: InferenceService,
-    private readonly images: ImageRepository,
   ) {}
 
   @Get()
@@ -60,7 +59,7 @@ export class ModelsController {
     description:
       'Manifest, metrics and OOD thresholds of one model ("name@version" or name = latest)',
   })
-  @ApiOkResponse(ERRORS)
+  @ApiNotFoundResponse(ERRORS)
   get(@Param('id') id: string) {
     return this.models.get(id);
   }
@@ -72,25 +71,12 @@ export class ModelsController {
   @ApiConsumes('application/json', 'multipart/form-data')
   @ApiBody({ type: FeaturesDto })
   @ApiOkResponse({ type: FeaturesResponse })
-  async features(
+  features(
     @Param('id') id: string,
     @Body() dto: FeaturesDto,
     @UploadedFiles() files?: Express.Multer.File[],
   ) {
-    const r = await this.inference.features(id, imageInputs(files, dto.images), dto);
-    const base64 = dto.format === 'base64';
-    return {
-      model: r.model,
-      t: r.t,
-      shape: r.shape,
-      format: base64 ? 'base64' : 'json',
-      ...(base64 ? { dtype: 'float32' } : {}),
-      vectors: r.vectors.map((v) =>
-        base64
-          ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
-          : Array.from(v),
-      ),
-    };
+    return this.inference.featuresView(id, imageInputs(files, dto.images), dto);
   }
 
   @Post(':id/ood')
@@ -125,19 +111,10 @@ export class ModelsController {
     @Res({ passthrough: true }) res: Response,
     @UploadedFiles() files?: Express.Multer.File[],
   ) {
-    const r = await this.inference.trajectory(id, imageInputs(files, dto.images), dto);
-    const shape = r.entry.manifest.input;
-    if (dto.format === 'frames')
-      return {
-        model: r.model,
-        t: r.t,
-        frames: await Promise.all(
-          r.frames.map(async (f) => (await this.images.encodePng(f, shape)).toString('base64')),
-        ),
-      };
-    const png = await this.images.sprite(r.frames, shape, dto.scale ?? 1);
-    res.setHeader('X-Model', r.model);
-    res.setHeader('X-Trajectory-T', r.t.map((t) => t.toFixed(4)).join(','));
-    return new StreamableFile(png, { type: 'image/png' });
+    const v = await this.inference.trajectoryView(id, imageInputs(files, dto.images), dto);
+    if (v.kind === 'frames') return v.body;
+    res.setHeader('X-Model', v.model);
+    res.setHeader('X-Trajectory-T', v.t.map((t) => t.toFixed(4)).join(','));
+    return new StreamableFile(v.png, { type: 'image/png' });
   }
 }

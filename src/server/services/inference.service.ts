@@ -184,6 +184,49 @@ export class InferenceService {
     };
   }
 
+  /** REST shape of features: JSON number arrays, or base64 little-endian float32 per image. */
+  async featuresView(
+    modelRef: string,
+    inputs: ImageInput[],
+    params: FeatureParams & { format?: 'json' | 'base64' },
+  ) {
+    const r = await this.features(modelRef, inputs, params);
+    const base64 = params.format === 'base64';
+    return {
+      model: r.model,
+      t: r.t,
+      shape: r.shape,
+      format: base64 ? 'base64' : 'json',
+      ...(base64 ? { dtype: 'float32' } : {}),
+      vectors: r.vectors.map((v) =>
+        base64
+          ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
+          : Array.from(v),
+      ),
+    };
+  }
+
+  /** REST shape of a trajectory: one PNG sprite (frames left to right), or JSON base64 frames. */
+  async trajectoryView(
+    modelRef: string,
+    inputs: ImageInput[],
+    params: SolveParams & { frames?: number; format?: 'sprite' | 'frames'; scale?: number },
+  ): Promise<
+    | { kind: 'frames'; body: { model: string; t: number[]; frames: string[] } }
+    | { kind: 'sprite'; model: string; t: number[]; png: Buffer }
+  > {
+    const r = await this.trajectory(modelRef, inputs, params);
+    const shape = r.entry.manifest.input;
+    if (params.format === 'frames') {
+      const frames = await Promise.all(
+        r.frames.map(async (f) => (await this.images.encodePng(f, shape)).toString('base64')),
+      );
+      return { kind: 'frames', body: { model: r.model, t: r.t, frames } };
+    }
+    const png = await this.images.sprite(r.frames, shape, params.scale ?? 1);
+    return { kind: 'sprite', model: r.model, t: r.t, png };
+  }
+
   /** steps ≤ MAX_STEPS, known solver → SolveOptions (absent fields keep the manifest's). */
   solveOptions(p: SolveParams): SolveOptions {
     const o: SolveOptions = {};
