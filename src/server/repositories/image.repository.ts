@@ -5,7 +5,8 @@
  * 1. the header is read first; formats other than PNG/JPEG/WebP and images over MAX_PIXELS
  *    (width × height) are rejected before any pixel is decoded (sharp's limitInputPixels backs it);
  * 2. alpha is flattened onto black (the datasets' background);
- * 3. colour mode: 1-channel models get luminance (sharp `grayscale()`, Rec. 709 weights);
+ * 3. colour mode: 1-channel models get libvips' sRGB → b-w conversion (sharp `grayscale()`, a
+ *    perceptual lightness: pure red → 127, green → 220, blue → 76, pinned in the spec);
  *    3-channel models get sRGB (a grey image is replicated to 3 channels);
  * 4. size: resized to the model's height × width with `fit: 'fill'` (stretched, aspect ratio not
  *    kept, nothing cropped) and the Lanczos-3 kernel;
