@@ -16,13 +16,15 @@ import { RateLimitGuard } from '../common/rate-limit.guard';
 import { DatasetInfo, DatasetsService } from './datasets.service';
 import { DatasetUploadInterceptor, UploadedFiles } from './upload.interceptor';
 
+/** Every route needs an API key when PRG_API_KEYS is set (uploads are state and disk). */
 @ApiTags('datasets')
 @Controller('datasets')
+@UseGuards(ApiKeyGuard)
 export class DatasetsController {
   constructor(private readonly datasets: DatasetsService) {}
 
   @Post()
-  @UseGuards(ApiKeyGuard, RateLimitGuard)
+  @UseGuards(RateLimitGuard)
   @UseInterceptors(DatasetUploadInterceptor)
   @ApiOperation({
     summary:
@@ -60,7 +62,6 @@ export class DatasetsController {
 
   @Delete(':id')
   @HttpCode(204)
-  @UseGuards(ApiKeyGuard)
   delete(@Param('id') id: string): Promise<void> {
     return this.datasets.delete(id);
   }

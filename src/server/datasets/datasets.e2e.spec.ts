@@ -81,7 +81,7 @@ async function expectRejected(
 
 describe('POST /datasets (ImageFolder zip)', () => {
   it('stores a zip under one top folder and serves it back; DELETE removes it', async () => {
-    const before = (await request(app.getHttpServer()).get('/datasets')).body.length;
+    const before = (await request(app.getHttpServer()).get('/datasets').set(KEY)).body.length;
     const res = await upload(await imageFolderZip({ cat: 3, dog: 2 }, { top: 'pets' })).field(
       'name',
       'pets',
@@ -99,9 +99,9 @@ describe('POST /datasets (ImageFolder zip)', () => {
     expect(await fs.readdir(path.join(cfg.dataDir, id, 'images', 'cat'))).toHaveLength(3);
     await expectClean();
 
-    const list = await request(app.getHttpServer()).get('/datasets');
+    const list = await request(app.getHttpServer()).get('/datasets').set(KEY);
     expect(list.body).toHaveLength(before + 1);
-    const one = await request(app.getHttpServer()).get(`/datasets/${id}`);
+    const one = await request(app.getHttpServer()).get(`/datasets/${id}`).set(KEY);
     expect(one.status).toBe(200);
     expect(one.body).toEqual(res.body);
 
@@ -115,7 +115,7 @@ describe('POST /datasets (ImageFolder zip)', () => {
 
     const del = await request(app.getHttpServer()).delete(`/datasets/${id}`).set(KEY);
     expect(del.status).toBe(204);
-    const gone = await request(app.getHttpServer()).get(`/datasets/${id}`);
+    const gone = await request(app.getHttpServer()).get(`/datasets/${id}`).set(KEY);
     expect(gone.status).toBe(404);
     expect(gone.body.code).toBe('DATASET_NOT_FOUND');
     const del2 = await request(app.getHttpServer()).delete(`/datasets/${id}`).set(KEY);
@@ -141,12 +141,20 @@ describe('POST /datasets (ImageFolder zip)', () => {
     await expectClean();
   });
 
-  it('needs an API key when keys are configured', async () => {
+  it('needs an API key on every route when keys are configured', async () => {
     const res = await request(app.getHttpServer())
       .post('/datasets')
       .attach('file', await imageFolderZip({ a: 1, b: 1 }), 'd.zip');
     expect(res.status).toBe(401);
     expect(res.body.code).toBe('UNAUTHORIZED');
+    await expectClean();
+    for (const r of [
+      request(app.getHttpServer()).get('/datasets'),
+      request(app.getHttpServer()).get('/datasets/ds_000000000000'),
+      request(app.getHttpServer()).delete('/datasets/ds_000000000000'),
+      request(app.getHttpServer()).get('/datasets').set('x-api-key', 'wrong-key-123'),
+    ])
+      expect((await r).status).toBe(401);
   });
 
   it('rejects an upload over the size cap (413)', async () => {

@@ -50,7 +50,7 @@ describe('recordProgress', () => {
     s = recordProgress(s, end(1, 0.7));
     // A resumed job re-reporting epoch 1 replaces it.
     s = recordProgress(s, end(1, 0.6));
-    expect(s.latest).toMatchObject({ epoch: 1, loss: 0.6 });
+    expect(s.latest).toMatchObject({ epoch: 1, step: 1, loss: 0.8 });
     expect(s.history).toEqual([
       { epoch: 0, loss: 0.9, metrics: { accuracy: 0.5 } },
       { epoch: 1, loss: 0.6, metrics: { accuracy: 0.5 } },

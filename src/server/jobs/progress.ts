@@ -6,6 +6,7 @@ import type { StoredProgress } from './fine-tune.types';
  * finished epoch. The trainer reports an epoch's end with stepsPerEpoch = 0 (its mean loss and
  * evaluation metrics); a step report counts as an epoch end only when step >= stepsPerEpoch
  * (1-based step numbering). A resumed job re-reporting an epoch replaces that epoch's entry.
+ * `latest` is the last step report.
  */
 export function recordProgress(stored: StoredProgress, p: FineTuneProgress): StoredProgress {
   const history = [...stored.history];
@@ -21,5 +22,11 @@ export function recordProgress(stored: StoredProgress, p: FineTuneProgress): Sto
     else history.push(entry);
     history.sort((a, b) => a.epoch - b.epoch);
   }
-  return { ...stored, latest: p, history };
+  // `latest` stays the last step report (an epoch-end report has no step position), with the
+  // overall fraction moved on.
+  const latest =
+    p.stepsPerEpoch === 0 && stored.latest
+      ? { ...stored.latest, progress: Math.max(stored.latest.progress, p.progress) }
+      : p;
+  return { ...stored, latest, history };
 }
