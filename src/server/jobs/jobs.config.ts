@@ -9,7 +9,10 @@ export interface JobsConfig {
   worker: boolean;
   /** Redis key prefix of the bull queue (QUEUE_PREFIX, default "prg"). */
   prefix: string;
-  /** Per-job checkpoint dirs: JOBS_DIR/<id>/checkpoints (default ./data/jobs; shared by workers). */
+  /**
+   * Per-job checkpoint dirs: JOBS_DIR/<id>/checkpoints, shared by all workers. Default: `jobs` beside
+   * DATA_DIR (./data/jobs; /data/jobs in the image and chart, on the shared data volume).
+   */
   jobsDir: string;
   /** bull lock: a worker that stops renewing it for this long is presumed dead (JOB_LOCK_MS). */
   lockDurationMs: number;
@@ -55,7 +58,9 @@ export function loadJobsConfig(
     redisUrl,
     worker,
     prefix,
-    jobsDir: path.resolve(cwd, env.JOBS_DIR?.trim() || 'data/jobs'),
+    jobsDir: env.JOBS_DIR?.trim()
+      ? path.resolve(cwd, env.JOBS_DIR.trim())
+      : path.join(path.dirname(path.resolve(cwd, env.DATA_DIR?.trim() || 'data/datasets')), 'jobs'),
     lockDurationMs: int('JOB_LOCK_MS', 30_000, 200, 3_600_000),
     stalledIntervalMs: int('JOB_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
     maxStalledCount: int('JOB_MAX_STALLED', 5, 0, 1000),

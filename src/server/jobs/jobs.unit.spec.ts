@@ -87,6 +87,12 @@ describe('loadJobsConfig', () => {
     const c = loadJobsConfig('redis://x:6379', { WORKER: '0', JOB_LOCK_MS: '5000' }, '/srv');
     expect(c).toMatchObject({ worker: false, lockDurationMs: 5000, jobsDir: '/srv/data/jobs' });
   });
+  it('keeps checkpoints beside DATA_DIR by default (the shared data volume)', () => {
+    expect(loadJobsConfig(null, { DATA_DIR: '/data/datasets' }).jobsDir).toBe('/data/jobs');
+    expect(loadJobsConfig(null, { DATA_DIR: '/data/datasets', JOBS_DIR: '/ckpt' }).jobsDir).toBe(
+      '/ckpt',
+    );
+  });
   it('reports every bad variable', () => {
     let err: unknown;
     try {
