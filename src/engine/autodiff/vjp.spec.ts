@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder, Value } from '../onnx/builder';
+import { decodeModel, encodeModel } from '../onnx/proto';
 import { Tensor, attr, tensor } from '../onnx/types';
 import { runGraph } from '../runtime/session';
 import { FdResult, fdCheck, randn, rng } from './fd-check';
@@ -225,6 +226,19 @@ describe('vjp graph structure', () => {
         res.graph.nodes.filter((n) => n.op === op),
         op,
       ).toHaveLength(g.nodes.filter((n) => n.op === op).length);
+  });
+
+  it('differentiates a graph read back from ONNX bytes', async () => {
+    const b = new GraphBuilder('bytes');
+    const x = b.input('x', ['N', 3]);
+    b.output(b.softmax(b.linear(x, param(b, 'fc.w', [4, 3]), param(b, 'fc.b', [4]))), 'y');
+    const g = decodeModel(encodeModel(b.build()));
+    const res = await fdCheck(g, {
+      of: ['y'],
+      wrt: ['x', 'fc.w', 'fc.b'],
+      feeds: { x: randn(r, [2, 3]) },
+    });
+    expectClose(res);
   });
 
   it('rejects unknown names and integer values with a clear message', () => {
