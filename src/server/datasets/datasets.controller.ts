@@ -9,7 +9,22 @@ import {
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
-import { ApiBody, ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiBody,
+  ApiConflictResponse,
+  ApiConsumes,
+  ApiCreatedResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiPayloadTooLargeResponse,
+  ApiSecurity,
+  ApiTags,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
+import { ErrorResponse } from '../dtos/responses.dto';
+import { DatasetResponse } from './dataset.dto';
 import type { Request } from 'express';
 import { ApiKeyGuard } from '../common/api-key.guard';
 import { RateLimitGuard } from '../common/rate-limit.guard';
@@ -17,7 +32,11 @@ import { DatasetInfo, DatasetsService } from './datasets.service';
 import { DatasetUploadInterceptor, UploadedFiles } from './upload.interceptor';
 
 /** Every route needs an API key when PRG_API_KEYS is set (uploads are state and disk). */
+const ERRORS = { type: ErrorResponse, description: '{statusCode, code, message}' };
+
 @ApiTags('datasets')
+@ApiSecurity('api-key')
+@ApiUnauthorizedResponse(ERRORS)
 @Controller('datasets')
 @UseGuards(ApiKeyGuard)
 export class DatasetsController {
@@ -43,6 +62,12 @@ export class DatasetsController {
       },
     },
   })
+  @ApiCreatedResponse({ type: DatasetResponse })
+  @ApiBadRequestResponse({
+    ...ERRORS,
+    description: 'zip bomb, unsafe entry, symlink, non-image or corrupt file, layout, classes, IDX',
+  })
+  @ApiPayloadTooLargeResponse(ERRORS)
   create(@Req() req: Request): Promise<DatasetInfo> {
     return this.datasets.createFromUpload(
       (req.files ?? {}) as UploadedFiles,
@@ -51,17 +76,22 @@ export class DatasetsController {
   }
 
   @Get()
+  @ApiOkResponse({ type: [DatasetResponse] })
   list(): Promise<DatasetInfo[]> {
     return this.datasets.list();
   }
 
   @Get(':id')
+  @ApiOkResponse({ type: DatasetResponse })
+  @ApiNotFoundResponse(ERRORS)
   get(@Param('id') id: string): Promise<DatasetInfo> {
     return this.datasets.get(id);
   }
 
   @Delete(':id')
   @HttpCode(204)
+  @ApiNotFoundResponse(ERRORS)
+  @ApiConflictResponse({ ...ERRORS, description: 'a queued or running fine-tune reads it' })
   delete(@Param('id') id: string): Promise<void> {
     return this.datasets.delete(id);
   }

@@ -9,7 +9,22 @@ import {
   Sse,
   UseGuards,
 } from '@nestjs/common';
-import { ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiCreatedResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProperty,
+  ApiPropertyOptional,
+  ApiProduces,
+  ApiSecurity,
+  ApiTags,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
+import { ErrorResponse } from '../dtos/responses.dto';
+import { FineTuneJobResponse } from './fine-tune.dto';
 import { IsObject, IsOptional, IsString } from 'class-validator';
 import { map, Observable } from 'rxjs';
 import { ApiKeyGuard } from '../common/api-key.guard';
@@ -53,7 +68,11 @@ export class CreateFineTuneDto {
   name?: string;
 }
 
+const ERRORS = { type: ErrorResponse, description: '{statusCode, code, message}' };
+
 @ApiTags('fine-tunes')
+@ApiSecurity('api-key')
+@ApiUnauthorizedResponse(ERRORS)
 @Controller('fine-tunes')
 @UseGuards(ApiKeyGuard)
 export class FineTunesController {
@@ -62,16 +81,25 @@ export class FineTunesController {
   @Post()
   @UseGuards(RateLimitGuard)
   @ApiOperation({ summary: 'Queue a fine-tune of a model on an uploaded dataset' })
+  @ApiCreatedResponse({ type: FineTuneJobResponse })
+  @ApiBadRequestResponse({
+    ...ERRORS,
+    description: 'INVALID_HYPERPARAMETERS, SHAPE_MISMATCH (without allowResize), CLASS_MISMATCH',
+  })
+  @ApiNotFoundResponse({ ...ERRORS, description: 'MODEL_NOT_FOUND, DATASET_NOT_FOUND' })
   create(@Body() body: CreateFineTuneDto): Promise<FineTuneJobView> {
     return this.fineTunes.create(body);
   }
 
   @Get()
+  @ApiOkResponse({ type: [FineTuneJobResponse], description: 'newest first' })
   list(): Promise<FineTuneJobView[]> {
     return this.fineTunes.list();
   }
 
   @Get(':id')
+  @ApiOkResponse({ type: FineTuneJobResponse })
+  @ApiNotFoundResponse(ERRORS)
   get(@Param('id') id: string): Promise<FineTuneJobView> {
     return this.fineTunes.get(id);
   }
@@ -81,6 +109,8 @@ export class FineTunesController {
     summary:
       'Server-sent events: `snapshot` (the job now), then `status` and `progress` (per step/epoch) until it ends',
   })
+  @ApiProduces('text/event-stream')
+  @ApiNotFoundResponse(ERRORS)
   async events(@Param('id') id: string): Promise<Observable<MessageEvent>> {
     return (await this.fineTunes.events(id)).pipe(
       map((m) => ({ type: m.type, data: m.data as object })),
@@ -90,6 +120,9 @@ export class FineTunesController {
   @Post(':id/cancel')
   @HttpCode(200)
   @ApiOperation({ summary: 'Cancel: a queued job is dropped, a running one stops within one step' })
+  @ApiOkResponse({ type: FineTuneJobResponse })
+  @ApiNotFoundResponse(ERRORS)
+  @ApiConflictResponse({ ...ERRORS, description: 'FINE_TUNE_FINISHED' })
   cancel(@Param('id') id: string): Promise<FineTuneJobView> {
     return this.fineTunes.cancel(id);
   }

@@ -394,6 +394,32 @@ describe('GraphQL fine-tunes', () => {
   });
 });
 
+describe('OpenAPI', () => {
+  it('documents the dataset and fine-tune routes with their response shapes', async () => {
+    const doc = (await http().get('/docs-json')).body as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+      components: { schemas: Record<string, unknown> };
+    };
+    for (const [p, m] of [
+      ['/datasets', 'post'],
+      ['/datasets', 'get'],
+      ['/datasets/{id}', 'delete'],
+      ['/fine-tunes', 'post'],
+      ['/fine-tunes/{id}', 'get'],
+      ['/fine-tunes/{id}/events', 'get'],
+      ['/fine-tunes/{id}/cancel', 'post'],
+    ])
+      expect(doc.paths[p]?.[m], `${m} ${p}`).toBeDefined();
+    expect(JSON.stringify(doc.paths['/datasets'].post.responses['201'])).toContain(
+      'DatasetResponse',
+    );
+    expect(JSON.stringify(doc.paths['/fine-tunes'].post.responses['201'])).toContain(
+      'FineTuneJobResponse',
+    );
+    expect(doc.components.schemas).toHaveProperty('FineTuneProgressDto');
+  });
+});
+
 describe('shutdown', () => {
   it('ends open event streams when the server drains, so they do not hold the drain', async () => {
     trainer.set(fakeTrainer({ stepsPerEpoch: 2, stepDelayMs: 30 }));
