@@ -1,54 +1,50 @@
 /**
- * POST/GET/DELETE /datasets end to end over HTTP (supertest against the Nest app): valid ImageFolder
- * and IDX uploads, and every rejection — each a 4xx naming the problem — after which neither a
- * dataset directory, a temp directory nor an upload temp file is left behind.
+ * POST/GET/DELETE /datasets end to end over HTTP against the real app (createApp, limits from the
+ * environment like production): valid ImageFolder and IDX uploads, and every rejection — each a
+ * 4xx naming the problem — after which neither a dataset directory, a temp directory nor an upload
+ * temp file is left behind.
  */
-import { INestApplication, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { INestApplication } from '@nestjs/common';
 import { promises as fs } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AllExceptionsFilter } from '../common/http-exception.filter';
-import { testConfig } from '../config/config';
-import { ConfigModule } from '../config/config.module';
-import { DatasetsConfig } from './datasets.config';
 import { loadDataset } from '../../prg/data';
-import { DatasetsModule } from './datasets.module';
-import { DatasetsService } from './datasets.service';
+import { createTestApp, TestApp } from '../testing/test-app';
+import { DatasetsConfig } from './datasets.config';
+import { DATASETS_CONFIG, DatasetsService } from './datasets.service';
 import { idx, imageFolderZip, png, renameEntry, setDeclaredSizes, zip } from './testing/fixtures';
 
+let t: TestApp;
 let app: INestApplication;
 let root: string;
 let cfg: DatasetsConfig;
 
 beforeAll(async () => {
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-datasets-'));
-  cfg = {
-    dataDir: path.join(root, 'datasets'),
-    uploadTmpDir: path.join(root, 'uploads'),
-    maxUploadBytes: 64 * 1024,
-    maxEntries: 40,
-    maxUncompressedBytes: 4 * 1024 * 1024,
-    maxCompressionRatio: 50,
-    maxPixels: 64 * 64,
-  };
-  @Module({
-    imports: [
-      ConfigModule.forRoot(testConfig({ apiKeys: ['test-key-123'] })),
-      DatasetsModule.forRoot(cfg),
-    ],
-  })
-  class TestModule {}
-  app = await NestFactory.create(TestModule, { logger: false });
-  app.useGlobalFilters(new AllExceptionsFilter());
-  await app.init();
+  Object.assign(process.env, {
+    DATA_DIR: path.join(root, 'datasets'),
+    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
+    JOBS_DIR: path.join(root, 'jobs'),
+    DATASET_MAX_UPLOAD_BYTES: String(64 * 1024),
+    DATASET_MAX_ENTRIES: '40',
+    DATASET_MAX_UNCOMPRESSED_BYTES: String(4 * 1024 * 1024),
+    DATASET_MAX_RATIO: '50',
+    DATASET_MAX_PIXELS: String(64 * 64),
+  });
+  delete process.env.REDIS_URL;
+  t = await createTestApp([{ name: 'tiny' }], { apiKeys: ['test-key-123'] });
+  app = t.app;
+  cfg = app.get<DatasetsConfig>(DATASETS_CONFIG);
+  expect(cfg.maxEntries).toBe(40);
 });
 
 afterAll(async () => {
-  await app?.close();
+  await t?.close();
   await fs.rm(root, { recursive: true, force: true });
 });
 
@@ -162,6 +158,39 @@ describe('POST /datasets (ImageFolder zip)', () => {
       { name: 'a/x.png', data: Buffer.alloc(100 * 1024, 7), compress: false },
     ]);
     await expectRejected(await upload(big), 413, 'UPLOAD_TOO_LARGE', /upload cap of 65536 bytes/);
+  });
+
+  it('removes the temp file of an upload the client abandons midway', async () => {
+    await new Promise<void>((resolve) => app.getHttpServer().listen(0, '127.0.0.1', resolve));
+    const { port } = app.getHttpServer().address() as AddressInfo;
+    const boundary = 'xxBOUNDARYxx';
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/datasets',
+      headers: {
+        ...KEY,
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': String(60 * 1024),
+      },
+    });
+    req.on('error', () => undefined);
+    req.write(
+      `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="d.zip"\r\n` +
+        `content-type: application/zip\r\n\r\n`,
+    );
+    req.write(Buffer.alloc(20 * 1024, 1));
+    // Multer has started writing the file: then the client goes away.
+    const started = Date.now();
+    while ((await fs.readdir(cfg.uploadTmpDir)).length === 0 && Date.now() - started < 20_000)
+      await new Promise((r) => setTimeout(r, 20));
+    expect((await fs.readdir(cfg.uploadTmpDir)).length).toBe(1);
+    req.destroy();
+    while ((await fs.readdir(cfg.uploadTmpDir)).length > 0 && Date.now() - started < 20_000)
+      await new Promise((r) => setTimeout(r, 20));
+    await expectClean();
+    await new Promise<void>((resolve) => app.getHttpServer().close(() => resolve()));
   });
 
   it('rejects a zip with too many entries', async () => {
