@@ -31,8 +31,9 @@ beforeAll(async () => {
     JOBS_DIR: path.join(root, 'jobs'),
     UPLOAD_TMP_DIR: path.join(root, 'uploads'),
     QUEUE_PREFIX: prefix,
-    JOB_LOCK_MS: '2000',
-    JOB_STALLED_INTERVAL_MS: '1000',
+    // Nothing dies here: a long lock, so a loaded CI machine never makes a job look stalled.
+    JOB_LOCK_MS: '10000',
+    JOB_STALLED_INTERVAL_MS: '5000',
   });
   delete process.env.WORKER;
   useTrainer(trainer.trainer);

@@ -2,7 +2,7 @@
  * Workers in separate processes against the real Redis: the API runs with WORKER=0 (producer only);
  * real worker processes (testing/worker-child.ts: the production WorkerModule with the fake trainer)
  * take the jobs.
- * - SIGKILL mid-job: bull's stalled check (lock 1 s here) hands the job to the next worker, which
+ * - SIGKILL mid-job: bull's stalled check (lock 2 s here) hands the job to the next worker, which
  *   resumes from the last epoch checkpoint, not from zero.
  * - SIGTERM mid-job (graceful shutdown): the job goes straight back to the queue and resumes too.
  * - cancel from the API reaches the worker process over Redis pub/sub.
@@ -36,7 +36,8 @@ beforeAll(async () => {
     JOBS_DIR: path.join(root, 'jobs'),
     UPLOAD_TMP_DIR: path.join(root, 'uploads'),
     QUEUE_PREFIX: prefix,
-    JOB_LOCK_MS: '1000',
+    // Short enough to keep the test quick after a SIGKILL, long enough for a busy machine to renew.
+    JOB_LOCK_MS: '2000',
     JOB_STALLED_INTERVAL_MS: '500',
     WORKER: '0',
   });
