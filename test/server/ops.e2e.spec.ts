@@ -158,6 +158,42 @@ describe('inference in worker threads (PRG_INFERENCE_WORKERS)', () => {
   });
 });
 
+describe('run size', () => {
+  it('a coalesced batch runs in chunks of RUN_BATCH; warm-up tunes it among the batch sizes', async () => {
+    const sizes: number[] = [];
+    const loader = async (dir: string, o: { device: 'cpu' | 'cuda'; threads: number }) => {
+      const m = await defaultModelLoader(dir, o);
+      const wrapped: PrgModelApi = Object.create(m);
+      wrapped.classify = (b, opts) => {
+        sizes.push(b.n);
+        return m.classify(b, opts);
+      };
+      return wrapped;
+    };
+    t = await createTestApp(
+      [{ name: 'tiny' }],
+      { maxBatch: 5, maxWaitMs: 1000, runBatch: 2 },
+      loader,
+    );
+    const s = t.app.getHttpServer();
+    const png = (await testPng(8, 8)).toString('base64');
+    const res = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        request(s)
+          .post('/classify')
+          .send({ images: [png] }),
+      ),
+    );
+    expect(res.map((r) => r.status)).toEqual(Array(5).fill(200));
+    // 5 images coalesced (maxBatch 5 fills before the 1 s wait), run as 2 + 2 + 1.
+    expect(sizes.sort()).toEqual([1, 2, 2]);
+    await t.close();
+
+    t = await createTestApp([{ name: 'tiny' }], { maxBatch: 8, warmup: true });
+    expect([1, 2, 4, 8]).toContain(t.app.get(ModelRegistry).runSize('tiny@0.0.1'));
+  });
+});
+
 describe('broken model files', () => {
   it('a model whose ONNX is corrupt: 503 MODEL_LOAD_FAILED naming it, and not ready', async () => {
     t = await createTestApp([{ name: 'tiny' }], { warmup: true });

@@ -27,6 +27,8 @@ export interface ServerConfig {
   /** Dynamic batching: largest coalesced ORT batch, and how long the first request waits. */
   maxBatch: number;
   maxWaitMs: number;
+  /** Largest batch per model call; a coalesced batch runs in chunks of it. 0 = tuned at warm-up. */
+  runBatch: number;
   /** Largest request body (JSON or multipart), bytes. */
   maxUploadBytes: number;
   /** Most images per request. */
@@ -139,6 +141,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     apiKeys,
     maxBatch: int('MAX_BATCH', 32, 1, 1024),
     maxWaitMs: num('MAX_WAIT_MS', 5, 0, 10_000),
+    runBatch: int('RUN_BATCH', 0, 0, 1024),
     maxUploadBytes: int('MAX_UPLOAD_BYTES', 20 * 1024 * 1024, 1024, 2 ** 31),
     maxImages: int('MAX_IMAGES', 64, 1, 4096),
     maxPixels: int('MAX_PIXELS', 4096 * 4096, 1, 2 ** 30),

@@ -168,9 +168,17 @@ export class MlService {
           const end = this.metrics.inferenceDuration.startTimer({ model: id, op });
           const { channels: c, height: h, width: w } = m.manifest.input;
           try {
-            return await this.guard(id, op, [items.length, c, h, w], opts, () =>
-              run(m, concat(items), items.length),
+            // The coalesced batch runs in chunks of the model's run size (all chunks are issued
+            // at once: with worker threads they spread over the workers).
+            const size = this.registry.runSize(id);
+            const chunks: Float32Array[][] = [];
+            for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+            const outs = await Promise.all(
+              chunks.map((ch) =>
+                this.guard(id, op, [ch.length, c, h, w], opts, () => run(m, concat(ch), ch.length)),
+              ),
             );
+            return outs.flat();
           } finally {
             end();
           }
