@@ -63,7 +63,11 @@ export class DynamicBatcher<I, O> {
 
   constructor(
     /** Runs a batch; must return one output per item, in order. */
-    private readonly runBatch: (items: I[]) => Promise<O[]>,
+    /**
+     * Runs a batch; returns one output per item, in order, or one promise per item so items
+     * finished early (a first chunk) are answered before the rest of the run.
+     */
+    private readonly runBatch: (items: I[]) => Promise<(O | Promise<O>)[]>,
     private readonly opts: BatchOptions,
     private readonly executor: Executor = new Executor(),
   ) {}
@@ -134,12 +138,14 @@ export class DynamicBatcher<I, O> {
     const started = performance.now();
     try {
       const out = await this.runBatch(batch.map((p) => p.item));
-      this.lastRunMs = performance.now() - started;
       if (out.length !== batch.length)
         throw new Error(`batch returned ${out.length} outputs for ${batch.length} items`);
-      batch.forEach((p, i) => p.resolve(out[i]));
+      batch.forEach((p, i) => Promise.resolve(out[i]).then(p.resolve, p.reject));
+      // The executor slot is held until the whole run is done.
+      await Promise.allSettled(out);
     } catch (e) {
       batch.forEach((p) => p.reject(e));
     }
+    this.lastRunMs = performance.now() - started;
   }
 }

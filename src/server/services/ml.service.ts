@@ -135,9 +135,10 @@ export class MlService {
 
   private executor(id: string): Executor {
     let e = this.executors.get(id);
-    // One run at a time in the main thread (ORT already uses every core); with worker threads,
-    // one per worker.
-    if (!e) this.executors.set(id, (e = new Executor(Math.max(1, this.config.inferenceWorkers))));
+    // In the main thread: one run at a time (ORT blocks it and already uses every core). With N
+    // worker threads: N + 1, so the next batch is queued in a worker while the current one runs.
+    const n = this.config.inferenceWorkers;
+    if (!e) this.executors.set(id, (e = new Executor(n > 0 ? n + 1 : 1)));
     return e;
   }
 
@@ -167,21 +168,19 @@ export class MlService {
           this.metrics.batchSize.observe({ model: id, op }, items.length);
           const end = this.metrics.inferenceDuration.startTimer({ model: id, op });
           const { channels: c, height: h, width: w } = m.manifest.input;
-          try {
-            // The coalesced batch runs in chunks of the model's run size (all chunks are issued
-            // at once: with worker threads they spread over the workers).
-            const size = this.registry.runSize(id);
-            const chunks: Float32Array[][] = [];
-            for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
-            const outs = await Promise.all(
-              chunks.map((ch) =>
-                this.guard(id, op, [ch.length, c, h, w], opts, () => run(m, concat(ch), ch.length)),
-              ),
+          // The coalesced batch runs in chunks of the model's run size, all issued at once (with
+          // worker threads they spread over the workers); each chunk's requests are answered as
+          // soon as it is done, so their clients' next requests overlap the rest of the run.
+          const size = this.registry.runSize(id);
+          const chunks: Promise<R[]>[] = [];
+          for (let i = 0; i < items.length; i += size) {
+            const ch = items.slice(i, i + size);
+            chunks.push(
+              this.guard(id, op, [ch.length, c, h, w], opts, () => run(m, concat(ch), ch.length)),
             );
-            return outs.flat();
-          } finally {
-            end();
           }
+          void Promise.allSettled(chunks).then(() => end());
+          return items.map((_, i) => chunks[Math.floor(i / size)].then((rs) => rs[i % size]));
         },
         {
           maxBatch: this.config.maxBatch,
