@@ -3,8 +3,8 @@
  * the image x_0 (t = 0), integrate dx/dt = v_θ(x, t) toward noise up to t*, then turn x_{t*} into
  * the head's input (flatten, or adaptive-average-pool each channel to n×n) and apply the head.
  *
- * Fixed-step solvers are unrolled: each of the K steps inlines the velocity net (builder.call,
- * parameters shared by name), so one ORT session runs the whole reverse process, and the
+ * Fixed-step solvers are unrolled (src/prg/solvers integrateGraph): each of the K steps inlines
+ * the velocity net (builder.call, parameters shared by name), so one ORT session runs the whole reverse process, and the
  * autodiff can differentiate through it (fine-tuning's `direct` mode).
  *
  * Graph composition rules used here:
@@ -15,40 +15,18 @@
  *   velocity net's (`HEAD_PREFIX`); training maps them back when writing head.onnx.
  */
 import { GraphBuilder, Value } from '../engine/onnx/builder';
+import { decodeModel, encodeModel } from '../engine/onnx/proto';
 import { Graph, Tensor, ValueInfo } from '../engine/onnx/types';
 import { poolFeatures } from './heads/pool';
 import { SolverName } from './manifest';
+import { GraphVelocity, integrateGraph } from './solvers';
 
 export type FixedSolverName = Exclude<SolverName, 'dopri5'>;
 
-/** Explicit Runge–Kutta tableau: k_i = f(x + h Σ_j a_ij k_j, t + c_i h); x' = x + h Σ b_i k_i. */
-export interface Tableau {
-  a: number[][];
-  b: number[];
-  c: number[];
-}
-
-/**
- * Euler, explicit midpoint and classic RK4 (paper App. C.2 compares these and dopri5).
- * Kept local so the inference graph does not depend on the solver module's internals.
- */
-export const FIXED_TABLEAUX: Record<FixedSolverName, Tableau> = {
-  euler: { a: [[]], b: [1], c: [0] },
-  midpoint: { a: [[], [0.5]], b: [0, 1], c: [0, 0.5] },
-  rk4: {
-    a: [[], [0.5], [0, 0.5], [0, 0, 1]],
-    b: [1 / 6, 1 / 3, 1 / 3, 1 / 6],
-    c: [0, 0.5, 0.5, 1],
-  },
-};
+export const FIXED_SOLVERS: readonly FixedSolverName[] = ['euler', 'midpoint', 'rk4'];
 
 export function isFixedSolver(s: string): s is FixedSolverName {
-  return s in FIXED_TABLEAUX;
-}
-
-/** Velocity evaluations per step (number of inlined nets per step). */
-export function stagesOf(s: FixedSolverName): number {
-  return FIXED_TABLEAUX[s].b.length;
+  return (FIXED_SOLVERS as readonly string[]).includes(s);
 }
 
 export const HEAD_PREFIX = 'head.';
@@ -124,57 +102,15 @@ export function namespaced(g: Graph, constPrefix: string, paramPrefix = ''): Gra
   );
 }
 
-export type VelocityFn = (x: Value, t: number) => Value;
-
-/**
- * v_θ(x, t) for a constant time t, by inlining `velocity` (inputs x [N,C,H,W], t [N]).
- * The [N] time vector is built as zeros(N) + t, where zeros(N) comes from `batchLike` (a graph
- * input, so no gradient path runs through it): Expand would need a constant shape, and N is
- * symbolic.
- */
-export function velocityFn(b: GraphBuilder, velocity: Graph, batchLike: Value): VelocityFn {
-  const corner = b.slice(batchLike, [0, 0, 0], [1, 1, 1], [1, 2, 3]);
-  const zerosN = b.mul(b.reshape(corner, [-1]), 0);
-  const tVec = new Map<number, Value>();
-  return (x, t) => {
-    let tv = tVec.get(t);
-    if (!tv) {
-      tv = b.add(zerosN, t);
-      tVec.set(t, tv);
-    }
-    return b.call(velocity, { x, t: tv }).v;
-  };
+/** v_θ(x, t) as graph code, by inlining `velocity` (inputs x [N,C,H,W], t [N]; output v). */
+export function velocityFn(b: GraphBuilder, velocity: Graph): GraphVelocity {
+  return (x, t) => b.call(velocity, { x, t }).v;
 }
 
-/** One explicit RK step of size h from (x, t). */
-export function rkStep(
-  b: GraphBuilder,
-  f: (x: Value, t: number) => Value,
-  x: Value,
-  t: number,
-  h: number,
-  tab: Tableau,
-): Value {
-  const ks: Value[] = [];
-  for (let i = 0; i < tab.b.length; i++) {
-    let xi = x;
-    tab.a[i].forEach((aij, j) => {
-      if (aij !== 0) xi = b.add(xi, b.mul(ks[j], h * aij));
-    });
-    ks.push(f(xi, t + tab.c[i] * h));
-  }
-  let acc: Value | undefined;
-  tab.b.forEach((bi, i) => {
-    if (bi === 0) return;
-    const term = b.mul(ks[i], h * bi);
-    acc = acc ? b.add(acc, term) : term;
-  });
-  return b.add(x, acc!);
-}
-
-/** Step times of a fixed-step solve: t0 + (t1 − t0)·k/K, k = 0..K. */
+/** Step times of a fixed-step solve, as the solver module's integrateGraph lays them out. */
 export function stepTimes(t0: number, t1: number, steps: number): number[] {
-  return Array.from({ length: steps + 1 }, (_, k) => t0 + ((t1 - t0) * k) / steps);
+  const h = (t1 - t0) / steps;
+  return Array.from({ length: steps + 1 }, (_, k) => (k === steps ? t1 : t0 + k * h));
 }
 
 export interface UnrollOptions {
@@ -184,25 +120,21 @@ export interface UnrollOptions {
   t1: number;
 }
 
-/** K unrolled steps; returns every state x_{t_0..t_K} (the last is x_{t1}). */
-export function unrollSolve(b: GraphBuilder, f: VelocityFn, x0: Value, o: UnrollOptions): Value[] {
+/** K unrolled steps (src/prg/solvers integrateGraph); returns every state x_{t_0..t_K}. */
+export function unrollSolve(
+  b: GraphBuilder,
+  f: GraphVelocity,
+  x0: Value,
+  o: UnrollOptions,
+): Value[] {
   checkSolve(o.solver, o.steps, o.t0, o.t1);
-  const tab = FIXED_TABLEAUX[o.solver];
-  const ts = stepTimes(o.t0, o.t1, o.steps);
-  const states = [x0];
-  let x = x0;
-  for (let k = 0; k < o.steps; k++) {
-    x = rkStep(b, f, x, ts[k], ts[k + 1] - ts[k], tab);
-    states.push(x);
-  }
-  return states;
+  const r = integrateGraph(b, f, x0, { ...o, trajectory: true });
+  return r.xs!;
 }
 
 export function checkSolve(solver: string, steps: number, t0: number, t1: number): void {
   if (!isFixedSolver(solver))
-    throw new Error(
-      `solver ${solver}: graph solvers are ${Object.keys(FIXED_TABLEAUX).join(', ')}`,
-    );
+    throw new Error(`solver ${solver}: graph solvers are ${FIXED_SOLVERS.join(', ')}`);
   if (!Number.isInteger(steps) || steps < 1 || steps > 1000)
     throw new Error(`steps=${steps}: use an integer in [1, 1000]`);
   if (!(t0 >= 0 && t1 <= 1 && t1 > t0))
@@ -238,11 +170,23 @@ export interface FeatureGraphOptions {
 export function buildFeatureGraph(velocity: Graph, o: FeatureGraphOptions): Graph {
   const b = new GraphBuilder('prg_features');
   const x = b.input('x', imageInputShape(velocity, o.batch));
-  const f = velocityFn(b, namespaced(velocity, 'velocity/'), x);
+  const vel = o.batch === undefined ? velocity : specializeBatch(velocity, o.batch);
+  const f = velocityFn(b, namespaced(vel, 'velocity/'));
   const states = unrollSolve(b, f, x, { solver: o.solver, steps: o.steps, t0: 0, t1: o.tStar });
   const feats = b.output(featuresOf(b, states[states.length - 1], o.pool), 'features');
   if (o.head) appendHead(b, o.head, feats);
   return b.build();
+}
+
+/**
+ * The same graph with a fixed batch: inputs' first dim set to `batch` and every shape
+ * re-inferred (decodeModel re-runs shape inference). Fixed shapes keep ORT's load time linear in
+ * the size of unrolled graphs, and give the autodiff static shapes.
+ */
+export function specializeBatch(g: Graph, batch: number): Graph {
+  const inputs = g.inputs.map((v) => ({ ...v, shape: [batch, ...v.shape.slice(1)] }));
+  const outputs = g.outputs.map((v) => ({ ...v, shape: [batch, ...v.shape.slice(1)] }));
+  return decodeModel(encodeModel({ ...g, inputs, outputs }));
 }
 
 /** [batch, C, H, W] from the velocity net's `x` input (batch defaults to the net's own dim). */
@@ -289,7 +233,7 @@ export function buildTrajectoryGraph(
     throw new Error(`frames=${o.frames}: use an integer in [2, 200]`);
   const b = new GraphBuilder('prg_trajectory');
   const x = b.input('x', imageInputShape(velocity, 1));
-  const f = velocityFn(b, namespaced(velocity, 'velocity/'), x);
+  const f = velocityFn(b, namespaced(specializeBatch(velocity, 1), 'velocity/'));
   const segs = o.frames - 1;
   const per = Math.max(1, Math.ceil(o.steps / segs));
   let cur = x;

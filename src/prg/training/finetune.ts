@@ -20,17 +20,16 @@ import { Graph } from '../../engine/onnx/types';
 import { ParamStore } from '../../engine/runtime/params';
 import { SessionOptions } from '../../engine/runtime/session';
 import {
-  FIXED_TABLEAUX,
   FixedSolverName,
   HEAD_PREFIX,
   featuresOf,
   namespaced,
   paramNamesOf,
-  rkStep,
   stepTimes,
   unrollSolve,
   velocityFn,
 } from '../features';
+import { stepGraph } from '../solvers';
 import { GradRunner, ParamSession, specializeBatch } from './grad-runner';
 import { mseLoss, smoothedCrossEntropy } from './common';
 
@@ -122,7 +121,7 @@ function addLosses(
 export function buildDirectGraph(velocity: Graph, head: Graph, cfg: FineTuneGraphConfig): Graph {
   const b = new GraphBuilder('finetune_direct');
   const x = b.input('x', imageShape(velocity));
-  const f = velocityFn(b, velocity, x);
+  const f = velocityFn(b, velocity);
   const states = unrollSolve(b, f, x, {
     solver: cfg.solver,
     steps: cfg.steps,
@@ -139,8 +138,7 @@ export function buildStepGraph(velocity: Graph, cfg: FineTuneGraphConfig): Graph
   const x = b.input('x', imageShape(velocity));
   const t = b.input('t', [cfg.batch]);
   const h = cfg.tStar / cfg.steps;
-  const f = (y: Value, dt: number) => b.call(velocity, { x: y, t: dt === 0 ? t : b.add(t, dt) }).v;
-  b.output(rkStep(b, f, x, 0, h, FIXED_TABLEAUX[cfg.solver]), 'x_next');
+  b.output(stepGraph(b, velocityFn(b, velocity), x, t, h, cfg.solver), 'x_next');
   return b.build();
 }
 

@@ -4,11 +4,11 @@
  * for the adjoint walk) — GradientStep (src/engine/runtime) covers the parameters-only case.
  */
 import { vjp } from '../../engine/autodiff';
-import { decodeModel, encodeModel } from '../../engine/onnx/proto';
 import { promoteInitializers, pruneGraph } from '../../engine/onnx/graph-utils';
 import { Graph } from '../../engine/onnx/types';
 import { ParamStore } from '../../engine/runtime/params';
 import { Feeds, SessionLease, SessionOptions, sessionCache } from '../../engine/runtime/session';
+export { specializeBatch } from '../features';
 
 export interface GradRunnerOptions {
   /** Values to differentiate: a scalar loss (seeded with 1) or outputs taking cotangent inputs. */
@@ -80,17 +80,6 @@ export class GradRunner {
   async release(): Promise<void> {
     await this.lease.release();
   }
-}
-
-/**
- * The same graph with a fixed batch: inputs' first dim set to `batch` and every shape
- * re-inferred (decodeModel re-runs shape inference). Fixed shapes keep ORT's load time linear in
- * the size of unrolled graphs, and give the autodiff static shapes.
- */
-export function specializeBatch(g: Graph, batch: number): Graph {
-  const inputs = g.inputs.map((v) => ({ ...v, shape: [batch, ...v.shape.slice(1)] }));
-  const outputs = g.outputs.map((v) => ({ ...v, shape: [batch, ...v.shape.slice(1)] }));
-  return decodeModel(encodeModel({ ...g, inputs, outputs }));
 }
 
 /** Forward-only session with the named initializers lifted to inputs (fed from a ParamStore). */
