@@ -263,6 +263,9 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
     globalStep = prev.step;
   }
   const resumedFromEpoch = prev ? Math.floor(globalStep / stepsPerEpoch) : undefined;
+  const epochStats = { epoch: -1, sum: 0, count: 0, correct: 0, seen: 0 };
+  const stored = prev?.extra.epochStats as typeof epochStats | undefined;
+  if (stored && typeof stored === 'object') Object.assign(epochStats, stored);
   await fs.mkdir(o.checkpointDir, { recursive: true });
   const minutes = assertNonNegative(o.checkpointMinutes ?? 10, 'checkpointMinutes');
   let lastSave = Date.now();
@@ -273,7 +276,7 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
       step: globalStep,
       epoch: Math.floor(globalStep / stepsPerEpoch),
       optimizer: opt.state(),
-      extra: { config: runConfig, phase: 'finetune' },
+      extra: { config: runConfig, phase: 'finetune', epochStats: { ...epochStats } },
     });
   };
 
@@ -343,10 +346,9 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
       const epoch = Math.floor(globalStep / stepsPerEpoch);
       const skip = globalStep % stepsPerEpoch;
       const t0 = Date.now();
-      let sum = 0;
-      let count = 0;
-      let correct = 0;
-      let seen = 0;
+      // Running sums of the epoch survive a resume (stored in the checkpoint).
+      if (epochStats.epoch !== epoch)
+        Object.assign(epochStats, { epoch, sum: 0, count: 0, correct: 0, seen: 0 });
       for (const batch of loader.epoch(epoch)) {
         if (batch.index < skip) continue;
         if (globalStep >= totalSteps) break;
@@ -373,13 +375,13 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
         for (let i = 0; i < batch.n; i++) {
           let best = 0;
           for (let j = 1; j < K; j++) if (r.logits[i * K + j] > r.logits[i * K + best]) best = j;
-          if (best === labels[i]) correct++;
+          if (best === labels[i]) epochStats.correct++;
         }
-        seen += batch.n;
+        epochStats.seen += batch.n;
         globalStep++;
         lastLoss = r.loss;
-        sum += r.loss;
-        count++;
+        epochStats.sum += r.loss;
+        epochStats.count++;
         await o.onStep?.({
           phase: 'finetune',
           epoch,
@@ -401,8 +403,8 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
       }
       await save();
       const epochMetrics: Record<string, number> = {
-        trainLoss: count ? sum / count : NaN,
-        trainAccuracy: seen ? correct / seen : NaN,
+        trainLoss: epochStats.count ? epochStats.sum / epochStats.count : NaN,
+        trainAccuracy: epochStats.seen ? epochStats.correct / epochStats.seen : NaN,
       };
       const ev = await evaluate(snapshot());
       if (ev) {

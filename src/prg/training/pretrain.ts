@@ -186,6 +186,9 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     globalStep = prev.step;
   }
   const resumedFromStep = prev ? globalStep : undefined;
+  const epochStats = { epoch: -1, sum: 0, count: 0 };
+  const stored = prev?.extra.epochStats as typeof epochStats | undefined;
+  if (stored && typeof stored === 'object') Object.assign(epochStats, stored);
 
   const minutes = assertNonNegative(o.checkpointMinutes ?? 10, 'checkpointMinutes');
   let lastSave = Date.now();
@@ -197,7 +200,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       epoch: Math.floor(globalStep / stepsPerEpoch),
       optimizer: opt.state(),
       ema: { shadow: ema.shadow, updates: ema.updates },
-      extra: { config: runConfig, phase: 'pretrain' },
+      extra: { config: runConfig, phase: 'pretrain', epochStats: { ...epochStats } },
     });
   };
   await fs.mkdir(o.checkpointDir, { recursive: true });
@@ -213,8 +216,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       const epoch = Math.floor(globalStep / stepsPerEpoch);
       const skip = globalStep % stepsPerEpoch;
       const t0 = Date.now();
-      let sum = 0;
-      let count = 0;
+      // Running sums of the epoch survive a resume (stored in the checkpoint).
+      if (epochStats.epoch !== epoch) Object.assign(epochStats, { epoch, sum: 0, count: 0 });
       for (const batch of loader.epoch(epoch)) {
         if (batch.index < skip) continue;
         if (globalStep >= totalSteps) break;
@@ -239,8 +242,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         ema.update(params);
         globalStep++;
         lastLoss = res.loss;
-        sum += res.loss;
-        count++;
+        epochStats.sum += res.loss;
+        epochStats.count++;
         await o.onStep?.({
           phase: 'pretrain',
           epoch,
@@ -260,7 +263,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         phase: 'pretrain',
         epoch,
         epochs,
-        meanLoss: count ? sum / count : NaN,
+        meanLoss: epochStats.count ? epochStats.sum / epochStats.count : NaN,
         seconds: (Date.now() - t0) / 1000,
         metrics: {},
       });
