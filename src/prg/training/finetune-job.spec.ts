@@ -98,6 +98,25 @@ describe('fine-tuning', () => {
     }
   });
 
+  it('noPretrain starts from a random net of the same architecture', async () => {
+    const base = await readModelDir(join(root, 'base'));
+    const r = await runFineTune(
+      opts('scratch', {
+        noPretrain: true,
+        maxSteps: 1,
+        hyperparameters: { epochs: 1, batchSize: 4, steps: 1 },
+      }),
+    );
+    const m = await readModelDir(r.modelDir);
+    expect([...m.velocity.initializers.keys()].filter((k) => k.includes('.')).sort()).toEqual(
+      [...base.velocity.initializers.keys()].filter((k) => k.includes('.')).sort(),
+    );
+    const w0 = base.velocity.initializers.get('input.conv.weight')!.data as Float32Array;
+    const w1 = m.velocity.initializers.get('input.conv.weight')!.data as Float32Array;
+    expect(Array.from(w1)).not.toEqual(Array.from(w0));
+    expect(m.manifest.provenance.noPretrain).toBe(true);
+  });
+
   it('fineTuneModel (job API): progress, cancellation, automatic resume, new head for new classes', async () => {
     const imgs = join(root, 'train-images.idx');
     const labs = join(root, 'train-labels.idx');
