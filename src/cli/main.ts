@@ -18,7 +18,7 @@ import { PRETRAIN_DEFAULTS, pretrain } from '../prg/training/pretrain';
 import { OptionSpec, UsageError, choice, flag, num, parse, pool, required, str } from './args';
 import { COMMON, interruptSignal, session } from './common';
 import { TrainingReporter } from './progress';
-import { finetuneCommand } from './finetune-command';
+import { FINETUNE_HELP, finetuneCommand } from './finetune-command';
 import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
@@ -65,8 +65,7 @@ const HELP: Record<string, string> = {
   --seed N --limit N --checkpoint-every N (200) --checkpoint-minutes M (10) --max-steps N
   --head mlp|pooled --hidden N (256) --pool none|N   --solver S --steps K --t-star T
   --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`,
-  finetune: `prg finetune --model DIR --data SPEC --out DIR [options]
-  Fine-tuning through the reverse ODE (paper eq. 3). See docs or --help for options.`,
+  finetune: FINETUNE_HELP,
   eval: `prg eval --model DIR --data SPEC [--steps K --solver S --limit N --batch-size N --json]`,
   features: `prg features --model DIR --data SPEC --out FILE.npy [--t T --pool none|N --steps K --solver S --limit N]
   Writes the features as a float32 .npy [n, D] and the labels as FILE.labels.npy (int32).`,
