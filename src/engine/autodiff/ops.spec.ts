@@ -377,6 +377,27 @@ const specs: OpSpec[] = [
     build: (b, v) => b.logSoftmax(v.x, 0),
   },
   {
+    name: 'InstanceNormalization scale and bias on the path',
+    inputs: { x: { dims: [2, 3, 2, 3] }, s: { dims: [3], gen: 'away0' }, c: { dims: [3] } },
+    build: (b, v) => b.instanceNorm(v.x, v.s, v.c, 1e-3),
+  },
+  {
+    // Constant unit scale and zero bias: the rule reads x̂ off the forward output.
+    name: 'InstanceNormalization unit scale, rank 3',
+    inputs: { x: { dims: [2, 3, 5] } },
+    build: (b, v) =>
+      b.instanceNorm(
+        v.x,
+        b.const(tensor('float32', [3], [1, 1, 1])),
+        b.const(tensor('float32', [3], [0, 0, 0])),
+      ),
+  },
+  {
+    name: 'GroupNorm (InstanceNormalization + affine)',
+    inputs: { x: { dims: [2, 4, 3, 2] }, gamma: { dims: [4] }, beta: { dims: [4] } },
+    build: (b, v) => b.groupNorm(v.x, 2, v.gamma, v.beta),
+  },
+  {
     name: 'Gather axis 0 repeated 2-D indices',
     inputs: { x: { dims: [4, 3] }, i: { dims: [2, 2], int: [1, 3, 1, 0] } },
     build: (b, v) => b.gather(v.x, v.i, 0),

@@ -585,6 +585,62 @@ function reduceMean(c: VjpContext): Grad[] {
   return [() => unreduce(c, axes, scale(cot(c)))];
 }
 
+/** True when input i is a constant initializer whose every entry equals v. */
+function constAll(c: VjpContext, i: number, v: number): boolean {
+  const x = c.x[i];
+  const t = x && c.b.initializers.get(x.name);
+  return !!t && tensorNumbers(t).every((e) => e === v);
+}
+
+/**
+ * InstanceNormalization y = scale[c]·x̂ + bias[c], x̂ = (x − μ)/σ, σ = √(var + ε), μ and var per
+ * (sample, channel) over the spatial axes (mean over L positions). Closed-form backward with
+ * ĝ = g·scale: dx = (1/σ)·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)); dscale = Σ g·x̂, dbias = Σ g over the
+ * batch and spatial axes.
+ *
+ * x̂ is the forward output itself when scale is the constant 1 and bias the constant 0 (how
+ * builder.groupNorm uses the op); otherwise it is one InstanceNormalization of x with unit
+ * scale, the only forward value the op does not expose. σ is not exposed either; it follows
+ * from x and x̂: mean(x·x̂) = mean((x − μ)·x̂) = var/σ = (σ² − ε)/σ, so with m = mean(x·x̂),
+ * σ = (m + √(m² + 4ε))/2 (the positive root, no cancellation). The μ·mean(x̂) term dropped there
+ * is zero up to float32 rounding of x̂ (relative ~1e-7 per value), i.e. negligible unless
+ * |μ|/σ is in the thousands.
+ */
+function instanceNormalization(c: VjpContext): Grad[] {
+  const b = c.b;
+  const [x, scale] = [inp(c, 0), inp(c, 1)];
+  const eps = getFloat(c.node.attrs, 'epsilon', 1e-5);
+  const axes = range(2, x.rank);
+  const unitScale = constAll(c, 1, 1);
+  const plain = unitScale && constAll(c, 2, 0);
+  const chan = (v: Value) => b.reshape(v, [-1, ...axes.map(() => 1)]);
+  let xhatV: Value | undefined;
+  const xhat = (): Value => {
+    if (!xhatV) {
+      const cN = staticDim(c, scale.shape[0], 'channels');
+      const fill = (v: number) => b.const(tensor(x.dtype, [cN], new Array<number>(cN).fill(v)));
+      xhatV = plain ? c.y[0] : b.instanceNorm(x, fill(1), fill(0), eps);
+    }
+    return xhatV;
+  };
+  const dx = () => {
+    const g = cot(c);
+    const gs = unitScale ? g : b.mul(g, chan(scale));
+    const xh = xhat();
+    const m = b.reduceMean(b.mul(x, xh), axes);
+    const invSigma = b.div(2, b.add(m, b.sqrt(b.add(b.mul(m, m), 4 * eps))));
+    const mg = b.reduceMean(gs, axes);
+    const mgx = b.reduceMean(b.mul(gs, xh), axes);
+    return b.mul(b.sub(b.sub(gs, mg), b.mul(xh, mgx)), invSigma);
+  };
+  const outer = [0, ...axes];
+  return [
+    dx,
+    () => b.reduceSum(b.mul(cot(c), xhat()), outer, false),
+    () => b.reduceSum(cot(c), outer, false),
+  ];
+}
+
 // ---- linear algebra ---------------------------------------------------------------------------
 
 /**
@@ -782,6 +838,7 @@ export const vjpRules: Record<string, VjpRule> = {
   ReduceSum: (c) => [() => unreduce(c, reducedAxes(c, true)), null],
   ReduceMean: reduceMean,
   // dx = y ⊙ (g − Σ_axis g⊙y).
+  InstanceNormalization: instanceNormalization,
   Softmax: (c) => {
     const y = c.y[0];
     const axis = getInt(c.node.attrs, 'axis', -1);

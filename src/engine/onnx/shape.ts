@@ -482,6 +482,9 @@ export const shapeRules: Record<string, ShapeRule> = {
       throw new Error('Constant: only the tensor "value" attribute is supported');
     return [{ dtype: a.v.dtype, shape: [...a.v.dims] }];
   },
+  InstanceNormalization: (ins) => [
+    { dtype: need(ins[0], 'input').dtype, shape: [...ins[0]!.shape] },
+  ],
   LayerNormalization: (ins) => [{ dtype: need(ins[0], 'X').dtype, shape: [...ins[0]!.shape] }],
 };
 
