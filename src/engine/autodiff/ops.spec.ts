@@ -397,6 +397,21 @@ const specs: OpSpec[] = [
     inputs: { x: { dims: [2, 4, 3, 2] }, gamma: { dims: [4] }, beta: { dims: [4] } },
     build: (b, v) => b.groupNorm(v.x, 2, v.gamma, v.beta),
   },
+  // Mul(x, Sigmoid(x)) has a fused rule; the Sigmoid keeps only its other consumers' share.
+  { name: 'SiLU x·σ(x)', inputs: { x: { dims: [2, 5] } }, build: (b, v) => b.silu(v.x) },
+  {
+    name: 'SiLU σ(x)·x, σ(x) also used elsewhere',
+    inputs: { x: { dims: [2, 5] } },
+    build: (b, v) => {
+      const s = b.sigmoid(v.x);
+      return b.add(b.mul(s, v.x), b.mul(s, s));
+    },
+  },
+  {
+    name: 'SiLU under a broadcast cotangent',
+    inputs: { x: { dims: [2, 3] } },
+    build: (b, v) => b.reduceMean(b.silu(v.x), [1]),
+  },
   {
     name: 'Gather axis 0 repeated 2-D indices',
     inputs: { x: { dims: [4, 3] }, i: { dims: [2, 2], int: [1, 3, 1, 0] } },

@@ -45,8 +45,13 @@ export interface VjpContext {
   g: (Value | undefined)[];
 }
 
-/** A gradient, built only when asked for; null/undefined: the input has none. */
-export type Grad = (() => Value) | null | undefined;
+/**
+ * A gradient, built only when asked for; null/undefined: the input has none; ABSORBED: its
+ * contribution is already part of another input's gradient (a fused pattern, see siluInput),
+ * so the driver adds no cotangent for it here.
+ */
+export type Grad = (() => Value) | null | undefined | typeof ABSORBED;
+export const ABSORBED = 'absorbed';
 export type VjpRule = (c: VjpContext) => Grad[];
 
 // ---- small accessors --------------------------------------------------------------------------
@@ -718,6 +723,26 @@ function gemm(c: VjpContext): Grad[] {
 const ub = (c: VjpContext, v: Value, i: number) => unbroadcast(c.b, v, inp(c, i).shape);
 const passThrough: VjpRule = (c) => [() => cot(c)];
 
+const mul: VjpRule = (c) =>
+  c.node.inputs[0] === c.node.inputs[1]
+    ? [() => ub(c, c.b.mul(c.b.mul(cot(c), 2), inp(c, 0)), 0), null]
+    : [() => ub(c, c.b.mul(cot(c), inp(c, 1)), 0), () => ub(c, c.b.mul(cot(c), inp(c, 0)), 1)];
+
+/**
+ * SiLU as builder.silu emits it, Mul(x, Sigmoid(x)) (either order): the index of x, else
+ * undefined. The Sigmoid's own rule then only sees cotangents from its other consumers, if any.
+ */
+function siluInput(c: VjpContext): number | undefined {
+  const [a, s] = c.node.inputs;
+  if (a === s) return undefined;
+  for (const i of [0, 1]) {
+    const [xName, sName] = i === 0 ? [a, s] : [s, a];
+    const prod = c.b.nodes.find((n) => n.outputs[0] === sName);
+    if (prod?.op === 'Sigmoid' && prod.inputs[0] === xName) return i;
+  }
+  return undefined;
+}
+
 export const vjpRules: Record<string, VjpRule> = {
   Identity: passThrough,
   Constant: () => [],
@@ -726,10 +751,15 @@ export const vjpRules: Record<string, VjpRule> = {
   // Negate after summing: the Neg then touches b's (often broadcast, small) shape.
   Sub: (c) => [() => ub(c, cot(c), 0), () => c.b.neg(ub(c, cot(c), 1))],
   // Mul(x, x) (variances, squares): one term 2·g·x instead of two.
-  Mul: (c) =>
-    c.node.inputs[0] === c.node.inputs[1]
-      ? [() => ub(c, c.b.mul(c.b.mul(cot(c), 2), inp(c, 0)), 0), null]
-      : [() => ub(c, c.b.mul(cot(c), inp(c, 1)), 0), () => ub(c, c.b.mul(cot(c), inp(c, 0)), 1)],
+  Mul: (c) => {
+    const i = siluInput(c);
+    if (i === undefined) return mul(c);
+    // y = x·σ(x): dx = g·(σ + x·σ·(1 − σ)) = g·(σ + y·(1 − σ)), four full-size kernels; the
+    // generic Mul + Sigmoid rules take six (g·σ, g·x, 1 − σ, σ·(1 − σ), their product, the Add).
+    const s = inp(c, 1 - i);
+    const dx = () => c.b.mul(cot(c), c.b.add(s, c.b.mul(c.y[0], c.b.sub(1, s))));
+    return i === 0 ? [dx, ABSORBED] : [ABSORBED, dx];
+  },
   // y = a/b: da = g/b, db = −g·a/b² = −Σ(g·y)/b (b is constant along the summed axes, so the
   // division and negation happen on b's shape).
   Div: (c) => [

@@ -12,7 +12,7 @@
 import { GraphBuilder, Value } from '../onnx/builder';
 import { Graph, isStatic, numel, tensor } from '../onnx/types';
 import { expandTo, sameShape, zeros } from './helpers';
-import { checkGradShape, vjpRules } from './rules';
+import { ABSORBED, checkGradShape, vjpRules } from './rules';
 
 export interface VjpOptions {
   /** Values to differentiate (usually graph outputs, e.g. the loss). */
@@ -124,6 +124,9 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
     const node = path[k];
     const broadcastOk = BROADCAST_OK.has(node.op);
     const g = node.outputs.map((o) => (o ? total(o, broadcastOk) : undefined));
+    // No cotangent reached any output (all consumers absorbed it, e.g. SiLU's Sigmoid): the node
+    // contributes nothing.
+    if (g.every((v) => v === undefined)) continue;
     const x = node.inputs.map((i) => (i ? b.value(i) : undefined));
     const y = node.outputs.map((o) => b.value(o));
     const grads = vjpRules[node.op]({ b, node, x, y, g });
@@ -138,6 +141,10 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
     node.inputs.forEach((name, i) => {
       const make = grads[i];
       if (!name || !fromWrt.has(name) || !make) return;
+      if (make === ABSORBED) {
+        served.add(name);
+        return;
+      }
       const v = make();
       checkGradShape(node, i, graph.values.get(name)!.shape, v);
       addCot(name, v);
