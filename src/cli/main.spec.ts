@@ -93,6 +93,23 @@ describe('prg CLI', () => {
     expect(missing.err).toMatch(/manifest\.json/);
   });
 
+  it('eval --record stores the measured accuracy and its command in the manifest', async () => {
+    const dir = join(root, 'rec');
+    await createTinyModel(dir, { classes: 2, featurePool: 4 });
+    const r = await run(['eval', '--model', dir, '--data', spec, '--json', '--record']);
+    expect(r.code).toBe(0);
+    const measured = (JSON.parse(r.out) as { accuracy: number }).accuracy;
+    const m = JSON.parse(await fs.readFile(join(dir, 'manifest.json'), 'utf8')) as {
+      metrics: Record<string, { value: number; command: string; n: number; data: string }>;
+    };
+    const rec = m.metrics[`accuracy:${spec}`];
+    expect(rec.value).toBe(measured);
+    expect(rec.n).toBe(8);
+    expect(rec.data).toBe(spec);
+    expect(rec.command).toMatch(/^npx prg .*--record/);
+    expect((await fs.readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
   it('finetune runs end to end and writes a log', async () => {
     const log = join(root, 'ft.jsonl');
     const r = await run([

@@ -9,8 +9,10 @@
  * Exit codes: 0 ok, 1 runtime error, 2 usage error (unknown flag, bad value), 130 interrupted
  * (Ctrl-C: the run wrote a checkpoint first; rerun with --resume).
  */
+import * as os from 'node:os';
 import { writeFileAtomic } from '../engine/runtime/checkpoint';
 import { loadPrgModel } from '../prg/inference';
+import { updateManifest } from '../prg/model-dir';
 import { SolverName } from '../prg/manifest';
 import { TrainingAborted } from '../prg/training/common';
 import { evaluateModel, labelMap, loadDatasetFor } from '../prg/training/evaluate';
@@ -66,7 +68,7 @@ const HELP: Record<string, string> = {
   --head mlp|pooled --hidden N (256) --pool none|N   --solver S --steps K --t-star T
   --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`,
   finetune: FINETUNE_HELP,
-  eval: `prg eval --model DIR --data SPEC [--steps K --solver S --limit N --batch-size N --json]`,
+  eval: `prg eval --model DIR --data SPEC [--steps K --solver S --limit N --batch-size N --json]\n  --record   store the accuracy in the model's manifest.metrics with this command line`,
   features: `prg features --model DIR --data SPEC --out FILE.npy [--t T --pool none|N --steps K --solver S --limit N]
   Writes the features as a float32 .npy [n, D] and the labels as FILE.labels.npy (int32).`,
 };
@@ -154,6 +156,7 @@ const EVAL_OPTIONS: OptionSpec = {
   'batch-size': { type: 'string' },
   resize: { type: 'boolean' },
   json: { type: 'boolean' },
+  record: { type: 'boolean' },
 };
 
 async function evalCommand(argv: string[]): Promise<number> {
@@ -186,6 +189,24 @@ async function evalCommand(argv: string[]): Promise<number> {
       perClassAccuracy: r.perClassAccuracy,
       seconds: r.seconds,
     };
+    if (flag(v, 'record')) {
+      // Only a full-settings measurement describes the shipped model; say exactly how it was made.
+      const key = `accuracy:${spec}${limit ? `:limit${limit}` : ''}`;
+      await updateManifest(dir, (m) => ({
+        ...m,
+        metrics: {
+          ...m.metrics,
+          [key]: {
+            value: r.accuracy,
+            command: `npx prg eval ${argv.join(' ')}`,
+            data: spec,
+            n: r.n,
+            measuredAt: new Date().toISOString(),
+            machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+          },
+        },
+      }));
+    }
     if (flag(v, 'json')) process.stdout.write(JSON.stringify(rec) + '\n');
     else
       process.stdout.write(

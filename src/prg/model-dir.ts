@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { decodeModel, encodeModel } from '../engine/onnx/proto';
+import { writeFileAtomic } from '../engine/runtime/checkpoint';
 import { Graph, ValueInfo } from '../engine/onnx/types';
 import { MANIFEST_SCHEMA, ModelManifest } from './manifest';
 
@@ -282,6 +283,23 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
     throw new Error(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
   return validateManifest(raw, path);
+}
+
+/**
+ * Change only the manifest of an existing model directory (e.g. record a measured metric):
+ * the new manifest is validated, written beside the old one and renamed over it, so a reader
+ * sees either the old or the new file, never half of one.
+ */
+export async function updateManifest(
+  dir: string,
+  change: (m: ModelManifest) => ModelManifest,
+): Promise<ModelManifest> {
+  const next = validateManifest(change(await readManifest(dir)));
+  await writeFileAtomic(
+    join(dir, MANIFEST_FILE),
+    new TextEncoder().encode(JSON.stringify(next, null, 2) + '\n'),
+  );
+  return next;
 }
 
 /** Load a model directory: manifest, both graphs and ood.json; everything cross-checked. */
