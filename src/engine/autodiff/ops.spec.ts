@@ -393,6 +393,12 @@ const specs: OpSpec[] = [
       ),
   },
   {
+    // Symbolic batch: the plain closed form (no BatchNormalization over N·C instances).
+    name: 'InstanceNormalization symbolic batch',
+    inputs: { x: { dims: [2, 3, 4], decl: ['N', 3, 4] }, s: { dims: [3] }, c: { dims: [3] } },
+    build: (b, v) => b.instanceNorm(v.x, v.s, v.c),
+  },
+  {
     name: 'GroupNorm (InstanceNormalization + affine)',
     inputs: { x: { dims: [2, 4, 3, 2] }, gamma: { dims: [4] }, beta: { dims: [4] } },
     build: (b, v) => b.groupNorm(v.x, 2, v.gamma, v.beta),

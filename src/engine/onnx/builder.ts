@@ -470,6 +470,22 @@ export class GraphBuilder {
     return this.op1('InstanceNormalization', [x, scale, bias], { epsilon: attr.f(eps) });
   }
   /**
+   * Inference-mode BatchNormalization: scale[c]·(x − mean[c])/√(var[c] + ε) + bias[c], channel
+   * axis 1. No VJP rule: the autodiff uses it inside gradients only.
+   */
+  batchNormInference(
+    x: Value,
+    scale: Value,
+    bias: Value,
+    mean: Value,
+    variance: Value,
+    eps = 1e-5,
+  ): Value {
+    return this.op1('BatchNormalization', [x, scale, bias, mean, variance], {
+      epsilon: attr.f(eps),
+    });
+  }
+  /**
    * GroupNorm over (C/groups, H, W) per sample, then per-channel affine. x: [N, C, H, W].
    * The normalisation is one InstanceNormalization of x viewed as [N, groups, C/groups·H·W]
    * (unit scale, zero bias), whose VJP rule is closed-form: one kernel forward and a handful

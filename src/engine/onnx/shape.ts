@@ -482,6 +482,11 @@ export const shapeRules: Record<string, ShapeRule> = {
       throw new Error('Constant: only the tensor "value" attribute is supported');
     return [{ dtype: a.v.dtype, shape: [...a.v.dims] }];
   },
+  BatchNormalization: (ins, attrs) => {
+    if (getInt(attrs, 'training_mode', 0))
+      throw new Error('BatchNormalization: only inference mode (training_mode=0) is supported');
+    return [{ dtype: need(ins[0], 'X').dtype, shape: [...ins[0]!.shape] }];
+  },
   InstanceNormalization: (ins) => [
     { dtype: need(ins[0], 'input').dtype, shape: [...ins[0]!.shape] },
   ],
