@@ -393,6 +393,17 @@ const specs: OpSpec[] = [
       ),
   },
   {
+    name: 'BatchNormalization (inference) all inputs on the path',
+    inputs: {
+      x: { dims: [2, 3, 2, 2] },
+      s: { dims: [3] },
+      c: { dims: [3] },
+      m: { dims: [3] },
+      v: { dims: [3], gen: 'pos' },
+    },
+    build: (b, v) => b.batchNormInference(v.x, v.s, v.c, v.m, v.v, 1e-3),
+  },
+  {
     // Symbolic batch: the plain closed form (no BatchNormalization over N·C instances).
     name: 'InstanceNormalization symbolic batch',
     inputs: { x: { dims: [2, 3, 4], decl: ['N', 3, 4] }, s: { dims: [3] }, c: { dims: [3] } },

@@ -590,6 +590,35 @@ function reduceMean(c: VjpContext): Grad[] {
   return [() => unreduce(c, axes, scale(cot(c)))];
 }
 
+/**
+ * Inference-mode BatchNormalization y = scale·(x − mean)·r + bias, r = 1/√(var + ε), per channel
+ * (axis 1). With S = Σ g and P = Σ g·x over the batch and spatial axes: dx = g·scale·r,
+ * dscale = r·(P − mean·S), dbias = S, dmean = −scale·r·S, dvar = −½·scale·r³·(P − mean·S).
+ * One full-size Mul for dx and one for P; everything else is per channel.
+ */
+function batchNormalization(c: VjpContext): Grad[] {
+  const b = c.b;
+  const [x, scale, , mean, variance] = [0, 1, 2, 3, 4].map((i) => inp(c, i));
+  if (getInt(c.node.attrs, 'training_mode', 0))
+    throw new Error(`BatchNormalization (${c.node.name}): only inference mode is supported`);
+  const eps = getFloat(c.node.attrs, 'epsilon', 1e-5);
+  const outer = [0, ...range(2, x.rank)];
+  const chan = (v: Value) => b.reshape(v, [-1, ...range(2, x.rank).map(() => 1)]);
+  const r = () => b.div(1, b.sqrt(b.add(variance, eps)));
+  const S = () => b.reduceSum(cot(c), outer, false);
+  const centred = () => b.sub(b.reduceSum(b.mul(cot(c), x), outer, false), b.mul(mean, S()));
+  return [
+    () => b.mul(cot(c), chan(b.mul(scale, r()))),
+    () => b.mul(r(), centred()),
+    S,
+    () => b.neg(b.mul(b.mul(scale, r()), S())),
+    () => {
+      const rr = r();
+      return b.mul(b.mul(b.mul(scale, -0.5), b.mul(rr, b.mul(rr, rr))), centred());
+    },
+  ];
+}
+
 /** True when input i is a constant initializer whose every entry equals v. */
 function constAll(c: VjpContext, i: number, v: number): boolean {
   const x = c.x[i];
@@ -890,6 +919,7 @@ export const vjpRules: Record<string, VjpRule> = {
   ReduceSum: (c) => [() => unreduce(c, reducedAxes(c, true)), null],
   ReduceMean: reduceMean,
   // dx = y ⊙ (g − Σ_axis g⊙y).
+  BatchNormalization: batchNormalization,
   InstanceNormalization: instanceNormalization,
   Softmax: (c) => {
     const y = c.y[0];
