@@ -29,6 +29,18 @@ describe('model directory', () => {
     expect((await readManifest(dir)).classes).toHaveLength(5);
   });
 
+  it('keeps files beside the model (README, notes) when it replaces the directory', async () => {
+    const dir = join(await root, 'keep');
+    await createTinyModel(dir, { classes: 3 });
+    await fs.writeFile(join(dir, 'README.md'), '# how this model was made\n');
+    const m = await readModelDir(dir);
+    await writeModelDir(dir, m, { overwrite: true });
+    expect(await fs.readFile(join(dir, 'README.md'), 'utf8')).toBe('# how this model was made\n');
+    expect((await fs.readdir(dir)).sort()).toEqual(
+      ['README.md', 'head.onnx', 'manifest.json', 'velocity.onnx'].sort(),
+    );
+  });
+
   it('names the bad field of a manifest', async () => {
     const dir = join(await root, 'c');
     const { manifest } = await createTinyModel(dir);

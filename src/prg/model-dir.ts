@@ -331,6 +331,19 @@ async function writeSynced(path: string, data: Uint8Array | string): Promise<voi
 }
 
 /**
+ * Replacing a model directory (e.g. `prg ood-fit` adding thresholds) must not lose what people
+ * keep beside the model — its README, notes — so every regular file that is not part of the
+ * model payload (manifest, or a file either manifest names) is copied into the new directory.
+ */
+async function carryOverExtraFiles(from: string, to: string, next: ModelManifest): Promise<void> {
+  const payload = new Set<string>([MANIFEST_FILE, ...Object.values(next.files)]);
+  const previous = await readManifest(from).catch(() => undefined);
+  for (const f of Object.values(previous?.files ?? {})) payload.add(f);
+  for (const e of await fs.readdir(from, { withFileTypes: true }))
+    if (e.isFile() && !payload.has(e.name)) await fs.copyFile(join(from, e.name), join(to, e.name));
+}
+
+/**
  * Write a model directory atomically: files go to `.<name>.<random>.tmp` beside `dir`, which is
  * renamed to `dir`. An existing `dir` is only replaced with `overwrite: true` (it is moved aside
  * first and removed after the rename, so `dir` is never missing a file).
@@ -366,6 +379,7 @@ export async function writeModelDir(
     if (manifest.files.ood)
       await writeSynced(join(tmp, manifest.files.ood), JSON.stringify(c.ood, null, 2) + '\n');
     await writeSynced(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    if (exists) await carryOverExtraFiles(target, tmp, manifest);
     if (exists) {
       const old = join(dirname(target), `.${basename(target)}.${tag}.old`);
       await fs.rename(target, old);
