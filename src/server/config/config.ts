@@ -3,6 +3,7 @@
  * reported (not only the first), each with the variable name, the value and what was expected.
  */
 import * as path from 'node:path';
+import { Env, envInt } from './env';
 
 export type Device = 'cpu' | 'cuda';
 
@@ -57,8 +58,6 @@ export class ConfigError extends Error {
   }
 }
 
-type Env = Record<string, string | undefined>;
-
 /** Parse and validate; throws ConfigError listing every bad variable. */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerConfig {
   const problems: string[] = [];
@@ -66,16 +65,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     const v = env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
-  const int = (name: string, def: number, min: number, max: number): number => {
-    const raw = str(name);
-    if (raw === undefined) return def;
-    const v = Number(raw);
-    if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
-      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer in [${min}, ${max}]`);
-      return def;
-    }
-    return v;
-  };
+  const int = envInt(env, problems);
   const num = (name: string, def: number, min: number, max: number): number => {
     const raw = str(name);
     if (raw === undefined) return def;

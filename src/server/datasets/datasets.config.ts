@@ -5,6 +5,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError } from '../config/config';
+import { Env, envInt } from '../config/env';
 
 export interface DatasetsConfig {
   /** Where validated datasets live: DATA_DIR/<id>/ (default ./data/datasets). */
@@ -27,20 +28,9 @@ export interface DatasetsConfig {
   maxPixels: number;
 }
 
-type Env = Record<string, string | undefined>;
-
 export function loadDatasetsConfig(env: Env = process.env, cwd = process.cwd()): DatasetsConfig {
   const problems: string[] = [];
-  const int = (name: string, def: number, min: number, max: number): number => {
-    const raw = env[name]?.trim();
-    if (raw === undefined || raw === '') return def;
-    const v = Number(raw);
-    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
-      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer in [${min}, ${max}]`);
-      return def;
-    }
-    return v;
-  };
+  const int = envInt(env, problems);
   const config: DatasetsConfig = {
     dataDir: path.resolve(cwd, env.DATA_DIR?.trim() || 'data/datasets'),
     uploadTmpDir: path.resolve(env.UPLOAD_TMP_DIR?.trim() || path.join(os.tmpdir(), 'prg-uploads')),

@@ -1,6 +1,7 @@
 /** Job queue settings from the environment (validated; every bad variable reported). */
 import * as path from 'node:path';
 import { ConfigError } from '../config/config';
+import { Env, envInt } from '../config/env';
 
 export interface JobsConfig {
   /** null: the in-process queue (single node). */
@@ -26,24 +27,13 @@ export interface JobsConfig {
   workerMetricsPort: number | null;
 }
 
-type Env = Record<string, string | undefined>;
-
 export function loadJobsConfig(
   redisUrl: string | null,
   env: Env = process.env,
   cwd = process.cwd(),
 ): JobsConfig {
   const problems: string[] = [];
-  const int = (name: string, def: number, min: number, max: number): number => {
-    const raw = env[name]?.trim();
-    if (raw === undefined || raw === '') return def;
-    const v = Number(raw);
-    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
-      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer in [${min}, ${max}]`);
-      return def;
-    }
-    return v;
-  };
+  const int = envInt(env, problems);
   let worker = true;
   const w = env.WORKER?.trim();
   if (w !== undefined && w !== '') {
