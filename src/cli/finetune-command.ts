@@ -1,9 +1,8 @@
 /** `prg finetune`: src/prg/training/finetune-job.ts runFineTune with progress, log and Ctrl-C. */
-import { TrainingAborted } from '../prg/training/common';
 import { runFineTune } from '../prg/training/finetune-job';
 import { OptionSpec, choice, flag, num, parse, pool, required, str } from './args';
-import { COMMON, interruptSignal, session } from './common';
-import { TrainingReporter } from './progress';
+import { COMMON, session } from './common';
+import { runTrainingCommand } from './training-run';
 
 export const FINETUNE_OPTIONS: OptionSpec = {
   ...COMMON,
@@ -100,36 +99,17 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
     version: str(v, 'model-version') ?? '1.0.0',
     ...session(v),
   };
-  const reporter = new TrainingReporter({ log: str(v, 'log'), quiet: flag(v, 'quiet') });
-  const intr = interruptSignal();
-  reporter.event({ event: 'start', command: 'finetune', options: opts });
-  try {
-    const res = await runFineTune({
-      ...opts,
-      signal: intr.signal,
-      onStep: (p) => reporter.step(p),
-      onEpoch: (p) => reporter.epoch(p),
-    });
-    reporter.stop();
-    reporter.event({ event: 'done', ...res });
-    if (flag(v, 'json')) process.stdout.write(JSON.stringify(res) + '\n');
-    else {
+  return runTrainingCommand(
+    'finetune',
+    v,
+    opts,
+    (hooks) => runFineTune({ ...opts, ...hooks }),
+    (res) => {
       const acc = res.metrics.evalAccuracy;
-      process.stdout.write(
+      return (
         `fine-tuned ${res.steps} steps (loss ${res.metrics.finalLoss?.toFixed(4)}` +
-          `${acc !== undefined ? `, eval accuracy ${(100 * acc).toFixed(2)}%` : ''}) → ${res.modelDir}\n`,
+        `${acc !== undefined ? `, eval accuracy ${(100 * acc).toFixed(2)}%` : ''}) → ${res.modelDir}`
       );
-    }
-    return 0;
-  } catch (e) {
-    reporter.stop();
-    if (e instanceof TrainingAborted) {
-      reporter.event({ event: 'interrupted', checkpoint: e.checkpoint, step: e.globalStep });
-      process.stderr.write(`${e.message} (rerun the same command with --resume)\n`);
-      return 130;
-    }
-    throw e;
-  } finally {
-    intr.dispose();
-  }
+    },
+  );
 }

@@ -14,12 +14,11 @@ import { writeFileAtomic } from '../engine/runtime/checkpoint';
 import { loadPrgModel } from '../prg/inference';
 import { updateManifest } from '../prg/model-dir';
 import { SolverName } from '../prg/manifest';
-import { TrainingAborted } from '../prg/training/common';
 import { evaluateModel, labelMap, loadDatasetFor } from '../prg/training/evaluate';
 import { PRETRAIN_DEFAULTS, pretrain } from '../prg/training/pretrain';
 import { OptionSpec, UsageError, choice, flag, num, parse, pool, required, str } from './args';
-import { COMMON, interruptSignal, session } from './common';
-import { TrainingReporter } from './progress';
+import { COMMON, session } from './common';
+import { runTrainingCommand } from './training-run';
 import { FINETUNE_HELP, finetuneCommand } from './finetune-command';
 import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
 
@@ -115,35 +114,14 @@ async function pretrainCommand(argv: string[]): Promise<number> {
     version: str(v, 'model-version'),
     ...session(v),
   };
-  const reporter = new TrainingReporter({ log: str(v, 'log'), quiet: flag(v, 'quiet') });
-  const intr = interruptSignal();
-  reporter.event({ event: 'start', command: 'pretrain', options: opts });
-  try {
-    const res = await pretrain({
-      ...opts,
-      signal: intr.signal,
-      onStep: (p) => reporter.step(p),
-      onEpoch: (p) => reporter.epoch(p),
-    });
-    reporter.stop();
-    reporter.event({ event: 'done', ...res });
-    if (flag(v, 'json')) process.stdout.write(JSON.stringify(res) + '\n');
-    else
-      process.stdout.write(
-        `pretrained ${res.steps} steps (final loss ${res.finalLoss.toFixed(4)}) → ${res.modelDir}\n`,
-      );
-    return 0;
-  } catch (e) {
-    reporter.stop();
-    if (e instanceof TrainingAborted) {
-      reporter.event({ event: 'interrupted', checkpoint: e.checkpoint, step: e.globalStep });
-      process.stderr.write(`${e.message} (rerun the same command with --resume)\n`);
-      return 130;
-    }
-    throw e;
-  } finally {
-    intr.dispose();
-  }
+  return runTrainingCommand(
+    'pretrain',
+    v,
+    opts,
+    (hooks) => pretrain({ ...opts, ...hooks }),
+    (res) =>
+      `pretrained ${res.steps} steps (final loss ${res.finalLoss.toFixed(4)}) → ${res.modelDir}`,
+  );
 }
 
 const EVAL_OPTIONS: OptionSpec = {
