@@ -238,6 +238,7 @@ async function parent(): Promise<void> {
   const py = python();
   if (!py)
     console.error('# torch: no python3 with torch found (PRG_PYTHON); torch columns are null');
+  const rss: Record<string, number> = {};
   for (const name of wanted) {
     const r = await runChild(name);
     if (r.status !== 0) {
@@ -260,6 +261,7 @@ async function parent(): Promise<void> {
       setupS: number;
       peakRssMb: number;
     };
+    rss[name] = m.peakRssMb;
     const imgPerS = (B * 1000) / m.stepMs;
     const t = torchCase(py, name);
     console.log(
@@ -278,6 +280,19 @@ async function parent(): Promise<void> {
       }),
     );
   }
+  // The memory target compares the two gradient modes at the same K and batch (issue 3: adjoint
+  // ≤ 40 % of direct at K = 20); both cases must have run in this invocation.
+  const ratio = (a: string, d: string) =>
+    rss[a] && rss[d] ? Number((rss[a] / rss[d]).toFixed(3)) : null;
+  console.log(
+    JSON.stringify({
+      summary: true,
+      batch: B,
+      adjoint_over_direct_rss_k10: ratio('finetune-adjoint', 'finetune-direct'),
+      adjoint_over_direct_rss_k20: ratio('finetune-adjoint-k20', 'finetune-direct-k20'),
+      target_k20: 0.4,
+    }),
+  );
 }
 
 const i = process.argv.indexOf('--case');

@@ -1,6 +1,7 @@
 /** `prg finetune`: src/prg/training/finetune-job.ts runFineTune with progress, log and Ctrl-C. */
 import { runFineTune } from '../prg/training/finetune-job';
-import { OptionSpec, choice, flag, num, parse, pool, required, str } from './args';
+import { AugmentOptions } from '../prg/data';
+import { OptionSpec, Values, choice, flag, num, parse, pool, required, str } from './args';
 import { COMMON, session } from './common';
 import { runTrainingCommand } from './training-run';
 
@@ -29,6 +30,8 @@ export const FINETUNE_OPTIONS: OptionSpec = {
   pool: { type: 'string' },
   hidden: { type: 'string' },
   'grad-clip': { type: 'string' },
+  hflip: { type: 'string' },
+  'crop-padding': { type: 'string' },
   seed: { type: 'string' },
   limit: { type: 'string' },
   'eval-limit': { type: 'string' },
@@ -51,6 +54,7 @@ export const FINETUNE_HELP = `prg finetune --model BASE_DIR --data SPEC --out DI
   --warmup-epochs X (1) --label-smoothing X (0.1) --lambda-flow X (1; 0 allowed)
   --steps K --t-star T --solver euler|midpoint|rk4 (default: the base model's)
   --gradient-mode direct|adjoint (adjoint)  --freeze-flow  --no-pretrain  --pool none|N --hidden N
+  --hflip P (flip probability, 0) --crop-padding N (random crop after padding, 0)
   --grad-clip X --seed N --limit N --max-steps N --checkpoint-every N --checkpoint-minutes M (10) --resize
   --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`;
 
@@ -90,6 +94,7 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
     featurePool,
     hidden: num(v, 'hidden', { int: true, min: 1 }),
     gradClip: num(v, 'grad-clip', { min: 0 }),
+    augment: augmentOptions(v),
     limit: num(v, 'limit', { int: true, min: 1 }),
     evalLimit: num(v, 'eval-limit', { int: true, min: 1 }),
     maxSteps: num(v, 'max-steps', { int: true, min: 1 }),
@@ -112,4 +117,11 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
       );
     },
   );
+}
+
+/** --hflip / --crop-padding as the loader's augmentation, or undefined when both are off. */
+function augmentOptions(v: Values): AugmentOptions | undefined {
+  const hflip = num(v, 'hflip', { min: 0, max: 1 }) ?? 0;
+  const cropPadding = num(v, 'crop-padding', { int: true, min: 0, max: 64 }) ?? 0;
+  return hflip > 0 || cropPadding > 0 ? { hflip, cropPadding } : undefined;
 }

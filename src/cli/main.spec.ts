@@ -46,6 +46,9 @@ describe('prg CLI', () => {
     r = await run(['finetune', '--model', 'x', '--data', 'y', '--out', 'z', '--epochs', '0']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--epochs=0: must be >= 1/);
+    r = await run(['finetune', '--model', 'x', '--data', 'y', '--out', 'z', '--hflip', '2']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--hflip=2: must be <= 1/);
     r = await run(['pretrain', '--data', 'mnist:train']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--out is required/);
@@ -126,6 +129,10 @@ describe('prg CLI', () => {
       '4',
       '--steps',
       '1',
+      '--hflip',
+      '0.5',
+      '--crop-padding',
+      '2',
       '--log',
       log,
       '--quiet',
@@ -136,6 +143,8 @@ describe('prg CLI', () => {
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out).steps).toBe(2);
+    const manifest = JSON.parse(await fs.readFile(join(root, 'ft', 'manifest.json'), 'utf8'));
+    expect(manifest.provenance.augment).toEqual({ hflip: 0.5, cropPadding: 2 });
     const lines = (await fs.readFile(log, 'utf8'))
       .trim()
       .split('\n')

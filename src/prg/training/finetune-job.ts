@@ -17,7 +17,7 @@ import { AdamW, clipGradNorm } from '../../engine/runtime/optim';
 import { ParamStore } from '../../engine/runtime/params';
 import { cosineWithWarmup } from '../../engine/runtime/schedule';
 import { Graph } from '../../engine/onnx/types';
-import { BatchLoader, ImageDataset } from '../data';
+import { AugmentOptions, BatchLoader, ImageDataset } from '../data';
 import { HEAD_PREFIX, isFixedSolver, paramNamesOf, withParamNames } from '../features';
 import { buildHead } from '../heads';
 import { PrgModel } from '../inference';
@@ -84,6 +84,8 @@ export interface RunFineTuneOptions {
   /** Head width when a new head is built; default: the base model's. */
   hidden?: number;
   gradClip?: number;
+  /** The paper's "simple data augmentation" (§4.1): random crop with padding, horizontal flip. */
+  augment?: AugmentOptions;
   limit?: number;
   evalLimit?: number;
   maxSteps?: number;
@@ -192,7 +194,13 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
 
   const nets = prepareNets(velocity, head, batchSize);
   const params = paramStoreOf(nets.velocity, nets.head);
-  const loader = new BatchLoader(ds, { batchSize, shuffle: true, dropLast: true, seed });
+  const loader = new BatchLoader(ds, {
+    batchSize,
+    shuffle: true,
+    dropLast: true,
+    seed,
+    augment: o.augment,
+  });
   const stepsPerEpoch = loader.batchesPerEpoch;
   if (stepsPerEpoch < 1)
     throw new Error(
@@ -317,6 +325,7 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
         batchSize,
         learningRate: lr,
         weightDecay,
+        ...(o.augment ? { augment: o.augment } : {}),
       },
     };
     delete manifest.ood;
