@@ -427,6 +427,25 @@ async function cases(torch: TorchWorker | undefined): Promise<void> {
     const g = row.gflops as number;
     print({ ...row, peak_gflops: r3(peak), frac_of_peak: r3(g / peak) });
   }
+  // What the speed target asks of the engine: training at 2× PyTorch means running the training
+  // step's FLOPs at twice PyTorch's rate. Beside it, the rate ORT reaches on the same net's
+  // forward pass with constant (pre-packed) weights, the most favourable case for its convs; a
+  // needed/infer ratio above 1 means the target asks backward passes to beat that.
+  const infer = rows.find((r) => r.case === 'unet-xs-infer');
+  const train = rows.find((r) => r.case === 'unet-xs-train');
+  if (infer && train && typeof train.torch_fwdbwd_ms === 'number') {
+    const needed = (2 * (train.flops as number)) / (train.torch_fwdbwd_ms * 1e6);
+    print({
+      case: 'train-target-check',
+      target_speedup_vs_torch: 2,
+      torch_train_gflops: r3((train.flops as number) / (train.torch_fwdbwd_ms * 1e6)),
+      gflops_needed: r3(needed),
+      infer_gflops: infer.gflops,
+      train_gflops: train.gflops,
+      needed_over_infer_gflops: r3(needed / (infer.gflops as number)),
+      needed_over_peak: r3(needed / peak),
+    });
+  }
   for (const row of profile) print(row);
   if (torch)
     print({
