@@ -9,7 +9,9 @@
  * - a worker that dies stops renewing its job lock; after lockDuration another worker's stalled
  *   check moves the job back to the wait list and it restarts from its last checkpoint;
  * - a worker that shuts down gracefully aborts its job and lets bull retry it at once (attempts are
- *   "returns to the queue"; genuine failures and cancels are discarded, never retried).
+ *   "returns to the queue"; genuine failures and cancels are discarded, never retried);
+ * - bull itself keeps only the newest JOBS_KEEP completed and the newest JOBS_KEEP failed (and
+ *   cancelled) jobs; the worker that finished a job removes the files of the jobs that pushed out.
  */
 import { Logger } from '@nestjs/common';
 import Bull from 'bull';
@@ -30,6 +32,7 @@ import {
   JobQueue,
   StoredProgress,
 } from './fine-tune.types';
+import { removeJobFiles } from './job-files';
 import { JobsConfig } from './jobs.config';
 import { recordProgress } from './progress';
 
@@ -52,6 +55,8 @@ export class BullJobQueue implements JobQueue {
   private readonly subject = new Subject<FineTuneEvent>();
   readonly events = this.subject.asObservable();
   private readonly active = new Map<string, AbortController>();
+  /** Per job about to finish here: the jobs bull will drop from its set when it does (JOBS_KEEP). */
+  private readonly pushedOut = new Map<string, FineTuneJobData[]>();
   private readonly eventsChannel: string;
   private readonly cancelChannel: string;
   private working = false;
@@ -113,8 +118,10 @@ export class BullJobQueue implements JobQueue {
     const job = await this.queue.add('fine-tune', data, {
       jobId: data.id,
       attempts: MAX_ATTEMPTS,
-      removeOnComplete: false,
-      removeOnFail: false,
+      // Bull trims the completed / failed set to the newest N when a job joins it (jobs added
+      // before a change of JOBS_KEEP trim with the value they were added with).
+      removeOnComplete: this.config.keepJobs,
+      removeOnFail: this.config.keepJobs,
     });
     await this.publish(this.statusEvent(data.id, 'queued'));
     return this.view(job);
@@ -205,6 +212,7 @@ export class BullJobQueue implements JobQueue {
     this.working = true;
     this.queue.on('completed', (job: Bull.Job<FineTuneJobData>) => {
       void this.publish(this.statusEvent(String(job.id), 'succeeded'));
+      void this.removePushedOut(String(job.id));
     });
     this.queue.on('failed', (job: Bull.Job<FineTuneJobData>, err: Error) => {
       // Not finished: bull retries it (graceful shutdown returned it to the queue).
@@ -212,6 +220,7 @@ export class BullJobQueue implements JobQueue {
         void this.publish(this.statusEvent(String(job.id), 'queued', err.message));
         return;
       }
+      void this.removePushedOut(String(job.id));
       const cancelled = err.message === 'cancelled';
       void this.publish(
         this.statusEvent(
@@ -237,6 +246,7 @@ export class BullJobQueue implements JobQueue {
     const id = String(job.id);
     const abort = new AbortController();
     this.active.set(id, abort);
+    this.pushedOut.delete(id); // left by an earlier attempt that did not finish
     try {
       if (await this.pub.exists(this.cancelKey(id))) throw new JobCancelledError();
       const prev = job.progress() as BullProgress | number | null;
@@ -246,7 +256,7 @@ export class BullJobQueue implements JobQueue {
       stored.startedAt ??= new Date().toISOString();
       await job.progress(stored);
       await this.publish(this.statusEvent(id, 'running'));
-      return await handler({
+      const result = await handler({
         data: job.data,
         signal: abort.signal,
         attempt: stored.attempts,
@@ -261,15 +271,47 @@ export class BullJobQueue implements JobQueue {
           });
         },
       });
+      await this.notePushedOut(id, 'completed');
+      return result;
     } catch (e) {
       const reason = abort.signal.aborted ? (abort.signal.reason as unknown) : e;
       if (reason instanceof JobInterruptedError) throw reason; // bull retries: back to the queue
       await job.discard();
+      await this.notePushedOut(id, 'failed');
       if (reason instanceof JobCancelledError) throw new Error('cancelled', { cause: e });
       throw e;
     } finally {
       this.active.delete(id);
     }
+  }
+
+  /**
+   * Just before job `id` joins `set`: the jobs bull will then drop (every one from rank JOBS_KEEP - 1,
+   * newest first). Their data is read now because bull deletes it with them.
+   */
+  private async notePushedOut(id: string, set: 'completed' | 'failed'): Promise<void> {
+    try {
+      const jobs = await this.queue.getJobs([set], this.config.keepJobs - 1, -1, false);
+      const data = jobs.filter(Boolean).map((j) => j.data);
+      if (data.length) this.pushedOut.set(id, data);
+    } catch (e) {
+      this.logger.warn(`job ${id}: listing the jobs it pushes out: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Once job `id` finished: the files of the jobs it pushed out. Only of those really gone from
+   * Redis, so the files of a job still listed are never removed (e.g. when finishing failed).
+   */
+  private async removePushedOut(id: string): Promise<void> {
+    const data = this.pushedOut.get(id) ?? [];
+    this.pushedOut.delete(id);
+    for (const d of data)
+      try {
+        if (!(await this.queue.getJob(d.id))) await removeJobFiles(d);
+      } catch (e) {
+        this.logger.warn(`job ${d.id}: removing its files: ${(e as Error).message}`);
+      }
   }
 
   async close(): Promise<void> {

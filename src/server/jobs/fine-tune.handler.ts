@@ -18,6 +18,7 @@ import {
   JobCancelledError,
   JobContext,
 } from './fine-tune.types';
+import { removeJobFiles } from './job-files';
 
 @Injectable()
 export class FineTuneHandler {
@@ -81,8 +82,7 @@ export class FineTuneHandler {
       await fs.rename(r.modelDir, d.outputDir);
       status = 'succeeded';
       // Checkpoints and staging are only needed until the model is published.
-      await fs.rm(d.stagingDir, { recursive: true, force: true });
-      await fs.rm(path.dirname(d.checkpointDir), { recursive: true, force: true });
+      await removeJobFiles(d);
       return {
         model: `${d.outputName}@${d.outputVersion}`,
         modelDir: d.outputDir,
@@ -95,10 +95,7 @@ export class FineTuneHandler {
       if (ctx.signal.aborted) {
         const reason = ctx.signal.reason as unknown;
         status = reason instanceof JobCancelledError ? 'cancelled' : 'interrupted';
-        if (reason instanceof JobCancelledError) {
-          await fs.rm(path.dirname(d.checkpointDir), { recursive: true, force: true });
-          await fs.rm(d.stagingDir, { recursive: true, force: true });
-        }
+        if (reason instanceof JobCancelledError) await removeJobFiles(d);
         throw reason;
       }
       throw e;

@@ -42,7 +42,7 @@ function providers(o: FineTunesModuleOptions): Provider[] {
       provide: JOB_QUEUE,
       inject: [JOBS_CONFIG],
       useFactory: async (c: JobsConfig): Promise<JobQueue> => {
-        if (!c.redisUrl) return new MemoryJobQueue();
+        if (!c.redisUrl) return new MemoryJobQueue(c);
         const q = new BullJobQueue(c);
         await q.ready();
         return q;

@@ -23,6 +23,11 @@ export interface JobsConfig {
   maxStalledCount: number;
   /** Largest `epochs` a request may ask for (MAX_EPOCHS). */
   maxEpochs: number;
+  /**
+   * Finished jobs kept per outcome (JOBS_KEEP): the newest N succeeded and the newest N failed or
+   * cancelled (bull's completed and failed sets); older ones are removed with their files.
+   */
+  keepJobs: number;
   /** `npm run worker` serves Prometheus /metrics on this port (WORKER_METRICS_PORT; null = off). */
   workerMetricsPort: number | null;
 }
@@ -55,6 +60,7 @@ export function loadJobsConfig(
     stalledIntervalMs: int('JOB_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
     maxStalledCount: int('JOB_MAX_STALLED', 5, 0, 1000),
     maxEpochs: int('MAX_EPOCHS', 1000, 1, 1_000_000),
+    keepJobs: int('JOBS_KEEP', 1000, 1, 1_000_000),
     workerMetricsPort: env.WORKER_METRICS_PORT?.trim()
       ? int('WORKER_METRICS_PORT', 0, 1, 65535)
       : null,

@@ -86,6 +86,8 @@ describe('loadJobsConfig', () => {
   it('reads the environment', () => {
     const c = loadJobsConfig('redis://x:6379', { WORKER: '0', JOB_LOCK_MS: '5000' }, '/srv');
     expect(c).toMatchObject({ worker: false, lockDurationMs: 5000, jobsDir: '/srv/data/jobs' });
+    expect(c.keepJobs).toBe(1000);
+    expect(loadJobsConfig(null, { JOBS_KEEP: '7' }).keepJobs).toBe(7);
   });
   it('keeps checkpoints beside DATA_DIR by default (the shared data volume)', () => {
     expect(loadJobsConfig(null, { DATA_DIR: '/data/datasets' }).jobsDir).toBe('/data/jobs');
@@ -96,7 +98,12 @@ describe('loadJobsConfig', () => {
   it('reports every bad variable', () => {
     let err: unknown;
     try {
-      loadJobsConfig(null, { WORKER: 'maybe', JOB_LOCK_MS: '-1', QUEUE_PREFIX: 'a b' });
+      loadJobsConfig(null, {
+        WORKER: 'maybe',
+        JOB_LOCK_MS: '-1',
+        QUEUE_PREFIX: 'a b',
+        JOBS_KEEP: '0',
+      });
     } catch (e) {
       err = e;
     }
@@ -105,6 +112,8 @@ describe('loadJobsConfig', () => {
     expect(problems).toMatch(/WORKER="maybe"/);
     expect(problems).toMatch(/JOB_LOCK_MS="-1"/);
     expect(problems).toMatch(/QUEUE_PREFIX="a b"/);
+    // Keeping no finished job would drop it before anyone could read its result.
+    expect(problems).toMatch(/JOBS_KEEP="0": expected an integer in \[1, 1000000\]/);
   });
   it('refuses WORKER=0 without Redis (nothing would run the jobs)', () => {
     expect(() => loadJobsConfig(null, { WORKER: '0' })).toThrow(/WORKER=0 needs REDIS_URL/);

@@ -2,8 +2,10 @@
  * The in-process queue used without REDIS_URL: same API as the bull queue, one job at a time, jobs
  * kept in memory. SINGLE NODE ONLY: other replicas do not see these jobs, and jobs queued or
  * running when the process exits are lost (the checkpoints on disk remain, but nothing re-queues
- * them). Use Redis for anything beyond one process.
+ * them). Use Redis for anything beyond one process. Like bull (removeOnComplete/removeOnFail: N), it
+ * keeps the newest JOBS_KEEP succeeded and the newest JOBS_KEEP failed or cancelled jobs.
  */
+import { Logger } from '@nestjs/common';
 import { Subject } from 'rxjs';
 import type { FineTuneProgress } from '../../prg/training/job-api';
 import {
@@ -18,6 +20,8 @@ import {
   JobName,
   JobQueue,
 } from './fine-tune.types';
+import { removeJobFiles } from './job-files';
+import { JobsConfig } from './jobs.config';
 import { recordProgress } from './progress';
 
 interface Entry {
@@ -28,13 +32,18 @@ interface Entry {
 
 export class MemoryJobQueue implements JobQueue {
   readonly kind = 'memory' as const;
+  private readonly logger = new Logger('MemoryJobQueue');
   private readonly jobs = new Map<string, Entry>();
+  /** Finished job ids, oldest first, per bull set: 'completed' (succeeded), 'failed' (+ cancelled). */
+  private readonly finished = { completed: [] as string[], failed: [] as string[] };
   private readonly pending: string[] = [];
   private handlers: Record<JobName, JobHandler> | null = null;
   private running: Promise<void> | null = null;
   private closed = false;
   private readonly subject = new Subject<FineTuneEvent>();
   readonly events = this.subject.asObservable();
+
+  constructor(private readonly config: Pick<JobsConfig, 'keepJobs'>) {}
 
   async add(data: FineTuneJobData): Promise<FineTuneJobView> {
     const view: FineTuneJobView = {
@@ -76,8 +85,7 @@ export class MemoryJobQueue implements JobQueue {
     if (!e) return null;
     if (e.view.status === 'queued') {
       this.pending.splice(this.pending.indexOf(id), 1);
-      e.view.finishedAt = new Date().toISOString();
-      this.status(e.view, 'cancelled');
+      await this.finish(e, 'cancelled');
     } else if (e.view.status === 'running') {
       this.status(e.view, 'cancelling');
       e.abort?.abort(new JobCancelledError());
@@ -122,6 +130,29 @@ export class MemoryJobQueue implements JobQueue {
     });
   }
 
+  /**
+   * Marks a job finished and drops the oldest finished jobs of its kind beyond JOBS_KEEP, with their
+   * files, before reporting the new status: whoever sees it finished no longer sees what it pushed
+   * out. Queued and running jobs are never in `finished`, so never dropped.
+   */
+  private async finish(
+    e: Entry,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    error?: string,
+  ): Promise<void> {
+    e.view.finishedAt = new Date().toISOString();
+    const ids = this.finished[status === 'succeeded' ? 'completed' : 'failed'];
+    ids.push(e.view.id);
+    while (ids.length > this.config.keepJobs) {
+      const old = this.jobs.get(ids.shift()!)!;
+      this.jobs.delete(old.view.id);
+      await removeJobFiles(old.data).catch((err: Error) =>
+        this.logger.warn(`job ${old.view.id}: removing its files: ${err.message}`),
+      );
+    }
+    this.status(e.view, status, error);
+  }
+
   private pump(): void {
     if (!this.handlers || this.running || this.closed) return;
     const id = this.pending.shift();
@@ -158,8 +189,7 @@ export class MemoryJobQueue implements JobQueue {
         },
       });
       e.view.result = result;
-      e.view.finishedAt = new Date().toISOString();
-      this.status(e.view, 'succeeded');
+      await this.finish(e, 'succeeded');
     } catch (err) {
       if (err instanceof JobInterruptedError) {
         // Process shutting down: nothing will run it again in this process (see header).
@@ -167,11 +197,10 @@ export class MemoryJobQueue implements JobQueue {
         this.status(e.view, 'queued');
         return;
       }
-      e.view.finishedAt = new Date().toISOString();
-      if (err instanceof JobCancelledError) this.status(e.view, 'cancelled');
+      if (err instanceof JobCancelledError) await this.finish(e, 'cancelled');
       else {
         e.view.error = (err as Error).message;
-        this.status(e.view, 'failed', e.view.error);
+        await this.finish(e, 'failed', e.view.error);
       }
     } finally {
       e.abort = undefined;
