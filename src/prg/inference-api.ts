@@ -22,11 +22,21 @@ export interface FeatureOptions extends SolveOptions {
   pool?: number | null;
 }
 
+export interface ClassifyOptions extends SolveOptions {
+  /**
+   * OOD scores to compute from the same forward pass (names as in oodScores); the server asks for
+   * the model's primary score so that a classify costs one trajectory, not two.
+   */
+  ood?: string[];
+}
+
 export interface ClassifyOutput {
   /** [n, classes] row-major */
   logits: Float32Array;
   probabilities: Float32Array;
   classes: number;
+  /** The scores asked for by `ClassifyOptions.ood` that the model has, per image. */
+  ood?: Record<string, Float32Array>;
 }
 
 export interface FeatureOutput {
@@ -39,7 +49,7 @@ export interface PrgModelApi {
   readonly manifest: ModelManifest;
   /** "name@version" */
   readonly id: string;
-  classify(batch: ImageBatch, opts?: SolveOptions): Promise<ClassifyOutput>;
+  classify(batch: ImageBatch, opts?: ClassifyOptions): Promise<ClassifyOutput>;
   features(batch: ImageBatch, opts?: FeatureOptions): Promise<FeatureOutput>;
   /** Every OOD score per image (issue 4); higher = more in-distribution unless stated. */
   oodScores(batch: ImageBatch, opts?: SolveOptions): Promise<Record<string, Float32Array>>;

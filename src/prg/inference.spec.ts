@@ -99,6 +99,13 @@ describe('loadPrgModel', () => {
       const l = cls.logits.slice(i * 4, i * 4 + 4);
       expect(scores.energy[i]).toBeCloseTo(Math.log(l.reduce((s, v) => s + Math.exp(v), 0)), 4);
     }
+    expect(cls.ood).toBeUndefined();
+    // Scores asked of classify come from the same pass and equal oodScores'; unknown names are
+    // absent rather than invented.
+    const withOod = await model.classify({ data: image, n }, { ood: ['energy', 'mahalanobis'] });
+    expect(Object.keys(withOod.ood!)).toEqual(['energy']);
+    expect(Array.from(withOod.ood!.energy)).toEqual(Array.from(scores.energy));
+    expect(Array.from(withOod.probabilities)).toEqual(Array.from(cls.probabilities));
   });
 
   it('rejects bad batches and options with clear errors', async () => {

@@ -15,6 +15,7 @@ import { Device } from '../engine/runtime/device';
 import { Feeds, SessionCache, SessionLease, sessionCache } from '../engine/runtime/session';
 import { Graph, Tensor } from '../engine/onnx/types';
 import {
+  ClassifyOptions,
   ClassifyOutput,
   FeatureOptions,
   FeatureOutput,
@@ -290,13 +291,15 @@ export class PrgModel implements PrgModelApi {
     );
   }
 
-  async classify(batch: ImageBatch, opts: SolveOptions = {}): Promise<ClassifyOutput> {
-    const r = this.resolve({ ...opts, t: undefined, pool: undefined });
+  async classify(batch: ImageBatch, opts: ClassifyOptions = {}): Promise<ClassifyOutput> {
+    const { ood, ...solve } = opts;
+    const r = this.resolve({ ...solve, t: undefined, pool: undefined });
     const out = await this.forward(batch, r, true);
     return {
       logits: out.logits.data as Float32Array,
       probabilities: out.probabilities.data as Float32Array,
       classes: this.manifest.classes.length,
+      ...(ood?.length ? { ood: await this.scoresOf(out, batch, solve, new Set(ood)) } : {}),
     };
   }
 
@@ -314,7 +317,16 @@ export class PrgModel implements PrgModelApi {
     opts: SolveOptions = {},
   ): Promise<Record<string, Float32Array>> {
     const r = this.resolve({ ...opts, t: undefined, pool: undefined });
-    const out = await this.forward(batch, r, true);
+    return this.scoresOf(await this.forward(batch, r, true), batch, opts);
+  }
+
+  /** OOD scores from one classify forward pass: all of them, or those named in `only`. */
+  private async scoresOf(
+    out: Feeds,
+    batch: ImageBatch,
+    opts: SolveOptions,
+    only?: Set<string>,
+  ): Promise<Record<string, Float32Array>> {
     const logits = out.logits.data as Float32Array;
     const probabilities = out.probabilities.data as Float32Array;
     const k = this.manifest.classes.length;
@@ -343,7 +355,10 @@ export class PrgModel implements PrgModelApi {
       model: this,
       opts,
     };
-    for (const s of this.oodScorers) scores[s.name] = await s.score(ctx);
+    // Scorers such as the likelihood cost far more than the forward pass: run only those asked.
+    for (const s of this.oodScorers)
+      if (!only || only.has(s.name)) scores[s.name] = await s.score(ctx);
+    if (only) for (const name of Object.keys(scores)) if (!only.has(name)) delete scores[name];
     return scores;
   }
 

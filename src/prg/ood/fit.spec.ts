@@ -107,6 +107,11 @@ describe('fitOod and evaluateOod on a tiny model', () => {
       const so = await model.oodScores({ data: out.data, n: out.n });
       const t = model.manifest.ood!.scores.mahalanobis.threshold;
       expect(Array.from(so.mahalanobis).every((v) => v < t)).toBe(true);
+      // classify computes only the scores asked for, equal to oodScores' (the server's path).
+      const cls = await model.classify({ data: out.data, n: out.n }, { ood: ['mahalanobis'] });
+      expect(Object.keys(cls.ood!)).toEqual(['mahalanobis']);
+      const same = Array.from(cls.ood!.mahalanobis).map((v, i) => Math.abs(v - so.mahalanobis[i]));
+      expect(Math.max(...same)).toBeLessThanOrEqual(1e-3 * Math.abs(t));
     } finally {
       await model.release();
     }

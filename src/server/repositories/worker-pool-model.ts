@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
+  ClassifyOptions,
   ClassifyOutput,
   FeatureOptions,
   FeatureOutput,
@@ -100,7 +101,7 @@ export class WorkerPoolModel implements PrgModelApi {
     });
   }
 
-  classify(batch: ImageBatch, opts?: SolveOptions): Promise<ClassifyOutput> {
+  classify(batch: ImageBatch, opts?: ClassifyOptions): Promise<ClassifyOutput> {
     return this.call('classify', [batch, opts]);
   }
 

@@ -41,14 +41,6 @@ function concat(items: Float32Array[]): Float32Array {
   return out;
 }
 
-/** Energy score −E(x) = log Σ_j exp(logit_j) (Liu et al. 2020), as in src/prg/inference.ts. */
-export function logSumExp(l: Float32Array): number {
-  const max = Math.max(...l);
-  let s = 0;
-  for (const v of l) s += Math.exp(v - max);
-  return max + Math.log(s);
-}
-
 function rows(data: Float32Array, n: number): Float32Array[] {
   const per = data.length / n;
   return Array.from({ length: n }, (_, i) => data.slice(i * per, (i + 1) * per));
@@ -81,25 +73,16 @@ export class MlService {
 
   classify(id: string, images: Images, opts: SolveOptions): Promise<ClassifyRow[]> {
     return this.submit<ClassifyRow>(id, 'classify', opts, images, async (m, batch, n) => {
-      const out = await m.classify({ data: batch, n }, opts);
       const primary = m.manifest.ood?.primary;
-      const probs = rows(out.probabilities, n);
-      const logits = rows(out.logits, n);
-      // msp and energy are functions of the logits (as inference.ts computes them), so they need
-      // no second pass; any other primary score comes from oodScores.
-      const other =
-        primary && primary !== 'msp' && primary !== 'energy'
-          ? await m.oodScores({ data: batch, n }, opts)
-          : null;
-      return probs.map((p, i): ClassifyRow => ({
+      // The primary OOD score comes from the classify pass itself (one trajectory per image).
+      const out = await m.classify(
+        { data: batch, n },
+        primary ? { ...opts, ood: [primary] } : opts,
+      );
+      const score = primary ? out.ood?.[primary] : undefined;
+      return rows(out.probabilities, n).map((p, i): ClassifyRow => ({
         probabilities: p,
-        ood: !primary
-          ? null
-          : primary === 'msp'
-            ? { msp: Math.max(...p) }
-            : primary === 'energy'
-              ? { energy: logSumExp(logits[i]) }
-              : { [primary]: other![primary]?.[i] ?? NaN },
+        ood: primary ? { [primary]: score?.[i] ?? NaN } : null,
       }));
     });
   }
