@@ -4,6 +4,7 @@ import { GraphBuilder } from '../../engine/onnx/builder';
 import { Graph, Tensor, tensor } from '../../engine/onnx/types';
 import { runGraph } from '../../engine/runtime/session';
 import { BuiltNet, buildDiT, buildUNet, DIT_PRESETS, UNET_PRESETS } from '.';
+import { tinyAttentionUNet } from './testing/tiny-unet';
 
 /** loss = Σ v² over the batch; differentiated w.r.t. every parameter and x. */
 function withLoss(net: BuiltNet<unknown>): Graph {
@@ -76,24 +77,7 @@ describe('velocity nets are differentiable by the engine autodiff', () => {
   });
 
   it('tiny attention U-Net: every parameter gets a finite gradient', async () => {
-    const net = buildUNet({
-      inputShape: [1, 8, 8],
-      baseChannels: 8,
-      channelMult: [1, 2],
-      numResBlocks: 1,
-      attentionResolutions: [2],
-      numHeads: 2,
-      groups: 4,
-      timeEmbedDim: 8,
-      timeHiddenDim: 16,
-      timeScale: 1000,
-      useScaleShift: true,
-      middleAttention: true,
-      upConv: true,
-      skips: 'all',
-      zeroInit: false,
-      seed: 5,
-    });
+    const net = buildUNet(tinyAttentionUNet({ inputShape: [1, 8, 8], seed: 5 }));
     await checkGradients(net, feeds(1, 8));
   });
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { runGraph } from '../../engine/runtime/session';
 import { Graph, Tensor, tensor } from '../../engine/onnx/types';
-import { UNetConfig, buildDiT, buildUNet, buildVelocityNet, DIT_PRESETS, sincos2d } from '.';
+import { buildDiT, buildUNet, buildVelocityNet, DIT_PRESETS, sincos2d } from '.';
+import { tinyAttentionUNet } from './testing/tiny-unet';
 
 function randn(n: number, seed: number): Float32Array {
   let s = seed >>> 0 || 1;
@@ -29,27 +30,6 @@ async function velocity(g: Graph, f: Record<string, Tensor>): Promise<Float32Arr
 
 const allFinite = (a: Float32Array) => a.every((v) => Number.isFinite(v));
 const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-
-/** Tiny attention U-Net exercising scale-shift, 'all' skips, upsample convs and heads. */
-const tinyAttn = (over: Partial<UNetConfig> = {}): UNetConfig => ({
-  inputShape: [3, 16, 16],
-  baseChannels: 8,
-  channelMult: [1, 2],
-  numResBlocks: 1,
-  attentionResolutions: [2],
-  numHeads: 2,
-  groups: 4,
-  timeEmbedDim: 8,
-  timeHiddenDim: 16,
-  timeScale: 1000,
-  useScaleShift: true,
-  middleAttention: true,
-  upConv: true,
-  skips: 'all',
-  zeroInit: false,
-  seed: 3,
-  ...over,
-});
 
 describe('U-Net', () => {
   it('PRG-UNet-XS has the documented 620 705 parameters and the graph contract', () => {
@@ -117,7 +97,7 @@ describe('U-Net', () => {
   });
 
   it('attention U-Net (scale-shift, all skips, upsample conv) runs at 16×16 without batch mixing', async () => {
-    const net = buildUNet(tinyAttn());
+    const net = buildUNet(tinyAttentionUNet());
     const a = feeds([2, 3, 16, 16], [0.3, 0.7], 1);
     const b = feeds([2, 3, 16, 16], [0.3, 0.2], 2);
     const n = 3 * 16 * 16;
@@ -131,14 +111,14 @@ describe('U-Net', () => {
   });
 
   it('handles odd sizes: 6 → 3 → 2 is upsampled ×2 and cropped back to the skip', async () => {
-    const net = buildUNet(tinyAttn({ inputShape: [1, 6, 6], channelMult: [1, 1, 2] }));
+    const net = buildUNet(tinyAttentionUNet({ inputShape: [1, 6, 6], channelMult: [1, 1, 2] }));
     const v = await velocity(net.graph, feeds([2, 1, 6, 6], [0, 1]));
     expect(allFinite(v)).toBe(true);
   });
 
   it('rejects bad configs with a message naming the field', () => {
-    expect(() => buildUNet(tinyAttn({ channelMult: [] }))).toThrow(/channelMult/);
-    expect(() => buildUNet(tinyAttn({ timeEmbedDim: 7 }))).toThrow(/timeEmbedDim/);
+    expect(() => buildUNet(tinyAttentionUNet({ channelMult: [] }))).toThrow(/channelMult/);
+    expect(() => buildUNet(tinyAttentionUNet({ timeEmbedDim: 7 }))).toThrow(/timeEmbedDim/);
     expect(() =>
       buildVelocityNet({ kind: 'unet', preset: 'XL', inputShape: [1, 8, 8], seed: 0 }),
     ).toThrow(/unknown unet preset XL/);

@@ -1,5 +1,5 @@
 /** GraphQL types (code first) for fine-tune jobs; maps from FineTuneJobView. */
-import { Field, Float, ID, InputType, Int, ObjectType } from '@nestjs/graphql';
+import { Field, Float, ID, InputType, Int, ObjectType, PartialType } from '@nestjs/graphql';
 import { IsObject, IsOptional, IsString } from 'class-validator';
 import type { FineTuneEvent as FineTuneEventData, FineTuneJobView } from './fine-tune.types';
 
@@ -27,23 +27,9 @@ export class FineTuneHyperparameters {
   @Field({ nullable: true }) allowResize?: boolean;
 }
 
+/** The same fields as an input type (all already optional), so the two cannot drift apart. */
 @InputType()
-export class FineTuneHyperparametersInput {
-  @Field(() => Int, { nullable: true }) epochs?: number;
-  @Field(() => Int, { nullable: true }) batchSize?: number;
-  @Field(() => Float, { nullable: true }) learningRate?: number;
-  @Field(() => Float, { nullable: true }) weightDecay?: number;
-  @Field(() => Int, { nullable: true }) warmupEpochs?: number;
-  @Field(() => Float, { nullable: true }) labelSmoothing?: number;
-  @Field(() => Float, { nullable: true }) lambdaFlow?: number;
-  @Field(() => Int, { nullable: true }) steps?: number;
-  @Field(() => Float, { nullable: true }) tStar?: number;
-  @Field({ nullable: true }) solver?: string;
-  @Field({ nullable: true }) gradientMode?: string;
-  @Field({ nullable: true }) freezeFlow?: boolean;
-  @Field(() => Int, { nullable: true }) seed?: number;
-  @Field({ nullable: true }) allowResize?: boolean;
-}
+export class FineTuneHyperparametersInput extends PartialType(FineTuneHyperparameters, InputType) {}
 
 /** class-validator marks for the global ValidationPipe; ranges are checked by the service. */
 @InputType()
