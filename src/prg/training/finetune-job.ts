@@ -10,8 +10,7 @@
  * lr/100). Per epoch: evaluation on the held-out split (if given) and a checkpoint. The final model
  * is a new model directory written atomically.
  */
-import { promises as fs } from 'node:fs';
-import { Json, saveCheckpoint } from '../../engine/runtime/checkpoint';
+import { Json } from '../../engine/runtime/checkpoint';
 import { Device } from '../../engine/runtime/device';
 import { AdamW, clipGradNorm } from '../../engine/runtime/optim';
 import { ParamStore } from '../../engine/runtime/params';
@@ -36,17 +35,14 @@ import { Rng } from '../rng';
 import {
   EpochProgress,
   StepProgress,
-  TrainingAborted,
   assertNonNegative,
   assertPositiveInt,
-  checkResumeConfig,
-  checkpointPath,
-  findCheckpoint,
   smoothTargets,
 } from './common';
 import { evaluateModel, labelMap, loadDatasetFor } from './evaluate';
 import { FineTuneStep, GradientMode, paramStoreOf, prepareNets } from './finetune';
 import { FineTuneHyperparameters, FineTuneJobOptions, FineTuneJobResult } from './job-api';
+import { TrainingLoop, openCheckpoint } from './loop';
 
 export const FINETUNE_DEFAULTS = {
   epochs: 10,
@@ -215,13 +211,10 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
     minLr: lr / 100,
   });
 
-  const ckptFile = checkpointPath(o.checkpointDir, 'finetune');
-  const prev = await findCheckpoint(o.checkpointDir, 'finetune');
-  if (prev && o.resume === false)
-    throw new Error(
-      `${ckptFile} exists: pass resume (--resume) to continue it, or use another checkpoint directory`,
-    );
-  if (!prev && o.resume === true) throw new Error(`--resume: no checkpoint at ${ckptFile}`);
+  const { file: ckptFile, prev } = await openCheckpoint(o.checkpointDir, 'finetune', {
+    resume: o.resume !== false,
+    requireExisting: o.resume === true,
+  });
   const runConfig: Record<string, Json> = {
     base: bm.name + '@' + bm.version,
     dataset: o.dataset,
@@ -262,31 +255,27 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
     trainable.set(n, p.dims, p.data);
   }
   const opt = new AdamW({ weightDecay, eps: 1e-8, betas: [0.9, 0.999] });
-  let globalStep = 0;
-  if (prev) {
+  const loop = new TrainingLoop({
+    phase: 'finetune',
+    checkpointDir: o.checkpointDir,
+    file: ckptFile,
+    prev,
+    config: runConfig,
     // The schedule (epochs, lr) is part of the run here: the cosine spans the whole run.
-    checkResumeConfig(prev.extra.config, runConfig, Object.keys(runConfig), ckptFile);
-    params.copyFrom(prev.params);
-    if (prev.optimizer) opt.loadState(prev.optimizer);
-    globalStep = prev.step;
-  }
-  const resumedFromEpoch = prev ? Math.floor(globalStep / stepsPerEpoch) : undefined;
-  const epochStats = { epoch: -1, sum: 0, count: 0, correct: 0, seen: 0 };
-  const stored = prev?.extra.epochStats as typeof epochStats | undefined;
-  if (stored && typeof stored === 'object') Object.assign(epochStats, stored);
-  await fs.mkdir(o.checkpointDir, { recursive: true });
-  const minutes = assertNonNegative(o.checkpointMinutes ?? 10, 'checkpointMinutes');
-  let lastSave = Date.now();
-  const save = () => {
-    lastSave = Date.now();
-    return saveCheckpoint(ckptFile, {
-      params,
-      step: globalStep,
-      epoch: Math.floor(globalStep / stepsPerEpoch),
-      optimizer: opt.state(),
-      extra: { config: runConfig, phase: 'finetune', epochStats: { ...epochStats } },
-    });
-  };
+    fixed: Object.keys(runConfig),
+    params,
+    optimizer: opt,
+    loader,
+    epochs,
+    totalSteps,
+    stats: { epoch: -1, sum: 0, count: 0, correct: 0, seen: 0 },
+    checkpointEvery: o.checkpointEvery,
+    checkpointMinutes: o.checkpointMinutes,
+    signal: o.signal,
+    onStep: o.onStep,
+  });
+  const resumedFromEpoch = prev ? Math.floor(loop.globalStep / stepsPerEpoch) : undefined;
+  const epochStats = loop.stats;
 
   /** The current weights as a loaded model (for evaluation and export). */
   const snapshot = (): LoadedModelDir => {
@@ -349,23 +338,9 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
   const interp = makeInterpolant(bm.interpolant);
   const imageDims = [bm.input.channels, bm.input.height, bm.input.width];
   const metrics: Record<string, number> = {};
-  let lastLoss = NaN;
   try {
-    while (globalStep < totalSteps) {
-      const epoch = Math.floor(globalStep / stepsPerEpoch);
-      const skip = globalStep % stepsPerEpoch;
-      const t0 = Date.now();
-      // Running sums of the epoch survive a resume (stored in the checkpoint).
-      if (epochStats.epoch !== epoch)
-        Object.assign(epochStats, { epoch, sum: 0, count: 0, correct: 0, seen: 0 });
-      for (const batch of loader.epoch(epoch)) {
-        if (batch.index < skip) continue;
-        if (globalStep >= totalSteps) break;
-        if (o.signal?.aborted) {
-          await save();
-          throw new TrainingAborted(ckptFile, globalStep);
-        }
-        const ts = Date.now();
+    await loop.run(
+      async (batch, globalStep) => {
         const labels = Int32Array.from(batch.labels, (l) => map[l]);
         const fm =
           lambda > 0
@@ -387,49 +362,29 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
           if (best === labels[i]) epochStats.correct++;
         }
         epochStats.seen += batch.n;
-        globalStep++;
-        lastLoss = r.loss;
-        epochStats.sum += r.loss;
-        epochStats.count++;
-        await o.onStep?.({
+        return { loss: r.loss, lr: stepLr, metrics: { ce: r.ce, fm: r.fm } };
+      },
+      async (epoch, started) => {
+        const epochMetrics: Record<string, number> = {
+          trainLoss: epochStats.count ? epochStats.sum / epochStats.count : NaN,
+          trainAccuracy: epochStats.seen ? epochStats.correct / epochStats.seen : NaN,
+        };
+        const ev = await evaluate(snapshot());
+        if (ev) {
+          epochMetrics.evalAccuracy = ev.accuracy;
+          epochMetrics.evalNll = ev.nll;
+        }
+        Object.assign(metrics, epochMetrics);
+        await o.onEpoch?.({
           phase: 'finetune',
           epoch,
           epochs,
-          step: batch.index,
-          stepsPerEpoch,
-          globalStep,
-          totalSteps,
-          loss: r.loss,
-          lr: stepLr,
-          imgPerSec: (batch.n * 1000) / Math.max(1, Date.now() - ts),
-          metrics: { ce: r.ce, fm: r.fm },
+          meanLoss: epochMetrics.trainLoss,
+          seconds: (Date.now() - started) / 1000,
+          metrics: epochMetrics,
         });
-        if (
-          (o.checkpointEvery && globalStep % o.checkpointEvery === 0) ||
-          Date.now() - lastSave > minutes * 60_000
-        )
-          await save();
-      }
-      await save();
-      const epochMetrics: Record<string, number> = {
-        trainLoss: epochStats.count ? epochStats.sum / epochStats.count : NaN,
-        trainAccuracy: epochStats.seen ? epochStats.correct / epochStats.seen : NaN,
-      };
-      const ev = await evaluate(snapshot());
-      if (ev) {
-        epochMetrics.evalAccuracy = ev.accuracy;
-        epochMetrics.evalNll = ev.nll;
-      }
-      Object.assign(metrics, epochMetrics);
-      await o.onEpoch?.({
-        phase: 'finetune',
-        epoch,
-        epochs,
-        meanLoss: epochMetrics.trainLoss,
-        seconds: (Date.now() - t0) / 1000,
-        metrics: epochMetrics,
-      });
-    }
+      },
+    );
   } finally {
     await step.release();
   }
@@ -453,7 +408,7 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
       n: evalDs.n,
       measuredAt: new Date().toISOString(),
     };
-  metrics.finalLoss = lastLoss;
+  metrics.finalLoss = loop.lastLoss;
   const modelDir = await writeModelDir(
     o.outputDir,
     { manifest: snap.manifest, velocity: snap.velocity, head: snap.head },
@@ -463,7 +418,7 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
     modelDir,
     metrics,
     resumedFromEpoch,
-    steps: globalStep,
+    steps: loop.globalStep,
     seconds: (Date.now() - started) / 1000,
   };
 }

@@ -10,9 +10,8 @@
  * ORT session. The result is a model directory whose head is freshly initialised (untrained): the
  * input to `prg finetune`.
  */
-import { promises as fs } from 'node:fs';
 import { GraphBuilder } from '../../engine/onnx/builder';
-import { Json, saveCheckpoint } from '../../engine/runtime/checkpoint';
+import { Json } from '../../engine/runtime/checkpoint';
 import { Device } from '../../engine/runtime/device';
 import { Ema } from '../../engine/runtime/ema';
 import { GradientStep } from '../../engine/runtime/gradient-step';
@@ -27,16 +26,8 @@ import { InterpolantName, MANIFEST_SCHEMA, ModelManifest, SolverName } from '../
 import { featureDim, provenance, writeModelDir } from '../model-dir';
 import { VelocityNetKind, buildVelocityNet } from '../nets';
 import { Rng } from '../rng';
-import {
-  TrainCallbacks,
-  TrainingAborted,
-  assertNonNegative,
-  assertPositiveInt,
-  checkResumeConfig,
-  checkpointPath,
-  findCheckpoint,
-  mseLoss,
-} from './common';
+import { TrainCallbacks, assertNonNegative, assertPositiveInt, mseLoss } from './common';
+import { TrainingLoop, openCheckpoint } from './loop';
 
 export interface NetSpec {
   kind: VelocityNetKind;
@@ -137,12 +128,9 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const interp = makeInterpolant(interpName);
 
   const started = Date.now();
-  const ckptFile = checkpointPath(o.checkpointDir, 'pretrain');
-  const prev = await findCheckpoint(o.checkpointDir, 'pretrain');
-  if (prev && !o.resume)
-    throw new Error(
-      `${ckptFile} exists: pass resume (--resume) to continue it, or use another checkpoint directory`,
-    );
+  const { file: ckptFile, prev } = await openCheckpoint(o.checkpointDir, 'pretrain', {
+    resume: o.resume ?? false,
+  });
 
   const ds = o.dataset ?? (await loadDataset(o.data, { limit: o.limit }));
   const inputShape = ds.shape;
@@ -175,57 +163,36 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const params = ParamStore.fromGraph(built.graph, built.paramNames);
   const opt = new Adam({});
   const ema = new Ema(params, { decay: emaDecay, warmup: true });
-  let globalStep = 0;
-  if (prev) {
+  const loop = new TrainingLoop({
+    phase: 'pretrain',
+    checkpointDir: o.checkpointDir,
+    file: ckptFile,
+    prev,
+    config: runConfig,
     // epochs and lr may change on resume (train longer, anneal by hand); the rest shapes the run.
-    const fixed = ['data', 'limit', 'net', 'interpolant', 'batchSize', 'seed', 'inputShape'];
-    checkResumeConfig(prev.extra.config, runConfig, fixed, ckptFile);
-    params.copyFrom(prev.params);
-    if (prev.optimizer) opt.loadState(prev.optimizer);
-    if (prev.ema) ema.load(prev.ema.shadow, prev.ema.updates);
-    globalStep = prev.step;
-  }
-  const resumedFromStep = prev ? globalStep : undefined;
-  const epochStats = { epoch: -1, sum: 0, count: 0 };
-  const stored = prev?.extra.epochStats as typeof epochStats | undefined;
-  if (stored && typeof stored === 'object') Object.assign(epochStats, stored);
-
-  const minutes = assertNonNegative(o.checkpointMinutes ?? 10, 'checkpointMinutes');
-  let lastSave = Date.now();
-  const save = async () => {
-    lastSave = Date.now();
-    await saveCheckpoint(ckptFile, {
-      params,
-      step: globalStep,
-      epoch: Math.floor(globalStep / stepsPerEpoch),
-      optimizer: opt.state(),
-      ema: { shadow: ema.shadow, updates: ema.updates },
-      extra: { config: runConfig, phase: 'pretrain', epochStats: { ...epochStats } },
-    });
-  };
-  await fs.mkdir(o.checkpointDir, { recursive: true });
+    fixed: ['data', 'limit', 'net', 'interpolant', 'batchSize', 'seed', 'inputShape'],
+    params,
+    optimizer: opt,
+    ema,
+    loader,
+    epochs,
+    totalSteps,
+    stats: { epoch: -1, sum: 0, count: 0 },
+    checkpointEvery: every,
+    checkpointMinutes: o.checkpointMinutes,
+    signal: o.signal,
+    onStep: o.onStep,
+  });
+  const resumedFromStep = prev ? loop.globalStep : undefined;
 
   const step = await GradientStep.create(buildFlowMatchingLossGraph(built.graph), {
     loss: 'loss',
     params: built.paramNames,
     session: { device: o.device, threads: o.threads },
   });
-  let lastLoss = NaN;
   try {
-    while (globalStep < totalSteps) {
-      const epoch = Math.floor(globalStep / stepsPerEpoch);
-      const skip = globalStep % stepsPerEpoch;
-      const t0 = Date.now();
-      // Running sums of the epoch survive a resume (stored in the checkpoint).
-      if (epochStats.epoch !== epoch) Object.assign(epochStats, { epoch, sum: 0, count: 0 });
-      for (const batch of loader.epoch(epoch)) {
-        if (batch.index < skip) continue;
-        if (globalStep >= totalSteps) break;
-        if (o.signal?.aborted) {
-          await save();
-          throw new TrainingAborted(ckptFile, globalStep);
-        }
-        const ts = Date.now();
+    await loop.run(
+      async (batch, globalStep) => {
         // Per-step noise stream from (seed, step): a resumed run draws what the original would.
         const rng = new Rng(`${seed}:fm:${globalStep}`);
         const fm = flowMatchingBatch(interp, batch.x, batch.n, rng);
@@ -240,37 +207,25 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         if (gradClip > 0) clipGradNorm(res.grads, gradClip);
         opt.step(params, res.grads, lr);
         ema.update(params);
-        globalStep++;
-        lastLoss = res.loss;
-        epochStats.sum += res.loss;
-        epochStats.count++;
-        await o.onStep?.({
+        return { loss: res.loss, lr };
+      },
+      async (epoch, started) => {
+        const s = loop.stats;
+        await o.onEpoch?.({
           phase: 'pretrain',
           epoch,
           epochs,
-          step: batch.index,
-          stepsPerEpoch,
-          globalStep,
-          totalSteps,
-          loss: res.loss,
-          lr,
-          imgPerSec: (batch.n * 1000) / Math.max(1, Date.now() - ts),
+          meanLoss: s.count ? s.sum / s.count : NaN,
+          seconds: (Date.now() - started) / 1000,
+          metrics: {},
         });
-        if (globalStep % every === 0 || Date.now() - lastSave > minutes * 60_000) await save();
-      }
-      await save();
-      await o.onEpoch?.({
-        phase: 'pretrain',
-        epoch,
-        epochs,
-        meanLoss: epochStats.count ? epochStats.sum / epochStats.count : NaN,
-        seconds: (Date.now() - t0) / 1000,
-        metrics: {},
-      });
-    }
+      },
+    );
   } finally {
     await step.release();
   }
+  const globalStep = loop.globalStep;
+  const lastLoss = loop.lastLoss;
 
   // Export: the EMA weights in a symbolic-batch copy of the net, plus a fresh (untrained) head.
   const exportNet = buildVelocityNet({
