@@ -41,6 +41,9 @@ export function compareVersions(a: string, b: string): number {
 }
 
 @Injectable()
+/** The model `npm start` serves by default from the repository's ./models. */
+export const SHIPPED_DEFAULT_MODEL = 'prg-mnist';
+
 export class ModelRegistry implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('ModelRegistry');
   private entries = new Map<string, ModelEntry>();
@@ -223,8 +226,10 @@ export class ModelRegistry implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /**
-   * DEFAULT_MODEL ("name" = its latest version, or "name@version"); otherwise the first base model
-   * (no provenance.parent, i.e. shipped rather than fine-tuned) in id order, else the first model.
+   * DEFAULT_MODEL ("name" = its latest version, or "name@version"); otherwise the repository's
+   * default model `prg-mnist` when present (./models ships more than one model, and a shipped model
+   * may itself be fine-tuned from an earlier version, so no rule on the manifests alone picks it);
+   * otherwise the first base model (no provenance.parent) in id order, else the first model.
    */
   private pickDefault(): string | null {
     const want = this.config.defaultModel;
@@ -236,6 +241,8 @@ export class ModelRegistry implements OnApplicationBootstrap, OnApplicationShutd
       }
       return e.id;
     }
+    const shipped = this.find(SHIPPED_DEFAULT_MODEL);
+    if (shipped) return shipped.id;
     const ids = [...this.entries.keys()].sort();
     return ids.find((id) => !this.entries.get(id)!.manifest.provenance?.parent) ?? ids[0] ?? null;
   }
