@@ -40,10 +40,10 @@ export function compareVersions(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
 
-@Injectable()
 /** The model `npm start` serves by default from the repository's ./models. */
 export const SHIPPED_DEFAULT_MODEL = 'prg-mnist';
 
+@Injectable()
 export class ModelRegistry implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('ModelRegistry');
   private entries = new Map<string, ModelEntry>();
