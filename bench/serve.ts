@@ -21,6 +21,7 @@ import { cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { loadPrgModel } from '../src/prg/inference';
+import { readManifest } from '../src/prg/model-dir';
 import { createTinyModel } from '../src/prg/testing/tiny-model';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -116,11 +117,17 @@ async function run(url: string, connections: number, body: string, label: string
   return row;
 }
 
-async function ortScaling(modelsDir: string) {
-  const dir = readdirSync(modelsDir)
+/** The model the server served by default (its id from GET /models), so both measure one model. */
+async function ortScaling(modelsDir: string, servedId: string | null) {
+  const dirs = readdirSync(modelsDir)
     .sort()
     .map((d) => path.join(modelsDir, d))
-    .find((d) => existsSync(path.join(d, 'manifest.json')));
+    .filter((d) => existsSync(path.join(d, 'manifest.json')));
+  let dir = dirs[0];
+  for (const d of dirs) {
+    const m = await readManifest(d);
+    if (`${m.name}@${m.version}` === servedId) dir = d;
+  }
   if (!dir) throw new Error(`no model directory under ${modelsDir}`);
   const m = await loadPrgModel(dir, { threads: Number(process.env.PRG_THREADS ?? 0) });
   const { channels: c, height: h, width: w } = m.manifest.input;
@@ -163,6 +170,7 @@ async function main(): Promise<void> {
   const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version };
 
   const rows = [];
+  let servedId: string | null;
   let ort: Awaited<ReturnType<typeof ortScaling>>;
   try {
     const batched = await startServer(modelsDir, 39_871, {
@@ -170,6 +178,9 @@ async function main(): Promise<void> {
       MAX_WAIT_MS: '5',
     });
     try {
+      const models = (await (await fetch(`${batched.url}/models`)).json()) as { default?: string };
+      servedId = models.default ?? null;
+      if (model === 'from MODELS_DIR' && servedId) model = servedId;
       rows.push(await run(batched.url, 1, body, 'serial', { maxBatch: MAX_BATCH, model }));
       rows.push(
         await run(batched.url, 32, body, 'concurrent-batched', { maxBatch: MAX_BATCH, model }),
@@ -185,7 +196,7 @@ async function main(): Promise<void> {
     }
     // The ceiling batching can reach: the model's own time per image at batch 1 vs 32, in this
     // process with no server running.
-    ort = await ortScaling(modelsDir);
+    ort = await ortScaling(modelsDir, servedId);
     console.log(JSON.stringify({ bench: 'serve', run: 'ort-per-image', ...ort }));
   } finally {
     if (temp) await rm(temp, { recursive: true, force: true });
