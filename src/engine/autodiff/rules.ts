@@ -43,6 +43,8 @@ export interface VjpContext {
   y: Value[];
   /** Cotangent per output; undefined where no gradient flows into that output (Split). */
   g: (Value | undefined)[];
+  /** The forward node that produces a value (undefined for inputs and initializers). */
+  producer: (value: string) => Node | undefined;
 }
 
 /**
@@ -788,7 +790,7 @@ function siluInput(c: VjpContext): number | undefined {
   if (a === s) return undefined;
   for (const i of [0, 1]) {
     const [xName, sName] = i === 0 ? [a, s] : [s, a];
-    const prod = c.b.nodes.find((n) => n.outputs[0] === sName);
+    const prod = c.producer(sName);
     if (prod?.op === 'Sigmoid' && prod.inputs[0] === xName) return i;
   }
   return undefined;

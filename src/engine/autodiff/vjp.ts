@@ -10,7 +10,7 @@
  * 3. Output `grad_<name>` for every `wrt` name (zeros when it does not influence `of`).
  */
 import { GraphBuilder, Value } from '../onnx/builder';
-import { Graph, isStatic, numel, tensor } from '../onnx/types';
+import { Graph, Node, isStatic, numel, tensor } from '../onnx/types';
 import { expandTo, sameShape, zeros } from './helpers';
 import { ABSORBED, checkGradShape, vjpRules } from './rules';
 
@@ -120,6 +120,12 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
     }
   }
 
+  // Rules that recognise fused patterns (SiLU) look up forward producers: one map, not a scan of
+  // the growing node list per node.
+  const producers = new Map<string, Node>();
+  for (const node of graph.nodes) for (const o of node.outputs) if (o) producers.set(o, node);
+  const producer = (value: string) => producers.get(value);
+
   for (let k = path.length - 1; k >= 0; k--) {
     const node = path[k];
     const broadcastOk = BROADCAST_OK.has(node.op);
@@ -129,7 +135,7 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
     if (g.every((v) => v === undefined)) continue;
     const x = node.inputs.map((i) => (i ? b.value(i) : undefined));
     const y = node.outputs.map((o) => b.value(o));
-    const grads = vjpRules[node.op]({ b, node, x, y, g });
+    const grads = vjpRules[node.op]({ b, node, x, y, g, producer });
     // One entry per input; rules may list trailing optional inputs the node omits, as null.
     const n = node.inputs.length;
     if (grads.length < n || grads.slice(n).some(Boolean))
