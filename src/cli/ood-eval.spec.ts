@@ -117,5 +117,14 @@ describe('prg ood-fit / ood-eval', () => {
     await expect(
       oodFitCommand(['--model', dir, '--data', spec.train, '--heldout', spec.train]),
     ).rejects.toThrow(/--heldout must differ/);
+    await expect(
+      oodFitCommand(['--model', dir, '--data', spec.train, '--select-primary-with', spec.train]),
+    ).rejects.toThrow(/--select-primary-with must be out-of-distribution/);
+    await expect(
+      oodFitCommand([
+        ...['--model', dir, '--data', spec.train, '--primary', 'msp'],
+        ...['--select-primary-with', spec.heldout],
+      ]),
+    ).rejects.toThrow(/not both/);
   });
 });

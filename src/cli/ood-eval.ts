@@ -3,7 +3,8 @@
  *
  *   prg ood-fit  --model DIR --data SPEC [--heldout SPEC] [--max-train N] [--max-heldout N]
  *                [--likelihood [--lik-solver S --lik-steps K --probes P --probe KIND]]
- *                [--primary NAME] [--shrinkage X] [--json]
+ *                [--primary NAME | --select-primary-with SPEC [--max-select N]]
+ *                [--shrinkage X] [--json]
  *     Fits the Mahalanobis statistics on SPEC (labelled, in-distribution) and calibrates every
  *     score's threshold at 95 % TPR on the held-out set; writes ood.json and manifest.ood.
  *
@@ -49,7 +50,10 @@ export const OOD_HELP = {
   Fits Mahalanobis statistics (x_t* and the head's hidden layer) on SPEC and sets each score's
   threshold at 95% TPR on held-out in-distribution images (default: a seeded 10% of SPEC).
   --max-train N (10000) --max-heldout N (1000) --primary NAME (mahalanobis) --shrinkage X
-  (default Ledoit-Wolf) --tpr X (0.95). --likelihood [--lik-* flags as for ood-eval] also
+  (default Ledoit-Wolf) --tpr X (0.95).
+  --select-primary-with SPEC makes the primary the score with the best AUROC of the held-out
+  images against SPEC (validation out-of-distribution images, --max-select N of them, default
+  --max-heldout); use other images than the ones you benchmark on. --likelihood [--lik-* flags as for ood-eval] also
   calibrates the bits/dim scores (off by default: served models then pay their cost on every
   classify).`,
 };
@@ -150,6 +154,12 @@ export async function oodEvalCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+const PROGRESS_LABEL = {
+  train: 'features of the training images',
+  heldout: 'held-out scores',
+  select: 'validation out-of-distribution scores',
+} as const;
+
 export async function oodFitCommand(argv: string[]): Promise<number> {
   const v = parse(
     argv,
@@ -161,6 +171,8 @@ export async function oodFitCommand(argv: string[]): Promise<number> {
       'max-train': { type: 'string' },
       'max-heldout': { type: 'string' },
       primary: { type: 'string' },
+      'select-primary-with': { type: 'string' },
+      'max-select': { type: 'string' },
       shrinkage: { type: 'string' },
       tpr: { type: 'string' },
     },
@@ -180,6 +192,14 @@ export async function oodFitCommand(argv: string[]): Promise<number> {
   const manifest = await readManifest(dir);
   const train = await load(spec, manifest, v);
   const held = heldSpec ? await load(heldSpec, manifest, v) : undefined;
+  const selectSpec = str(v, 'select-primary-with');
+  if (selectSpec !== undefined && str(v, 'primary') !== undefined)
+    throw new UsageError('prg ood-fit: give --primary or --select-primary-with, not both');
+  if (selectSpec !== undefined && (selectSpec === spec || selectSpec === heldSpec))
+    throw new UsageError(
+      'prg ood-fit: --select-primary-with must be out-of-distribution images, not --data or --heldout',
+    );
+  const select = selectSpec ? await load(selectSpec, manifest, v) : undefined;
   const show = progress(flag(v, 'quiet'));
   const t0 = Date.now();
   const r = await fitOod(dir, train, held, {
@@ -191,16 +211,24 @@ export async function oodFitCommand(argv: string[]): Promise<number> {
     tpr: num(v, 'tpr', { min: 0, max: 1, exclusiveMin: true }),
     shrinkage: num(v, 'shrinkage', { min: 0, max: 1 }),
     primary: str(v, 'primary'),
+    selectPrimaryWith: select,
+    maxSelect: num(v, 'max-select', { int: true, min: 1 }),
     likelihood: likelihoodOpts(v),
-    onProgress: (stage, d, t) =>
-      show(stage === 'train' ? 'features of the training images' : 'held-out scores', d, t),
+    onProgress: (stage, d, t) => show(PROGRESS_LABEL[stage], d, t),
   });
   const rec = { ...r, seconds: (Date.now() - t0) / 1000 };
   if (flag(v, 'json')) process.stdout.write(JSON.stringify(rec) + '\n');
   else {
+    const sel = r.primarySelection;
     const lines = Object.entries(r.thresholds).map(
-      ([k, t]) => `  ${k.padEnd(20)} flagged below ${t.threshold.toPrecision(6)}`,
+      ([k, t]) =>
+        `  ${k.padEnd(28)} flagged below ${t.threshold.toPrecision(6).padEnd(12)}` +
+        (sel ? ` validation AUROC ${sel.auroc[k]?.toFixed(4) ?? '—'}` : ''),
     );
+    if (sel)
+      lines.push(
+        `primary ${sel.chosen}: best AUROC of ${sel.nIn} held-out images vs ${sel.nOut} of ${sel.outDataset}`,
+      );
     process.stdout.write(
       `fitted OOD statistics on ${r.nTrain} images, thresholds at ${100 * (Object.values(r.thresholds)[0]?.tpr ?? 0.95)}% TPR ` +
         `on ${r.nHeldout} held-out images (primary ${r.primary}, ${rec.seconds.toFixed(1)} s) → ${r.modelDir}\n` +

@@ -9,7 +9,7 @@ import { tinyDataset } from '../testing/tiny-data';
 import { createTinyModel } from '../testing/tiny-model';
 import { LabeledImages } from './data';
 import { evaluateOod, formatOodTable } from './evaluate';
-import { fitOod, fitOodFromSpecs } from './fit';
+import { fitOod, fitOodFromSpecs, selectPrimary } from './fit';
 import { ProbeRng } from './likelihood';
 import { ensembleOf, fitEnsemble, oodScorerFactory } from './scorers';
 
@@ -54,6 +54,8 @@ const ALL_SCORES = [
   'mahalanobis',
   'mahalanobis_hidden',
   'msp',
+  'relative_mahalanobis',
+  'relative_mahalanobis_hidden',
 ];
 
 let root: string;
@@ -162,6 +164,43 @@ describe('fitOod and evaluateOod on a tiny model', () => {
       name: 'x',
     };
     await expect(fitOod(dir, wrong)).rejects.toThrow(/4×4, the model takes 1×8×8/);
+  });
+});
+
+describe('choosing the primary score on validation out-of-distribution images', () => {
+  it('selectPrimary takes the score with the highest AUROC (first on ties)', () => {
+    const held = { a: [1, 2, 3], b: [5, 6, 7], c: [5, 6, 7] };
+    const out = { a: [2, 3, 4], b: [0, 1, 2], c: [0, 1, 2], d: [9] };
+    const r = selectPrimary(held, out, ['a', 'b', 'c', 'd']);
+    expect(r.chosen).toBe('b');
+    // a: one win and two ties of nine pairs → (1 + ½·2)/9
+    expect(Object.keys(r.auroc)).toEqual(['a', 'b', 'c']);
+    expect(r.auroc.a).toBeCloseTo(2 / 9, 12);
+    expect([r.auroc.b, r.auroc.c]).toEqual([1, 1]);
+    expect(() => selectPrimary(held, out, ['d'])).toThrow(/no score/);
+  });
+
+  it('fitOod records the choice and makes it the primary', async () => {
+    const r = await fitOod(dir, bars(60, 31, 'bars:train'), bars(30, 32, 'bars:heldout'), {
+      selectPrimaryWith: verticals(20, 33),
+      threads: 1,
+    });
+    const sel = r.primarySelection!;
+    expect(sel.outDataset).toBe('verticals');
+    expect([sel.nIn, sel.nOut]).toEqual([30, 20]);
+    expect(Object.keys(sel.auroc).sort()).toEqual(Object.keys(r.thresholds).sort());
+    expect(sel.auroc[sel.chosen]).toBe(Math.max(...Object.values(sel.auroc)));
+    expect(r.primary).toBe(sel.chosen);
+    const loaded = await readModelDir(dir);
+    expect(loaded.manifest.ood?.primary).toBe(sel.chosen);
+    const stats = loaded.ood as { fit: { primarySelection: unknown } };
+    expect(stats.fit.primarySelection).toEqual(sel);
+    await expect(
+      fitOod(dir, bars(60, 31, 'bars:train'), undefined, {
+        primary: 'msp',
+        selectPrimaryWith: verticals(4, 1),
+      }),
+    ).rejects.toThrow(/either primary or selectPrimaryWith/);
   });
 });
 

@@ -3,7 +3,8 @@
  *
  * 1. Extract the head's input x_{t*} (the model's own setting) and the head's hidden layer on
  *    (a seeded subset of) the labelled training set; fit a class-conditional Gaussian with a tied,
- *    shrunk covariance to each (mahalanobis.ts).
+ *    shrunk covariance to each, and one class-agnostic Gaussian for the relative scores
+ *    (mahalanobis.ts).
  * 2. Score held-out in-distribution images with every scorer, exactly as inference will
  *    (PrgModel.oodScores with these scorers), and set each threshold at 95 % TPR: the largest τ
  *    with at least 95 % of held-out scores ≥ τ. Held-out images must not be training images;
@@ -23,6 +24,7 @@ import {
 import { loadDatasetFor } from '../training/evaluate';
 import {
   ImageSet,
+  LabeledImages,
   imageBatches,
   checkShape,
   modelLabels,
@@ -31,8 +33,8 @@ import {
   toLabeledImages,
 } from './data';
 import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
-import { fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
-import { thresholdAtTpr } from './metrics';
+import { fitBackgroundGaussian, fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
+import { auroc, thresholdAtTpr } from './metrics';
 import {
   ENSEMBLE_COMPONENTS,
   LazySession,
@@ -42,7 +44,7 @@ import {
   headHiddenGraph,
   scorersFromStats,
 } from './scorers';
-import { OOD_SCHEMA, OodStatsFile } from './stats';
+import { OOD_SCHEMA, OodStatsFile, PrimarySelection } from './stats';
 
 export interface FitOodOptions extends ScorerOptions {
   /** Training images used for the class means and covariance (seeded subset). Default 10000. */
@@ -63,8 +65,17 @@ export interface FitOodOptions extends ScorerOptions {
   shrinkage?: number;
   /** The score clients see first (manifest.ood.primary). Default 'mahalanobis'. */
   primary?: string;
+  /**
+   * Choose the primary score on data: the score with the highest AUROC of the held-out
+   * in-distribution images against these validation out-of-distribution images (the recipe of
+   * Lee et al. 2018, who tune on validation OOD samples). Recorded in ood.json (`fit.primarySelection`).
+   * The images must not be the ones a benchmark later reports on. Excludes `primary`.
+   */
+  selectPrimaryWith?: ImageSet;
+  /** Validation OOD images scored for the selection (seeded subset). Default maxHeldout. */
+  maxSelect?: number;
   seed?: number;
-  onProgress?: (stage: 'train' | 'heldout', done: number, total: number) => void;
+  onProgress?: (stage: 'train' | 'heldout' | 'select', done: number, total: number) => void;
   signal?: AbortSignal;
 }
 
@@ -75,6 +86,49 @@ export interface FitOodResult {
   nTrain: number;
   nHeldout: number;
   shrinkage: { features: number; hidden?: number };
+  /** Present when the primary was chosen by `selectPrimaryWith`. */
+  primarySelection?: PrimarySelection;
+}
+
+/** Scores of every image of `d` through the model's scorers, as inference computes them. */
+async function scoreAll(
+  model: PrgModel,
+  d: LabeledImages,
+  batchSize: number,
+  onBatch: (done: number) => void,
+  signal?: AbortSignal,
+): Promise<Record<string, Float32Array>> {
+  const collected: Record<string, Float32Array> = {};
+  for (const b of imageBatches(d, batchSize)) {
+    checkAbort(signal);
+    const s = await model.oodScores(b);
+    for (const [k, v] of Object.entries(s)) {
+      collected[k] ??= new Float32Array(d.n);
+      collected[k].set(v, b.start);
+    }
+    onBatch(b.start + b.n);
+  }
+  return collected;
+}
+
+/**
+ * The score with the highest AUROC of held-out in-distribution scores against validation
+ * out-of-distribution scores (ties: the first in `names` order).
+ */
+export function selectPrimary(
+  heldout: Record<string, ArrayLike<number>>,
+  validationOut: Record<string, ArrayLike<number>>,
+  names: string[],
+): { chosen: string; auroc: Record<string, number> } {
+  const scores: Record<string, number> = {};
+  let chosen = '';
+  for (const k of names) {
+    if (!heldout[k] || !validationOut[k]) continue;
+    scores[k] = auroc(heldout[k], validationOut[k]);
+    if (!chosen || scores[k] > scores[chosen]) chosen = k;
+  }
+  if (!chosen) throw new Error('primary selection: no score to choose from');
+  return { chosen, auroc: scores };
 }
 
 function checkAbort(signal?: AbortSignal): void {
@@ -96,6 +150,10 @@ export async function fitOod(
   const loaded = await readModelDir(modelDir);
   const m = loaded.manifest;
   checkShape(trainData, m.input);
+  const select = opts.selectPrimaryWith && toLabeledImages(opts.selectPrimaryWith);
+  if (select && opts.primary !== undefined)
+    throw new Error('give either primary or selectPrimaryWith, not both');
+  if (select) checkShape(select, m.input);
   let train = trainData;
   let heldout = heldoutData;
   if (heldout) checkShape(heldout, m.input);
@@ -147,11 +205,19 @@ export async function fitOod(
   const gH =
     hidden &&
     (await fitTiedGaussian(hidden, labels, dimH, K, { shrinkage: opts.shrinkage, session: so }));
+  // The class-agnostic Gaussians of the relative scores (Ren et al. 2021), on the same rows.
+  const bgOpts = { shrinkage: opts.shrinkage, session: so };
+  const bF = await fitBackgroundGaussian(feats!, dimF, bgOpts);
+  const bH = hidden && (await fitBackgroundGaussian(hidden, dimH, bgOpts));
   const lk = opts.likelihood ?? false;
   const likelihood = lk === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(lk === true ? {} : lk) };
   const stats: OodStatsFile = {
     schema: OOD_SCHEMA,
-    mahalanobis: { features: tiedGaussianToJson(gF), hidden: gH && tiedGaussianToJson(gH) },
+    mahalanobis: {
+      features: tiedGaussianToJson(gF),
+      hidden: gH && tiedGaussianToJson(gH),
+      background: { features: tiedGaussianToJson(bF), hidden: bH && tiedGaussianToJson(bH) },
+    },
     likelihood,
     fit: {
       train: { dataset: trainData.name, n: train.n },
@@ -165,16 +231,27 @@ export async function fitOod(
   // 2. Held-out scores through the same path inference uses, then thresholds at `tpr`.
   const scorers = scorersFromStats(stats, loaded, so);
   const model = new PrgModel(loaded, so, scorers);
-  const collected: Record<string, Float32Array> = {};
+  let collected: Record<string, Float32Array>;
+  let selectScores: Record<string, Float32Array> | undefined;
+  let selectSet: LabeledImages | undefined;
   try {
-    for (const b of imageBatches(heldout, batchSize)) {
-      checkAbort(opts.signal);
-      const s = await model.oodScores(b);
-      for (const [k, v] of Object.entries(s)) {
-        collected[k] ??= new Float32Array(heldout.n);
-        collected[k].set(v, b.start);
-      }
-      opts.onProgress?.('heldout', b.start + b.n, heldout.n);
+    collected = await scoreAll(
+      model,
+      heldout,
+      batchSize,
+      (d) => opts.onProgress?.('heldout', d, heldout.n),
+      opts.signal,
+    );
+    if (select) {
+      const v = subsetImages(select, opts.maxSelect ?? maxHeldout, seed + 2);
+      selectSet = v;
+      selectScores = await scoreAll(
+        model,
+        v,
+        batchSize,
+        (d) => opts.onProgress?.('select', d, v.n),
+        opts.signal,
+      );
     }
   } finally {
     await model.release();
@@ -184,11 +261,25 @@ export async function fitOod(
   if (comps.length >= 2) {
     stats.ensemble = fitEnsemble(comps, collected);
     collected.ensemble = ensembleOf(stats.ensemble, collected, heldout.n);
+    if (selectScores)
+      selectScores.ensemble = ensembleOf(stats.ensemble, selectScores, selectSet!.n);
   }
   const thresholds: Record<string, OodScoreThreshold> = {};
   for (const [k, v] of Object.entries(collected))
     thresholds[k] = { threshold: thresholdAtTpr(v, tpr), tpr, higherIsInDistribution: true };
-  const primary = opts.primary ?? 'mahalanobis';
+  let primarySelection: PrimarySelection | undefined;
+  if (selectScores) {
+    const sel = selectPrimary(collected, selectScores, Object.keys(collected));
+    primarySelection = {
+      outDataset: selectSet!.name,
+      nOut: selectSet!.n,
+      nIn: heldout.n,
+      chosen: sel.chosen,
+      auroc: sel.auroc,
+    };
+    stats.fit.primarySelection = primarySelection;
+  }
+  const primary = primarySelection?.chosen ?? opts.primary ?? 'mahalanobis';
   if (!(primary in thresholds))
     throw new Error(`primary OOD score ${primary} is not one of ${Object.keys(thresholds)}`);
 
@@ -210,6 +301,7 @@ export async function fitOod(
     nTrain: train.n,
     nHeldout: heldout.n,
     shrinkage: { features: gF.shrinkage, hidden: gH?.shrinkage },
+    primarySelection,
   };
 }
 

@@ -3,8 +3,10 @@ import { runGraph } from '../../engine/runtime/session';
 import { cholesky, invertLower, matvec } from './linalg';
 import { ProbeRng } from './likelihood';
 import {
+  fitBackgroundGaussian,
   fitTiedGaussian,
   mahalanobisGraph,
+  relativeMahalanobisGraph,
   tiedGaussianFromJson,
   tiedGaussianToJson,
 } from './mahalanobis';
@@ -75,6 +77,31 @@ function reference(f: Float32Array, y: Int32Array, alpha: number | undefined) {
   return { alpha: al, score };
 }
 
+/** −MD_0(x): the score of one Gaussian fitted to every row, from the same float64 reference. */
+function reference1(f: Float32Array, alpha: number) {
+  const n = f.length / D;
+  const mu = new Float64Array(D);
+  for (let i = 0; i < n; i++) for (let d = 0; d < D; d++) mu[d] += f[i * D + d] / n;
+  const s = new Float64Array(D * D);
+  for (let i = 0; i < n; i++)
+    for (let a = 0; a < D; a++)
+      for (let b = 0; b < D; b++)
+        s[a * D + b] += ((f[i * D + a] - mu[a]) * (f[i * D + b] - mu[b])) / n;
+  let tr = 0;
+  for (let a = 0; a < D; a++) tr += s[a * D + a];
+  const m = tr / D;
+  const sigma = s.map((v, i) => (1 - alpha) * v + (i % (D + 1) === 0 ? alpha * m + 1e-6 * m : 0));
+  const w = invertLower(cholesky(sigma, D), D);
+  return (x: ArrayLike<number>) => {
+    const z = matvec(
+      w,
+      Array.from(x, (v, d) => v - mu[d]),
+      D,
+    );
+    return -z.reduce((acc, v) => acc + v * v, 0);
+  };
+}
+
 async function scores(g: ReturnType<typeof mahalanobisGraph>, f: Float32Array, n: number) {
   const out = await runGraph(g, { features: { dtype: 'float32', dims: [n, D], data: f } });
   return out.score.data as Float32Array;
@@ -119,6 +146,25 @@ describe('Mahalanobis with a tied, shrunk covariance', () => {
       features: { dtype: 'float32', dims: [1, D], data: f.subarray(0, D) },
     });
     expect(out.d2.dims).toEqual([1, K]);
+  });
+
+  it('relative score = class-conditional score + distance to the class-agnostic Gaussian (Ren et al. 2021)', async () => {
+    const { f, y } = sample(300, 6);
+    const g = await fitTiedGaussian(f, y, D, K, { shrinkage: 0.1 });
+    const bg = await fitBackgroundGaussian(f, D, { shrinkage: 0.1 });
+    expect(bg.counts).toEqual([300]);
+    // The background is the one-class fit: the reference with every label 0.
+    const ref0 = reference1(f, 0.1);
+    const test = sample(20, 7);
+    const rel = await scores(relativeMahalanobisGraph(g, bg), test.f, 20);
+    const ref = reference(f, y, 0.1);
+    for (let i = 0; i < 20; i++) {
+      const x = test.f.subarray(i * D, (i + 1) * D);
+      const want = ref.score(x) - ref0(x);
+      // two float32 whitenings of O(10) distances: 2e-3 relative
+      expect(Math.abs(rel[i] - want)).toBeLessThan(2e-3 * Math.max(1, Math.abs(want)));
+    }
+    expect(() => relativeMahalanobisGraph(g, g)).toThrow(/one Gaussian/);
   });
 
   it('rejects bad labels and mismatched sizes', async () => {

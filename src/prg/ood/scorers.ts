@@ -6,6 +6,8 @@
  *   msp, energy          computed by inference.ts from the logits
  *   mahalanobis          −min_k Mahalanobis² of the head's input (x_{t*}, pooled or flattened)
  *   mahalanobis_hidden   the same on the head's tanh hidden layer
+ *   relative_mahalanobis[_hidden]  the same minus the distance to one class-agnostic Gaussian
+ *                        (Ren et al. 2021; mahalanobis.ts relativeMahalanobisGraph)
  *   likelihood           −bits/dim under the flow (likelihood.ts)
  *   complexity_ratio     PNG bits/dim − model bits/dim: log₂ of the likelihood ratio between the
  *                        flow and a universal compressor, per dimension (Serrà et al. 2020)
@@ -20,7 +22,12 @@ import type { OodContext, OodScorer } from '../inference';
 import type { LoadedModelDir } from '../model-dir';
 import { pngBitsPerDim } from './complexity';
 import { LikelihoodEstimator, LikelihoodOptions, LikelihoodResult } from './likelihood';
-import { TiedGaussian, mahalanobisGraph, tiedGaussianFromJson } from './mahalanobis';
+import {
+  TiedGaussian,
+  mahalanobisGraph,
+  relativeMahalanobisGraph,
+  tiedGaussianFromJson,
+} from './mahalanobis';
 import { OodStatsFile, parseOodStats } from './stats';
 
 export interface ScorerOptions {
@@ -66,8 +73,16 @@ export class MahalanobisScorer implements OodScorer {
     /** The head graph when scoring its hidden layer; absent = the head's input. */
     head: Graph | undefined,
     opts: ScorerOptions,
+    /** The class-agnostic Gaussian: given, the score is the relative Mahalanobis score. */
+    background?: TiedGaussian,
   ) {
-    this.scoreSession = new LazySession(() => mahalanobisGraph(stats, name), opts);
+    this.scoreSession = new LazySession(
+      () =>
+        background
+          ? relativeMahalanobisGraph(stats, background, name)
+          : mahalanobisGraph(stats, name),
+      opts,
+    );
     if (head) this.hiddenSession = new LazySession(() => headHiddenGraph(head), opts);
   }
 
@@ -247,18 +262,20 @@ export function scorersFromStats(
   opts: ScorerOptions = {},
 ): OodScorer[] {
   const out: OodScorer[] = [];
-  const { features, hidden } = stats.mahalanobis;
-  if (features)
-    out.push(new MahalanobisScorer('mahalanobis', tiedGaussianFromJson(features), undefined, opts));
-  if (hidden)
-    out.push(
-      new MahalanobisScorer(
-        'mahalanobis_hidden',
-        tiedGaussianFromJson(hidden, 'mahalanobis_hidden'),
-        model.head,
-        opts,
-      ),
-    );
+  const { features, hidden, background } = stats.mahalanobis;
+  const layers = [
+    { name: 'mahalanobis', stats: features, bg: background?.features, head: undefined },
+    { name: 'mahalanobis_hidden', stats: hidden, bg: background?.hidden, head: model.head },
+  ];
+  for (const l of layers) {
+    if (!l.stats) continue;
+    const g = tiedGaussianFromJson(l.stats, l.name);
+    out.push(new MahalanobisScorer(l.name, g, l.head, opts));
+    if (l.bg) {
+      const rel = `relative_${l.name}`;
+      out.push(new MahalanobisScorer(rel, g, l.head, opts, tiedGaussianFromJson(l.bg, rel)));
+    }
+  }
   if (stats.likelihood) {
     const bpd = new BitsPerDim(model.velocity, {
       ...stats.likelihood,
@@ -284,7 +301,12 @@ export function scorersFromStats(
   return [...memo, new EnsembleScorer(ens, parts)];
 }
 
-/** The scorers `ensemble` averages, among those a model has (msp/energy are left out). */
+/**
+ * The scorers `ensemble` averages, among those a model has (msp/energy are left out). The
+ * relative scores are not among them: on x_{t*} the relative score is the best one for Fashion-MNIST
+ * vs MNIST and the worst for MNIST vs Fashion-MNIST (docs/ood.md), so it is a per-model choice
+ * (fitOod's selectPrimaryWith), not a default.
+ */
 export const ENSEMBLE_COMPONENTS = ['mahalanobis', 'mahalanobis_hidden', 'complexity_ratio'];
 
 /**

@@ -10,8 +10,16 @@ export const OOD_SCHEMA = 'prg.ood/v1';
 
 export interface OodStatsFile {
   schema: typeof OOD_SCHEMA;
-  /** Tied-covariance Gaussians per layer: the head's input and its hidden layer. */
-  mahalanobis: { features?: TiedGaussianJson; hidden?: TiedGaussianJson };
+  /**
+   * Tied-covariance Gaussians per layer: the head's input and its hidden layer; `background`
+   * holds each layer's class-agnostic Gaussian for the relative scores (absent in files written
+   * before they existed: those models just lack the relative_* scores).
+   */
+  mahalanobis: {
+    features?: TiedGaussianJson;
+    hidden?: TiedGaussianJson;
+    background?: { features?: TiedGaussianJson; hidden?: TiedGaussianJson };
+  };
   /** Settings of the bits/dim estimate the thresholds were calibrated with; null = not used. */
   likelihood: Omit<LikelihoodOptions, 'session'> | null;
   /** The standardised average of several scores (scorers.ts); absent = no ensemble score. */
@@ -20,9 +28,23 @@ export interface OodStatsFile {
     train: { dataset: string; n: number };
     heldout: { dataset: string; n: number };
     tpr: number;
+    /** How the primary score was chosen, when it was chosen on validation OOD data. */
+    primarySelection?: PrimarySelection;
     fittedAt: string;
     command: string;
   };
+}
+
+/**
+ * The primary chosen as the score with the best AUROC of `nIn` held-out in-distribution images
+ * against `nOut` images of `outDataset` (fitOod's selectPrimaryWith).
+ */
+export interface PrimarySelection {
+  outDataset: string;
+  nOut: number;
+  nIn: number;
+  chosen: string;
+  auroc: Record<string, number>;
 }
 
 export function parseOodStats(raw: unknown, where: string): OodStatsFile {
