@@ -314,11 +314,16 @@ export async function fitOodFromSpecs(
   modelDir: string,
   dataset: string,
   evalDataset?: string,
-  opts: FitOodOptions & { allowResize?: boolean } = {},
+  opts: Omit<FitOodOptions, 'selectPrimaryWith'> & {
+    allowResize?: boolean;
+    /** Dataset spec of validation out-of-distribution images (FitOodOptions.selectPrimaryWith). */
+    selectPrimaryWith?: string;
+  } = {},
 ): Promise<FitOodResult> {
   const m = await readManifest(modelDir);
   const load = (spec: string) => loadDatasetFor(spec, m, { allowResize: opts.allowResize });
   const train = await load(dataset);
   const held = evalDataset && evalDataset !== dataset ? await load(evalDataset) : undefined;
-  return fitOod(modelDir, train, held, opts);
+  const select = opts.selectPrimaryWith ? await load(opts.selectPrimaryWith) : undefined;
+  return fitOod(modelDir, train, held, { ...opts, selectPrimaryWith: select });
 }

@@ -192,6 +192,7 @@ export class BullJobQueue implements JobQueue {
       model: d.model,
       dataset: d.dataset,
       evalDataset: d.evalDataset ?? null,
+      oodDataset: d.oodDataset ?? null,
       hyperparameters: d.hyperparameters,
       progress: p.latest ?? null,
       history: p.history ?? [],

@@ -39,6 +39,7 @@ export class FineTuneJobResponse {
   @ApiProperty({ example: 'prg-mnist@1.0.0' }) model!: string;
   @ApiProperty() dataset!: string;
   @ApiProperty({ nullable: true, type: String }) evalDataset!: string | null;
+  @ApiProperty({ nullable: true, type: String }) oodDataset!: string | null;
   @ApiProperty({ type: 'object', additionalProperties: true }) hyperparameters!: object;
   @ApiProperty({ type: FineTuneProgressDto, nullable: true }) progress!: FineTuneProgressDto | null;
   @ApiProperty({ type: [EpochMetricsDto] }) history!: EpochMetricsDto[];

@@ -32,7 +32,8 @@ export class FineTuneHandler {
 
   /**
    * OOD thresholds for the new model (fitOodFromSpecs: class-conditional Gaussians on the training
-   * set, 95 %-TPR thresholds on the held-out set or a held-out part of the training set). A model
+   * set, 95 %-TPR thresholds on the held-out set or a held-out part of the training set; the
+   * primary chosen on the job's oodDataset when it has one). A model
    * without thresholds still classifies, so a failed fit is reported in the result, not fatal.
    */
   private async fitOod(
@@ -44,6 +45,7 @@ export class FineTuneHandler {
       const r = await this.oodFitter(modelDir, d.datasetSpec, d.evalDatasetSpec, {
         allowResize: d.hyperparameters.allowResize,
         seed: d.hyperparameters.seed,
+        ...(d.oodDatasetSpec ? { selectPrimaryWith: d.oodDatasetSpec } : {}),
         signal,
       });
       return { primary: r.primary, scores: Object.keys(r.thresholds).sort() };

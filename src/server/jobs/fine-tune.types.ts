@@ -30,6 +30,12 @@ export interface FineTuneJobData {
   /** Held-out dataset (id and spec): per-epoch evaluation and OOD threshold calibration. */
   evalDataset?: string;
   evalDatasetSpec?: string;
+  /**
+   * Images the new model should flag (id and spec): the OOD fit makes the score that best tells
+   * them from held-out in-distribution images the primary (fitOod's selectPrimaryWith).
+   */
+  oodDataset?: string;
+  oodDatasetSpec?: string;
   /** The new model's name and version, written to MODELS_DIR/<name>-<version>/. */
   outputName: string;
   outputVersion: string;
@@ -65,6 +71,7 @@ export interface FineTuneJobView {
   model: string;
   dataset: string;
   evalDataset: string | null;
+  oodDataset: string | null;
   hyperparameters: FineTuneHyperparameters;
   /** Latest progress report (per step and per epoch). */
   progress: FineTuneProgress | null;
@@ -131,7 +138,7 @@ export type OodFitter = (
   modelDir: string,
   dataset: string,
   evalDataset: string | undefined,
-  opts: { allowResize?: boolean; seed?: number; signal?: AbortSignal },
+  opts: { allowResize?: boolean; seed?: number; signal?: AbortSignal; selectPrimaryWith?: string },
 ) => Promise<{ primary: string; thresholds: Record<string, unknown> }>;
 export const OOD_FITTER = Symbol('OOD_FITTER');
 export const JOB_QUEUE = Symbol('JOB_QUEUE');

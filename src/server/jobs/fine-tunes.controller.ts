@@ -55,6 +55,14 @@ export class CreateFineTuneDto {
 
   @ApiPropertyOptional({
     description:
+      'Dataset id of images the new model should flag as out-of-distribution: the OOD score that best separates them from held-out training images becomes its primary score',
+  })
+  @IsOptional()
+  @IsString()
+  oodDataset?: string;
+
+  @ApiPropertyOptional({
+    description:
       'epochs, batchSize, learningRate, weightDecay, warmupEpochs, labelSmoothing, lambdaFlow, steps, tStar, solver, gradientMode, freezeFlow, seed, allowResize',
     example: { epochs: 2, learningRate: 0.0001, allowResize: false },
   })

@@ -222,6 +222,14 @@ describe('REST /fine-tunes (in-process queue)', () => {
     expect(evalMismatch.body.code).toBe('CLASS_MISMATCH');
     const unknownEval = await post({ model: 'tiny', dataset, evalDataset: 'ds_000000000000' });
     expect(unknownEval.status).toBe(404);
+    const oodSame = await post({ model: 'tiny', dataset, oodDataset: dataset });
+    expect(oodSame.status).toBe(400);
+    expect(oodSame.body.message).toMatch(/oodDataset: images to flag, so not the training dataset/);
+    const oodShape = await post({ model: 'tiny', dataset, oodDataset: smallDataset });
+    expect(oodShape.status).toBe(400);
+    expect(oodShape.body.code).toBe('SHAPE_MISMATCH');
+    const unknownOod = await post({ model: 'tiny', dataset, oodDataset: 'ds_000000000000' });
+    expect(unknownOod.status).toBe(404);
 
     const bad = await post({
       model: 'tiny',

@@ -39,6 +39,7 @@ export class FineTunesResolver {
         model: input.model,
         dataset: input.dataset,
         evalDataset: input.evalDataset,
+        oodDataset: input.oodDataset,
         hyperparameters: input.hyperparameters ? { ...input.hyperparameters } : undefined,
         name: input.name,
       }),

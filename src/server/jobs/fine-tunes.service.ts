@@ -48,6 +48,8 @@ export interface CreateFineTuneInput {
   dataset: string;
   /** Held-out dataset id: per-epoch evaluation and OOD calibration (default: part of `dataset`). */
   evalDataset?: string | null;
+  /** Dataset id of images the new model should flag: they choose its primary OOD score. */
+  oodDataset?: string | null;
   hyperparameters?: Record<string, unknown> | null;
   /** Name of the new model; default the base model's name (a new version of it). */
   name?: string | null;
@@ -93,7 +95,7 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     );
     this.datasets.onDelete(async (id) => {
       const busy = (await this.queue.list()).find(
-        (j) => (j.dataset === id || j.evalDataset === id) && !TERMINAL.has(j.status),
+        (j) => [j.dataset, j.evalDataset, j.oodDataset].includes(id) && !TERMINAL.has(j.status),
       );
       return busy ? `fine-tune ${busy.id} (${busy.status}) reads it` : null;
     });
@@ -134,6 +136,10 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       problems.push('dataset: required (an id from POST /datasets)');
     if (input.evalDataset != null && typeof input.evalDataset !== 'string')
       problems.push('evalDataset: a dataset id from POST /datasets');
+    if (input.oodDataset != null && typeof input.oodDataset !== 'string')
+      problems.push('oodDataset: a dataset id from POST /datasets');
+    if (input.oodDataset != null && input.oodDataset === input.dataset)
+      problems.push('oodDataset: images to flag, so not the training dataset');
     if (input.name != null && (typeof input.name !== 'string' || !NAME_RE.test(input.name)))
       problems.push('name: 1-64 letters, digits, ".", "-" or "_"');
     problems.push(
@@ -149,12 +155,13 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     const model = await this.models.resolve(input.model ?? null); // 404 MODEL_NOT_FOUND
     const ds = await this.datasets.locate(input.dataset); // 404 DATASET_NOT_FOUND
     const evalDs = input.evalDataset ? await this.datasets.locate(input.evalDataset) : null;
+    const oodDs = input.oodDataset ? await this.datasets.locate(input.oodDataset) : null;
     const want = [
       model.manifest.input.channels,
       model.manifest.input.height,
       model.manifest.input.width,
     ];
-    for (const d of evalDs ? [ds, evalDs] : [ds]) {
+    for (const d of [ds, evalDs, oodDs].filter((x) => x !== null)) {
       const have = d.info.shape;
       if (!hp.allowResize && (have === null || have.join('x') !== want.join('x')))
         throw new ApiError(
@@ -185,6 +192,9 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       classes: ds.info.classes,
       ...(evalDs
         ? { evalDataset: evalDs.info.id, evalDatasetSpec: await this.datasets.spec(evalDs.info.id) }
+        : {}),
+      ...(oodDs
+        ? { oodDataset: oodDs.info.id, oodDatasetSpec: await this.datasets.spec(oodDs.info.id) }
         : {}),
       hyperparameters: hp,
       outputName,

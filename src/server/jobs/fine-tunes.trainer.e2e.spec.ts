@@ -18,7 +18,13 @@ import { useTrainer } from './trainer';
 let t: TestApp;
 let root: string;
 let dataset: string;
+let stripes: string;
 const http = () => request(t.app.getHttpServer());
+/** POST /fine-tunes of the tiny model on the toy dataset, with `body`'s fields on top. */
+const postJob = (body: Record<string, unknown>) =>
+  http()
+    .post('/fine-tunes')
+    .send({ model: 'tiny@0.0.1', dataset, ...body });
 const terminal = (j: FineTuneJobView) => ['succeeded', 'failed', 'cancelled'].includes(j.status);
 
 beforeAll(async () => {
@@ -62,6 +68,26 @@ beforeAll(async () => {
   expect(up.status).toBe(201);
   expect(up.body.shape).toEqual([1, 8, 8]);
   dataset = up.body.id;
+  // Images the model should flag: vertical and horizontal stripes, unlike any flat grey training
+  // image (two folders, as every upload needs two classes; their names do not matter here).
+  const stripe = (phase: number, vertical: boolean) => {
+    const px = Buffer.alloc(64);
+    for (let i = 0; i < 64; i++) px[i] = (vertical ? i % 8 : i >> 3) % 2 === phase ? 255 : 0;
+    return sharp(px, { raw: { width: 8, height: 8, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
+  };
+  const odd: ZipSpec[] = [];
+  for (let i = 0; i < 3; i++) {
+    odd.push({ name: `odd/vertical/${i}.png`, data: await stripe(i % 2, true) });
+    odd.push({ name: `odd/horizontal/${i}.png`, data: await stripe(i % 2, false) });
+  }
+  const up2 = await http()
+    .post('/datasets')
+    .attach('file', await zip(odd), 'odd.zip');
+  expect(up2.status).toBe(201);
+  stripes = up2.body.id;
 });
 
 afterAll(async () => {
@@ -71,13 +97,9 @@ afterAll(async () => {
 
 describe('fine-tune jobs with the real trainer', () => {
   it('trains, reports each epoch, and serves the new version at once', async () => {
-    const res = await http()
-      .post('/fine-tunes')
-      .send({
-        model: 'tiny@0.0.1',
-        dataset,
-        hyperparameters: { epochs: 2, batchSize: 4, learningRate: 0.01, warmupEpochs: 0 },
-      });
+    const res = await postJob({
+      hyperparameters: { epochs: 2, batchSize: 4, learningRate: 0.01, warmupEpochs: 0 },
+    });
     expect(res.status).toBe(201);
     const job = await waitForJob(t.app, res.body.id, terminal);
     expect(job.error).toBeNull();
@@ -106,14 +128,10 @@ describe('fine-tune jobs with the real trainer', () => {
   });
 
   it('evaluates each epoch on an evalDataset', async () => {
-    const res = await http()
-      .post('/fine-tunes')
-      .send({
-        model: 'tiny@0.0.1',
-        dataset,
-        evalDataset: dataset,
-        hyperparameters: { epochs: 1, batchSize: 4, warmupEpochs: 0 },
-      });
+    const res = await postJob({
+      evalDataset: dataset,
+      hyperparameters: { epochs: 1, batchSize: 4, warmupEpochs: 0 },
+    });
     expect(res.status).toBe(201);
     expect(res.body.evalDataset).toBe(dataset);
     const job = await waitForJob(t.app, res.body.id, terminal);
@@ -123,10 +141,27 @@ describe('fine-tune jobs with the real trainer', () => {
     expect(acc).toBeLessThanOrEqual(1);
   });
 
+  it('chooses the primary OOD score on an oodDataset of images to flag', async () => {
+    const res = await postJob({
+      oodDataset: stripes,
+      hyperparameters: { epochs: 1, batchSize: 4, warmupEpochs: 0 },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.oodDataset).toBe(stripes);
+    const job = await waitForJob(t.app, res.body.id, terminal);
+    expect(job.error).toBeNull();
+    const ood = job.result!.ood as { primary: string; scores: string[] };
+    expect(ood.scores).toContain(ood.primary);
+    const dir = job.result!.modelDir;
+    const stats = JSON.parse(await fs.readFile(path.join(dir, 'ood.json'), 'utf8'));
+    const sel = stats.fit.primarySelection;
+    expect(sel.chosen).toBe(ood.primary);
+    expect(sel.nOut).toBe(6);
+    expect(sel.auroc[sel.chosen]).toBe(Math.max(...(Object.values(sel.auroc) as number[])));
+  });
+
   it('cancels a real run', async () => {
-    const res = await http()
-      .post('/fine-tunes')
-      .send({ model: 'tiny@0.0.1', dataset, hyperparameters: { epochs: 200, batchSize: 2 } });
+    const res = await postJob({ hyperparameters: { epochs: 200, batchSize: 2 } });
     await waitForJob(t.app, res.body.id, (j) => j.progress !== null);
     const c = await http().post(`/fine-tunes/${res.body.id}/cancel`);
     expect(c.status).toBe(200);

@@ -51,6 +51,14 @@ export class CreateFineTuneInput {
   @IsString()
   evalDataset?: string;
 
+  @Field({
+    nullable: true,
+    description: 'Dataset id of images to flag: they choose the primary OOD score',
+  })
+  @IsOptional()
+  @IsString()
+  oodDataset?: string;
+
   @Field(() => FineTuneHyperparametersInput, { nullable: true })
   @IsOptional()
   @IsObject()
@@ -101,6 +109,7 @@ export class FineTuneJob {
   @Field() model!: string;
   @Field() dataset!: string;
   @Field({ nullable: true }) evalDataset?: string;
+  @Field({ nullable: true }) oodDataset?: string;
   @Field(() => FineTuneHyperparameters) hyperparameters!: FineTuneHyperparameters;
   @Field(() => FineTuneProgress, { nullable: true }) progress?: FineTuneProgress;
   @Field(() => [EpochMetrics]) history!: EpochMetrics[];
@@ -122,6 +131,7 @@ export function toGraphql(v: FineTuneJobView): FineTuneJob {
     model: v.model,
     dataset: v.dataset,
     evalDataset: v.evalDataset ?? undefined,
+    oodDataset: v.oodDataset ?? undefined,
     hyperparameters: { ...v.hyperparameters },
     progress: v.progress ? { ...v.progress, metrics: metricList(v.progress.metrics) } : undefined,
     history: v.history.map((h) => ({ ...h, metrics: metricList(h.metrics) })),

@@ -52,6 +52,7 @@ export class MemoryJobQueue implements JobQueue {
       model: data.model,
       dataset: data.dataset,
       evalDataset: data.evalDataset ?? null,
+      oodDataset: data.oodDataset ?? null,
       hyperparameters: data.hyperparameters,
       progress: null,
       history: [],
