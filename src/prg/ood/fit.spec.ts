@@ -11,7 +11,8 @@ import { LabeledImages } from './data';
 import { evaluateOod, formatOodTable } from './evaluate';
 import { fitOod, fitOodFromSpecs, selectPrimary } from './fit';
 import { ProbeRng } from './likelihood';
-import { ensembleOf, fitEnsemble, oodScorerFactory } from './scorers';
+import { ensembleOf, fitEnsemble, oodScorerFactory, scorersFromStats } from './scorers';
+import { OodStatsFile } from './stats';
 
 const S: [number, number, number] = [1, 8, 8];
 const D = 64;
@@ -147,6 +148,16 @@ describe('fitOod and evaluateOod on a tiny model', () => {
       threads: 1,
     });
     expect(Object.keys(noLik.scores)).not.toContain('likelihood');
+  });
+
+  it('an ood.json written before the relative scores existed loads without them', async () => {
+    const loaded = await readModelDir(dir);
+    const stats = structuredClone(loaded.ood) as OodStatsFile;
+    expect(stats.mahalanobis.background?.features?.classes).toBe(1);
+    delete stats.mahalanobis.background;
+    const names = scorersFromStats(stats, loaded).map((x) => x.name);
+    expect(names).toContain('mahalanobis_hidden');
+    expect(names.filter((n) => n.startsWith('relative_'))).toEqual([]);
   });
 
   it('holds out part of the training set when no held-out set is given, and checks shapes', async () => {
