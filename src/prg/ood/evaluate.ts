@@ -36,6 +36,18 @@ export interface OodEvalReport {
   n_out: number;
   /** Mean bits/dim of each set (= −mean of the likelihood score), when it was computed. */
   bits_per_dim?: { in: number; out: number };
+  /**
+   * The model's primary score (manifest.ood) at its stored threshold: the fractions of each set a
+   * client would see `flagged: true` — what serving does, unlike the threshold-free metrics.
+   */
+  primary?: { score: string; threshold: number; in_flagged: number; out_flagged: number };
+}
+
+/** Fraction of `xs` below `t` (flagged: score < threshold). */
+function flaggedFraction(xs: Float32Array, t: number): number {
+  let k = 0;
+  for (const v of xs) if (v < t) k++;
+  return k / xs.length;
 }
 
 async function scoreSet(
@@ -97,11 +109,22 @@ export async function evaluateOod(
     const r: OodEvalReport = { scores, n_in: ind.n, n_out: outd.n };
     const mean = (xs: Float32Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
     if (sIn.likelihood) r.bits_per_dim = { in: -mean(sIn.likelihood), out: -mean(sOut.likelihood) };
+    const p = loaded.manifest.ood?.primary;
+    const t = p === undefined ? undefined : loaded.manifest.ood?.scores[p]?.threshold;
+    if (p !== undefined && t !== undefined && sIn[p])
+      r.primary = {
+        score: p,
+        threshold: t,
+        in_flagged: flaggedFraction(sIn[p], t),
+        out_flagged: flaggedFraction(sOut[p], t),
+      };
     return r;
   } finally {
     await model.release();
   }
 }
+
+const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
 
 /** The table `prg ood-eval` prints without --json. */
 export function formatOodTable(r: OodEvalReport, title = ''): string {
@@ -117,6 +140,12 @@ export function formatOodTable(r: OodEvalReport, title = ''): string {
     `n_in = ${r.n_in}, n_out = ${r.n_out}`,
     ...(r.bits_per_dim
       ? [`mean bits/dim: in ${r.bits_per_dim.in.toFixed(3)}, out ${r.bits_per_dim.out.toFixed(3)}`]
+      : []),
+    ...(r.primary
+      ? [
+          `primary ${r.primary.score} at its stored threshold ${r.primary.threshold.toPrecision(6)}: ` +
+            `flags ${pct(r.primary.in_flagged)} of in, ${pct(r.primary.out_flagged)} of out`,
+        ]
       : []),
   ];
   return lines.join('\n');

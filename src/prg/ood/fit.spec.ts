@@ -136,6 +136,12 @@ describe('fitOod and evaluateOod on a tiny model', () => {
         expect(v).toBeLessThanOrEqual(1);
       }
     expect(r.scores.mahalanobis.auroc).toBeGreaterThan(0.95);
+    // The primary at the threshold stored by the fit: flags few in-distribution bars and most
+    // of the verticals (the same verticals every Mahalanobis threshold rejects, test above).
+    expect(r.primary!.score).toBe('mahalanobis');
+    expect(r.primary!.in_flagged).toBeLessThanOrEqual(0.25);
+    expect(r.primary!.out_flagged).toBeGreaterThanOrEqual(0.75);
+    expect(formatOodTable(r)).toMatch(/primary mahalanobis at its stored threshold .* flags \d/);
     // bits/dim = −likelihood score: positive, and around 8 for an untrained flow on [−1, 1] images
     expect(r.bits_per_dim!.in).toBeGreaterThan(1);
     expect(r.bits_per_dim!.in).toBeLessThan(20);
