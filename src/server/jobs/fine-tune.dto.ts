@@ -26,7 +26,8 @@ export class FineTuneResultDto {
   metrics!: Record<string, number>;
   @ApiPropertyOptional() resumedFromEpoch?: number;
   @ApiProperty({
-    description: '{primary, scores} of the fitted OOD thresholds, or {error}',
+    description:
+      "{primary, scores} of the fitted OOD thresholds (and selectionAuroc, each score's AUROC against the job's oodDataset, when it chose the primary), or {error}",
     example: { primary: 'mahalanobis', scores: ['mahalanobis', 'msp'] },
   })
   ood!: object;

@@ -48,7 +48,11 @@ export class FineTuneHandler {
         ...(d.oodDatasetSpec ? { selectPrimaryWith: d.oodDatasetSpec } : {}),
         signal,
       });
-      return { primary: r.primary, scores: Object.keys(r.thresholds).sort() };
+      return {
+        primary: r.primary,
+        scores: Object.keys(r.thresholds).sort(),
+        ...(r.primarySelection ? { selectionAuroc: r.primarySelection.auroc } : {}),
+      };
     } catch (e) {
       if (signal.aborted) throw e;
       this.logger.warn(`job ${d.id}: OOD fit failed: ${(e as Error).message}`);

@@ -56,7 +56,14 @@ export interface FineTuneResultView {
   metrics: Record<string, number>;
   resumedFromEpoch?: number;
   /** OOD thresholds fitted on the new model (src/prg/ood/fit.ts), or why not. */
-  ood: { primary: string; scores: string[] } | { error: string };
+  ood:
+    | {
+        primary: string;
+        scores: string[];
+        /** Each score's AUROC against the job's oodDataset, when it chose the primary. */
+        selectionAuroc?: Record<string, number>;
+      }
+    | { error: string };
 }
 
 export interface EpochMetrics {
@@ -139,7 +146,11 @@ export type OodFitter = (
   dataset: string,
   evalDataset: string | undefined,
   opts: { allowResize?: boolean; seed?: number; signal?: AbortSignal; selectPrimaryWith?: string },
-) => Promise<{ primary: string; thresholds: Record<string, unknown> }>;
+) => Promise<{
+  primary: string;
+  thresholds: Record<string, unknown>;
+  primarySelection?: { auroc: Record<string, number> };
+}>;
 export const OOD_FITTER = Symbol('OOD_FITTER');
 export const JOB_QUEUE = Symbol('JOB_QUEUE');
 export const JOBS_CONFIG = Symbol('JOBS_CONFIG');

@@ -158,6 +158,8 @@ describe('fine-tune jobs with the real trainer', () => {
     expect(sel.chosen).toBe(ood.primary);
     expect(sel.nOut).toBe(6);
     expect(sel.auroc[sel.chosen]).toBe(Math.max(...(Object.values(sel.auroc) as number[])));
+    // The job's result says why: every score's AUROC against the oodDataset.
+    expect((job.result!.ood as { selectionAuroc: unknown }).selectionAuroc).toEqual(sel.auroc);
   });
 
   it('cancels a real run', async () => {

@@ -99,6 +99,11 @@ export class FineTuneResult {
   oodScores!: string[];
   @Field({ nullable: true, description: 'Why no OOD thresholds were fitted' })
   oodError?: string;
+  @Field(() => [MetricValue], {
+    nullable: true,
+    description: "Each OOD score's AUROC against the job's oodDataset (which chose oodPrimary)",
+  })
+  oodSelectionAuroc?: MetricValue[];
 }
 
 @ObjectType()
@@ -142,7 +147,13 @@ export function toGraphql(v: FineTuneJobView): FineTuneJob {
           resumedFromEpoch: v.result.resumedFromEpoch,
           ...('error' in v.result.ood
             ? { oodScores: [], oodError: v.result.ood.error }
-            : { oodPrimary: v.result.ood.primary, oodScores: v.result.ood.scores }),
+            : {
+                oodPrimary: v.result.ood.primary,
+                oodScores: v.result.ood.scores,
+                ...(v.result.ood.selectionAuroc
+                  ? { oodSelectionAuroc: metricList(v.result.ood.selectionAuroc) }
+                  : {}),
+              }),
         }
       : undefined,
     error: v.error ?? undefined,

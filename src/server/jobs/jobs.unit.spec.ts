@@ -1,7 +1,8 @@
 /** Small pure parts of the jobs module: handler registry check, progress history, env config. */
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../config/config';
-import { checkHandlers, JobHandler } from './fine-tune.types';
+import { checkHandlers, FineTuneJobView, FineTuneResultView, JobHandler } from './fine-tune.types';
+import { toGraphql } from './fine-tunes.types.graphql';
 import { hyperparameterProblems } from './hyperparameters';
 import { loadJobsConfig } from './jobs.config';
 import { recordProgress } from './progress';
@@ -117,5 +118,47 @@ describe('loadJobsConfig', () => {
   });
   it('refuses WORKER=0 without Redis (nothing would run the jobs)', () => {
     expect(() => loadJobsConfig(null, { WORKER: '0' })).toThrow(/WORKER=0 needs REDIS_URL/);
+  });
+});
+
+describe('toGraphql (the GraphQL view of a job)', () => {
+  const view = (ood: FineTuneResultView['ood']): FineTuneJobView => ({
+    id: 'ft_000000000001',
+    status: 'succeeded',
+    model: 'm@1',
+    dataset: 'ds_a',
+    evalDataset: null,
+    oodDataset: 'ds_b',
+    hyperparameters: {},
+    progress: null,
+    history: [],
+    result: { model: 'm@1-ft.1', modelDir: '/x', metrics: { accuracy: 0.5 }, ood },
+    error: null,
+    attempts: 1,
+    createdAt: 't',
+    startedAt: 't',
+    finishedAt: 't',
+  });
+
+  it('carries the OOD primary, its selection AUROCs, or the fit error', () => {
+    const sel = toGraphql(
+      view({ primary: 'b', scores: ['a', 'b'], selectionAuroc: { a: 0.4, b: 0.9 } }),
+    );
+    expect(sel.oodDataset).toBe('ds_b');
+    expect(sel.result).toMatchObject({
+      oodPrimary: 'b',
+      oodScores: ['a', 'b'],
+      oodSelectionAuroc: [
+        { name: 'a', value: 0.4 },
+        { name: 'b', value: 0.9 },
+      ],
+    });
+    expect(toGraphql(view({ primary: 'a', scores: ['a'] })).result!.oodSelectionAuroc).toBe(
+      undefined,
+    );
+    expect(toGraphql(view({ error: 'too few images' })).result).toMatchObject({
+      oodScores: [],
+      oodError: 'too few images',
+    });
   });
 });
