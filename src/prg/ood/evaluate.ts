@@ -50,14 +50,25 @@ function flaggedFraction(xs: Float32Array, t: number): number {
   return k / xs.length;
 }
 
-async function scoreSet(
+/** Throws when `signal` is aborted (fitOod's signal: a cancelled fine-tune job). */
+export function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new Error('OOD fit cancelled');
+}
+
+/**
+ * Every OOD score of every image of `d`, through the model's scorers exactly as inference computes
+ * them (ood-eval, and fitOod's held-out and validation sets). `signal` stops it between batches.
+ */
+export async function scoreSet(
   model: PrgModel,
   d: LabeledImages,
   batchSize: number,
   progress?: (done: number, total: number) => void,
+  signal?: AbortSignal,
 ): Promise<Record<string, Float32Array>> {
   const out: Record<string, Float32Array> = {};
   for (const b of imageBatches(d, batchSize)) {
+    checkAbort(signal);
     const s = await model.oodScores(b);
     for (const [k, v] of Object.entries(s)) {
       out[k] ??= new Float32Array(d.n);

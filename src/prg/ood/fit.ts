@@ -24,7 +24,6 @@ import {
 import { loadDatasetFor } from '../training/evaluate';
 import {
   ImageSet,
-  LabeledImages,
   imageBatches,
   checkShape,
   modelLabels,
@@ -32,6 +31,7 @@ import {
   subsetImages,
   toLabeledImages,
 } from './data';
+import { checkAbort, scoreSet } from './evaluate';
 import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
 import { fitBackgroundGaussian, fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
 import { auroc, thresholdAtTpr } from './metrics';
@@ -90,27 +90,6 @@ export interface FitOodResult {
   primarySelection?: PrimarySelection;
 }
 
-/** Scores of every image of `d` through the model's scorers, as inference computes them. */
-async function scoreAll(
-  model: PrgModel,
-  d: LabeledImages,
-  batchSize: number,
-  onBatch: (done: number) => void,
-  signal?: AbortSignal,
-): Promise<Record<string, Float32Array>> {
-  const collected: Record<string, Float32Array> = {};
-  for (const b of imageBatches(d, batchSize)) {
-    checkAbort(signal);
-    const s = await model.oodScores(b);
-    for (const [k, v] of Object.entries(s)) {
-      collected[k] ??= new Float32Array(d.n);
-      collected[k].set(v, b.start);
-    }
-    onBatch(b.start + b.n);
-  }
-  return collected;
-}
-
 /**
  * The score with the highest AUROC of held-out in-distribution scores against validation
  * out-of-distribution scores (ties: the first in `names` order).
@@ -129,10 +108,6 @@ export function selectPrimary(
   }
   if (!chosen) throw new Error('primary selection: no score to choose from');
   return { chosen, auroc: scores };
-}
-
-function checkAbort(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new Error('OOD fit cancelled');
 }
 
 export async function fitOod(
@@ -231,28 +206,26 @@ export async function fitOod(
   // 2. Held-out scores through the same path inference uses, then thresholds at `tpr`.
   const scorers = scorersFromStats(stats, loaded, so);
   const model = new PrgModel(loaded, so, scorers);
+  // Validation out-of-distribution images for choosing the primary (a seeded subset).
+  const selectSet = select && subsetImages(select, opts.maxSelect ?? maxHeldout, seed + 2);
   let collected: Record<string, Float32Array>;
   let selectScores: Record<string, Float32Array> | undefined;
-  let selectSet: LabeledImages | undefined;
   try {
-    collected = await scoreAll(
+    collected = await scoreSet(
       model,
       heldout,
       batchSize,
-      (d) => opts.onProgress?.('heldout', d, heldout.n),
+      (d, t) => opts.onProgress?.('heldout', d, t),
       opts.signal,
     );
-    if (select) {
-      const v = subsetImages(select, opts.maxSelect ?? maxHeldout, seed + 2);
-      selectSet = v;
-      selectScores = await scoreAll(
+    if (selectSet)
+      selectScores = await scoreSet(
         model,
-        v,
+        selectSet,
         batchSize,
-        (d) => opts.onProgress?.('select', d, v.n),
+        (d, t) => opts.onProgress?.('select', d, t),
         opts.signal,
       );
-    }
   } finally {
     await model.release();
   }
@@ -261,18 +234,18 @@ export async function fitOod(
   if (comps.length >= 2) {
     stats.ensemble = fitEnsemble(comps, collected);
     collected.ensemble = ensembleOf(stats.ensemble, collected, heldout.n);
-    if (selectScores)
-      selectScores.ensemble = ensembleOf(stats.ensemble, selectScores, selectSet!.n);
+    if (selectSet && selectScores)
+      selectScores.ensemble = ensembleOf(stats.ensemble, selectScores, selectSet.n);
   }
   const thresholds: Record<string, OodScoreThreshold> = {};
   for (const [k, v] of Object.entries(collected))
     thresholds[k] = { threshold: thresholdAtTpr(v, tpr), tpr, higherIsInDistribution: true };
   let primarySelection: PrimarySelection | undefined;
-  if (selectScores) {
+  if (selectSet && selectScores) {
     const sel = selectPrimary(collected, selectScores, Object.keys(collected));
     primarySelection = {
-      outDataset: selectSet!.name,
-      nOut: selectSet!.n,
+      outDataset: selectSet.name,
+      nOut: selectSet.n,
       nIn: heldout.n,
       chosen: sel.chosen,
       auroc: sel.auroc,
