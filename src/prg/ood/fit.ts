@@ -37,11 +37,10 @@ import { fitBackgroundGaussian, fitTiedGaussian, tiedGaussianToJson } from './ma
 import { auroc, thresholdAtTpr } from './metrics';
 import {
   ENSEMBLE_COMPONENTS,
-  LazySession,
+  HeadHidden,
   ScorerOptions,
   ensembleOf,
   fitEnsemble,
-  headHiddenGraph,
   scorersFromStats,
 } from './scorers';
 import { OOD_SCHEMA, OodStatsFile, PrimarySelection } from './stats';
@@ -145,7 +144,7 @@ export async function fitOod(
   const base = new PrgModel(loaded, so, []);
   // A head without a tanh layer (none are built today) just gets no mahalanobis_hidden.
   const hasHidden = loaded.head.nodes.some((n) => n.op === 'Tanh');
-  const hiddenSession = new LazySession(() => headHiddenGraph(loaded.head), so);
+  const headHidden = new HeadHidden(loaded.head, so);
   let feats: Float32Array | undefined;
   let hidden: Float32Array | undefined;
   let dimF = 0;
@@ -158,10 +157,7 @@ export async function fitOod(
       feats ??= new Float32Array(train.n * dimF);
       feats.set(f.data, b.start * dimF);
       if (hasHidden) {
-        const h = await hiddenSession.run({
-          features: { dtype: 'float32', dims: [b.n, dimF], data: f.data },
-        });
-        const hd = h.hidden.data as Float32Array;
+        const hd = await headHidden.of(f.data, b.n);
         dimH = hd.length / b.n;
         hidden ??= new Float32Array(train.n * dimH);
         hidden.set(hd, b.start * dimH);
@@ -169,7 +165,7 @@ export async function fitOod(
       opts.onProgress?.('train', b.start + b.n, train.n);
     }
   } finally {
-    await hiddenSession.release();
+    await headHidden.release();
     await base.release();
   }
   const K = m.classes.length;

@@ -64,14 +64,39 @@ export class LazySession {
   }
 }
 
+/**
+ * The head's tanh hidden layer of a batch of head inputs [n, D], computed once per forward pass
+ * and shared by the scorers of that layer (keyed by the features array, which every forward pass
+ * creates anew).
+ */
+export class HeadHidden {
+  private readonly session: LazySession;
+  private memo = new WeakMap<Float32Array, Promise<Float32Array>>();
+  constructor(head: Graph, opts: ScorerOptions) {
+    this.session = new LazySession(() => headHiddenGraph(head), opts);
+  }
+  of(features: Float32Array, n: number): Promise<Float32Array> {
+    let r = this.memo.get(features);
+    if (!r) {
+      r = this.session
+        .run({ features: { dtype: 'float32', dims: [n, features.length / n], data: features } })
+        .then((o) => o.hidden.data as Float32Array);
+      this.memo.set(features, r);
+    }
+    return r;
+  }
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
 export class MahalanobisScorer implements OodScorer {
   private readonly scoreSession: LazySession;
-  private readonly hiddenSession?: LazySession;
   constructor(
     readonly name: string,
     readonly stats: TiedGaussian,
-    /** The head graph when scoring its hidden layer; absent = the head's input. */
-    head: Graph | undefined,
+    /** The head's hidden layer when scoring it; absent = the head's input. */
+    private readonly hidden: HeadHidden | undefined,
     opts: ScorerOptions,
     /** The class-agnostic Gaussian: given, the score is the relative Mahalanobis score. */
     background?: TiedGaussian,
@@ -83,20 +108,12 @@ export class MahalanobisScorer implements OodScorer {
           : mahalanobisGraph(stats, name),
       opts,
     );
-    if (head) this.hiddenSession = new LazySession(() => headHiddenGraph(head), opts);
   }
 
   async score(ctx: Pick<OodContext, 'features' | 'batch'>): Promise<Float32Array> {
     const n = ctx.batch.n;
-    let f = ctx.features;
-    let dim = f.length / n;
-    if (this.hiddenSession) {
-      const out = await this.hiddenSession.run({
-        features: { dtype: 'float32', dims: [n, dim], data: f },
-      });
-      f = out.hidden.data as Float32Array;
-      dim = f.length / n;
-    }
+    const f = this.hidden ? await this.hidden.of(ctx.features, n) : ctx.features;
+    const dim = f.length / n;
     if (dim !== this.stats.dim)
       throw new Error(
         `${this.name}: features have ${dim} values, the fitted stats ${this.stats.dim}`,
@@ -109,7 +126,7 @@ export class MahalanobisScorer implements OodScorer {
 
   async release(): Promise<void> {
     await this.scoreSession.release();
-    await this.hiddenSession?.release();
+    await this.hidden?.release();
   }
 }
 
@@ -263,9 +280,11 @@ export function scorersFromStats(
 ): OodScorer[] {
   const out: OodScorer[] = [];
   const { features, hidden, background } = stats.mahalanobis;
+  // One hidden-layer computation per batch for both hidden-layer scores.
+  const headHidden = hidden ? new HeadHidden(model.head, opts) : undefined;
   const layers = [
     { name: 'mahalanobis', stats: features, bg: background?.features, head: undefined },
-    { name: 'mahalanobis_hidden', stats: hidden, bg: background?.hidden, head: model.head },
+    { name: 'mahalanobis_hidden', stats: hidden, bg: background?.hidden, head: headHidden },
   ];
   for (const l of layers) {
     if (!l.stats) continue;
