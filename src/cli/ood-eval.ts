@@ -53,9 +53,9 @@ export const OOD_HELP = {
   (default Ledoit-Wolf) --tpr X (0.95).
   --select-primary-with SPEC makes the primary the score with the best AUROC of the held-out
   images against SPEC (validation out-of-distribution images, --max-select N of them, default
-  --max-heldout); use other images than the ones you benchmark on. --likelihood [--lik-* flags as for ood-eval] also
-  calibrates the bits/dim scores (off by default: served models then pay their cost on every
-  classify).`,
+  --max-heldout); use other images than the ones you benchmark on.
+  --likelihood [--lik-* flags as for ood-eval] also calibrates the bits/dim scores (off by
+  default: served models then pay their cost on every classify).`,
 };
 
 function sessionOpts(v: Values): { threads?: number; device?: Device } {
@@ -189,9 +189,7 @@ export async function oodFitCommand(argv: string[]): Promise<number> {
     throw new UsageError(
       'prg ood-fit: --heldout must differ from --data (thresholds need unseen images)',
     );
-  const manifest = await readManifest(dir);
-  const train = await load(spec, manifest, v);
-  const held = heldSpec ? await load(heldSpec, manifest, v) : undefined;
+  // Usage errors before any dataset is loaded.
   const selectSpec = str(v, 'select-primary-with');
   if (selectSpec !== undefined && str(v, 'primary') !== undefined)
     throw new UsageError('prg ood-fit: give --primary or --select-primary-with, not both');
@@ -199,6 +197,9 @@ export async function oodFitCommand(argv: string[]): Promise<number> {
     throw new UsageError(
       'prg ood-fit: --select-primary-with must be out-of-distribution images, not --data or --heldout',
     );
+  const manifest = await readManifest(dir);
+  const train = await load(spec, manifest, v);
+  const held = heldSpec ? await load(heldSpec, manifest, v) : undefined;
   const select = selectSpec ? await load(selectSpec, manifest, v) : undefined;
   const show = progress(flag(v, 'quiet'));
   const t0 = Date.now();
