@@ -18,15 +18,13 @@ import { GraphBuilder, Value } from '../engine/onnx/builder';
 import { decodeModel, encodeModel } from '../engine/onnx/proto';
 import { Graph, Tensor, ValueInfo } from '../engine/onnx/types';
 import { poolFeatures } from './heads/pool';
-import { SolverName } from './manifest';
+import { FIXED_SOLVER_NAMES, FixedSolverName } from './manifest';
 import { GraphVelocity, integrateGraph } from './solvers';
 
-export type FixedSolverName = Exclude<SolverName, 'dopri5'>;
-
-export const FIXED_SOLVERS: readonly FixedSolverName[] = ['euler', 'midpoint', 'rk4'];
+export type { FixedSolverName };
 
 export function isFixedSolver(s: string): s is FixedSolverName {
-  return (FIXED_SOLVERS as readonly string[]).includes(s);
+  return (FIXED_SOLVER_NAMES as readonly string[]).includes(s);
 }
 
 export const HEAD_PREFIX = 'head.';
@@ -134,7 +132,7 @@ export function unrollSolve(
 
 export function checkSolve(solver: string, steps: number, t0: number, t1: number): void {
   if (!isFixedSolver(solver))
-    throw new Error(`solver ${solver}: graph solvers are ${FIXED_SOLVERS.join(', ')}`);
+    throw new Error(`solver ${solver}: graph solvers are ${FIXED_SOLVER_NAMES.join(', ')}`);
   if (!Number.isInteger(steps) || steps < 1 || steps > 1000)
     throw new Error(`steps=${steps}: use an integer in [1, 1000]`);
   if (!(t0 >= 0 && t1 <= 1 && t1 > t0))

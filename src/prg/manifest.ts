@@ -6,7 +6,16 @@
 export const MANIFEST_SCHEMA = 'prg.model/v1';
 
 export type InterpolantName = 'icfm' | 'otcfm' | 'gvp';
-export type SolverName = 'euler' | 'midpoint' | 'rk4' | 'dopri5';
+/**
+ * Every ODE solver a model can be served with (paper §3.1, App. C.2), named once here: the
+ * manifest schema, the API schemas and the CLI derive their lists from these.
+ */
+export const SOLVER_NAMES = ['euler', 'midpoint', 'rk4', 'dopri5'] as const;
+export type SolverName = (typeof SOLVER_NAMES)[number];
+
+/** Fixed-step solvers: unrolled into one graph, so fine-tuning can differentiate through them. */
+export const FIXED_SOLVER_NAMES = ['euler', 'midpoint', 'rk4'] as const;
+export type FixedSolverName = (typeof FIXED_SOLVER_NAMES)[number];
 
 export interface MetricRecord {
   value: number;
