@@ -9,10 +9,11 @@
  *
  * OOD scores: `msp` (max softmax probability) and `energy` (log Σ exp logits, i.e. −E(x), so
  * higher = more in-distribution) come from the logits; further scorers (Mahalanobis on features,
- * bits/dim, src/prg/ood) plug in through `registerOodScorerFactory` or `LoadOptions.oodScorers`.
+ * bits/dim, src/prg/ood) are given explicitly: `LoadOptions.oodFactories` (built per model
+ * directory) or the constructor's scorer list. Sessions live in the model's GraphCache.
  */
 import { Device } from '../engine/runtime/device';
-import { Feeds, SessionCache, SessionLease, sessionCache } from '../engine/runtime/session';
+import { Feeds } from '../engine/runtime/session';
 import { Graph, Tensor } from '../engine/onnx/types';
 import {
   ClassifyOptions,
@@ -34,14 +35,13 @@ import {
   checkSolve,
   isFixedSolver,
 } from './features';
+import { GraphCache } from './graph-cache';
 
 export interface LoadOptions {
   device?: Device;
   threads?: number;
-  /** Session cache to share (default: the process-wide one). */
-  cache?: SessionCache;
-  /** Extra OOD scorers, on top of the registered factories. */
-  oodScorers?: OodScorer[];
+  /** Builders of extra OOD scorers for the model's directory (src/prg/ood's oodScorerFactory). */
+  oodFactories?: OodScorerFactory[];
   /** Fixed-step graphs kept alive at once (default 16); the least recently used idle one goes. */
   maxGraphs?: number;
 }
@@ -72,13 +72,6 @@ export type OodScorerFactory = (
   opts: { device?: Device; threads?: number },
 ) => Promise<OodScorer[]>;
 
-const oodFactories: OodScorerFactory[] = [];
-
-/** Hook for src/prg/ood: every model loaded afterwards gets the factory's scorers. */
-export function registerOodScorerFactory(f: OodScorerFactory): void {
-  if (!oodFactories.includes(f)) oodFactories.push(f);
-}
-
 /** Largest batch one graph run takes; bigger batches are split. */
 const MAX_CHUNK = 64;
 
@@ -95,19 +88,11 @@ interface Resolved {
   pool: number | null;
 }
 
-interface GraphEntry {
-  lease: Promise<SessionLease>;
-  busy: number;
-  lastUsed: number;
-}
-
 export class PrgModel implements PrgModelApi {
   readonly id: string;
-  private readonly graphs = new Map<string, GraphEntry>();
   private released = false;
-  private readonly cache: SessionCache;
+  private readonly graphs: GraphCache;
   private readonly imageSize: number;
-  private readonly maxGraphs: number;
 
   constructor(
     readonly loaded: LoadedModelDir,
@@ -115,10 +100,9 @@ export class PrgModel implements PrgModelApi {
     private readonly oodScorers: OodScorer[],
   ) {
     this.id = `${loaded.manifest.name}@${loaded.manifest.version}`;
-    this.cache = opts.cache ?? sessionCache;
+    this.graphs = new GraphCache({ device: opts.device, threads: opts.threads }, opts.maxGraphs);
     const { channels, height, width } = loaded.manifest.input;
     this.imageSize = channels * height * width;
-    this.maxGraphs = opts.maxGraphs ?? 16;
   }
 
   get manifest(): ModelManifest {
@@ -176,39 +160,8 @@ export class PrgModel implements PrgModelApi {
   }
 
   /** Run a cached graph (built on first use by `make`). */
-  private async runGraph(key: string, make: () => Graph, feeds: Feeds): Promise<Feeds> {
-    let e = this.graphs.get(key);
-    if (!e) {
-      await this.evictIdle();
-      const lease = this.cache.acquire(make(), {
-        device: this.opts.device,
-        threads: this.opts.threads,
-      });
-      e = { lease, busy: 0, lastUsed: 0 };
-      this.graphs.set(key, e);
-      lease.catch(() => {
-        if (this.graphs.get(key) === e) this.graphs.delete(key);
-      });
-    }
-    e.busy++;
-    e.lastUsed = Date.now();
-    try {
-      const { session } = await e.lease;
-      return await session.run(feeds);
-    } finally {
-      e.busy--;
-    }
-  }
-
-  private async evictIdle(): Promise<void> {
-    while (this.graphs.size >= this.maxGraphs) {
-      const idle = [...this.graphs].filter(([, e]) => e.busy === 0);
-      if (!idle.length) return;
-      idle.sort((a, b) => a[1].lastUsed - b[1].lastUsed);
-      const [key, e] = idle[0];
-      this.graphs.delete(key);
-      await (await e.lease.catch(() => null))?.release();
-    }
+  private runGraph(key: string, make: () => Graph, feeds: Feeds): Promise<Feeds> {
+    return this.graphs.run(key, make, feeds);
   }
 
   /** x_t for each image at r.t (numeric dopri5 on a velocity session). */
@@ -397,9 +350,7 @@ export class PrgModel implements PrgModelApi {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    const entries = [...this.graphs.values()];
-    this.graphs.clear();
-    await Promise.all(entries.map(async (e) => (await e.lease.catch(() => null))?.release()));
+    await this.graphs.clear();
     for (const s of this.oodScorers) await s.release?.();
   }
 }
@@ -409,8 +360,8 @@ export async function loadPrgModel(dir: string, opts: LoadOptions = {}): Promise
   const loaded = await readModelDir(dir);
   // The head must take exactly what features() produces for the manifest's setting.
   featureDim(loaded.manifest);
-  const scorers: OodScorer[] = [...(opts.oodScorers ?? [])];
-  for (const f of oodFactories)
+  const scorers: OodScorer[] = [];
+  for (const f of opts.oodFactories ?? [])
     scorers.push(...(await f(loaded, { device: opts.device, threads: opts.threads })));
   const names = new Set(['msp', 'energy']);
   for (const s of scorers) {

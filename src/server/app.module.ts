@@ -8,18 +8,15 @@ import { DynamicModule, Module, Type } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
 import { ServerConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
-import { ClassifyController } from './controllers/classify.controller';
-import { HealthController } from './controllers/health.controller';
-import { ModelsController } from './controllers/models.controller';
-import { CoreModule } from './core.module';
+import { CoreModule, CoreOptions } from './core.module';
 import { DatasetsModule } from './datasets/datasets.module';
+import { HealthController } from './health/health.controller';
+import { ShutdownService } from './health/shutdown.service';
 import { FineTunesModule } from './jobs/fine-tunes.module';
 import { graphqlContext } from './jobs/graphql-context';
-import { ModelsResolver } from './graphql/models.resolver';
-import { ModelLoader } from './repositories/model-loader';
-import { InferenceService } from './services/inference.service';
-import { ModelsService } from './services/models.service';
-import { ShutdownService } from './services/shutdown.service';
+import { ClassifyController } from './models/classify.controller';
+import { ModelsController } from './models/models.controller';
+import { ModelsResolver } from './models/models.resolver';
 
 /** Datasets and fine-tune job modules register here. */
 export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [
@@ -27,10 +24,7 @@ export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [
   FineTunesModule.forRoot(),
 ];
 
-export interface AppOptions {
-  /** Substitute model loader (tests, tools); default src/prg/inference.ts. */
-  loader?: ModelLoader;
-}
+export type AppOptions = CoreOptions;
 
 @Module({})
 export class AppModule {
@@ -39,20 +33,22 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        CoreModule.forRoot(opts.loader),
+        CoreModule.forRoot(opts),
         GraphQLModule.forRoot<ApolloDriverConfig>({
           driver: ApolloDriver,
           path: '/graphql',
           autoSchemaFile: true,
           sortSchema: true,
           introspection: true,
+          // Errors carry code and statusCode (common/http-exception.filter.ts), never server stacks.
+          includeStacktraceInErrorResponses: false,
           context: graphqlContext,
           subscriptions: { 'graphql-ws': true },
         }),
         ...FEATURE_MODULES,
       ],
       controllers: [ModelsController, ClassifyController, HealthController],
-      providers: [ModelsService, InferenceService, ModelsResolver, ShutdownService],
+      providers: [ModelsResolver, ShutdownService],
     };
   }
 }

@@ -7,8 +7,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { AllExceptionsFilter } from './common/http-exception.filter';
 import { AppModule, AppOptions } from './app.module';
 import { ServerConfig } from './config/config';
-import { HealthService } from './services/health.service';
-import { MetricsService } from './services/metrics.service';
+import { InFlightRequests } from './common/in-flight';
+import { MetricsService } from './metrics/metrics.service';
 
 export async function createApp(
   config: ServerConfig,
@@ -19,17 +19,17 @@ export async function createApp(
     logger: opts.logger === undefined ? new Logger() : opts.logger,
   });
   const metrics = app.get(MetricsService);
-  const health = app.get(HealthService);
+  const inFlight = app.get(InFlightRequests);
 
   // Latency per route pattern (not raw URL: bounded label set) and the in-flight count for draining.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const end = metrics.httpDuration.startTimer();
-    health.requestStarted();
+    inFlight.started();
     let done = false;
     res.on('close', () => {
       if (done) return;
       done = true;
-      health.requestFinished();
+      inFlight.finished();
       const route = (req.route as { path?: string } | undefined)?.path;
       end({
         method: req.method,

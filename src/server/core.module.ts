@@ -1,37 +1,48 @@
 /**
- * Providers every feature module may inject (global): the model registry, metrics, health, the
- * API-key and rate-limit guards. The datasets/jobs modules use ModelRegistry.rescan() after writing
- * a model version, MetricsService.queueDepth/jobDuration, and @UseGuards(ApiKeyGuard).
+ * Providers every feature module may inject (global): the ML boundary and the model catalog under
+ * it, metrics, health, the in-flight request count, the API-key and rate-limit guards, and the
+ * multipart image interceptor. The jobs module uses ModelCatalog (resolve base models, rescan after
+ * writing a version), MetricsService and HealthService.isDraining.
  */
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { ApiKeyGuard } from './common/api-key.guard';
 import { ImageUploadInterceptor } from './common/image-upload.interceptor';
+import { InFlightRequests } from './common/in-flight';
 import { RateLimitGuard } from './common/rate-limit.guard';
-import { ImageRepository } from './repositories/image.repository';
-import { defaultModelLoader, MODEL_LOADER, ModelLoader } from './repositories/model-loader';
-import { ModelRegistry } from './repositories/model-registry.repository';
-import { workerPoolLoader } from './repositories/worker-pool-model';
 import { ServerConfig } from './config/config';
 import { SERVER_CONFIG } from './config/config.module';
-import { HealthService } from './services/health.service';
-import { MetricsService } from './services/metrics.service';
-import { MlService } from './services/ml.service';
+import { HealthService } from './health/health.service';
+import { MetricsService } from './metrics/metrics.service';
+import { MlService } from './ml/ml.service';
+import { ModelCatalog } from './ml/model-catalog';
+import { defaultModelLoader, MODEL_LOADER, ModelLoader } from './ml/model-loader';
+import { workerPoolLoader } from './ml/worker-pool-model';
 
 const EXPORTED = [
-  ModelRegistry,
+  MlService,
+  ModelCatalog,
   MetricsService,
   HealthService,
+  InFlightRequests,
   ApiKeyGuard,
   RateLimitGuard,
-  ImageRepository,
   ImageUploadInterceptor,
-  MlService,
 ];
+
+export interface CoreOptions {
+  /** Substitute model loader (tests, tools); default: src/prg/inference.ts with the OOD scorers. */
+  loader?: ModelLoader;
+  /**
+   * Script a worker thread runs for PRG_INFERENCE_WORKERS > 0; default the compiled
+   * inference-worker.js beside worker-pool-model.js (tests running the TS sources give their own).
+   */
+  inferenceWorkerEntry?: string;
+}
 
 @Global()
 @Module({})
 export class CoreModule {
-  static forRoot(loader?: ModelLoader): DynamicModule {
+  static forRoot(o: CoreOptions = {}): DynamicModule {
     return {
       module: CoreModule,
       providers: [
@@ -39,8 +50,10 @@ export class CoreModule {
           provide: MODEL_LOADER,
           inject: [SERVER_CONFIG],
           useFactory: (c: ServerConfig): ModelLoader =>
-            loader ??
-            (c.inferenceWorkers > 0 ? workerPoolLoader(c.inferenceWorkers) : defaultModelLoader),
+            o.loader ??
+            (c.inferenceWorkers > 0
+              ? workerPoolLoader(c.inferenceWorkers, o.inferenceWorkerEntry)
+              : defaultModelLoader),
         },
         ...EXPORTED,
       ],

@@ -11,11 +11,12 @@ import { PrgModelApi } from '../../src/prg/inference-api';
 import { createTinyModel } from '../../src/prg/testing/tiny-model';
 import { testConfig } from '../../src/server/config/config';
 import { TEST_REDIS_URL } from '../../src/server/jobs/testing/redis-env';
-import { defaultModelLoader } from '../../src/server/repositories/model-loader';
-import { ModelRegistry } from '../../src/server/repositories/model-registry.repository';
-import { WorkerPoolModel } from '../../src/server/repositories/worker-pool-model';
-import { HealthService } from '../../src/server/services/health.service';
-import { MetricsService } from '../../src/server/services/metrics.service';
+import { InFlightRequests } from '../../src/server/common/in-flight';
+import { HealthService } from '../../src/server/health/health.service';
+import { MetricsService } from '../../src/server/metrics/metrics.service';
+import { MlService } from '../../src/server/ml/ml.service';
+import { defaultModelLoader } from '../../src/server/ml/model-loader';
+import { WorkerPoolModel } from '../../src/server/ml/worker-pool-model';
 import { createTestApp, TestApp, testPng } from '../../src/server/testing/test-app';
 
 let t: TestApp | undefined;
@@ -81,17 +82,14 @@ describe('readiness', () => {
     expect(r.body.checks.redis).toEqual({ ok: true, detail: 'PING → PONG' });
     expect(r.status).toBe(200);
     // Unreachable Redis, on the service alone (the jobs module would also try to connect).
-    const registry = {
-      list: () => [{}],
-      ready: true,
-      defaultModelId: 'x',
-      isLoaded: () => true,
-      loadError: () => undefined,
-    } as unknown as ModelRegistry;
+    const ml = {
+      modelsReadiness: () => ({ ok: true, detail: '1 model(s), default x', count: 1 }),
+    } as unknown as MlService;
     const h = new HealthService(
       testConfig({ redisUrl: 'redis://127.0.0.1:1' }),
-      registry,
+      ml,
       new MetricsService(),
+      new InFlightRequests(),
     );
     const bad = await h.readiness();
     expect(bad.ready).toBe(false);
@@ -118,7 +116,7 @@ describe('inference in worker threads (PRG_INFERENCE_WORKERS)', () => {
     const body = { images: [png, png] };
     const results = [];
     for (const inferenceWorkers of [0, 2]) {
-      t = await createTestApp([{ name: 'tiny', seed: 3 }], { inferenceWorkers, warmup: true });
+      t = await createTestApp([{ name: 'tiny', seed: 3 }], { inferenceWorkers, warmup: 'all' });
       const s = t.app.getHttpServer();
       const c = await request(s).post('/classify').send(body).expect(200);
       const f = await request(s).post('/models/tiny/features').send(body).expect(200);
@@ -136,7 +134,7 @@ describe('inference in worker threads (PRG_INFERENCE_WORKERS)', () => {
         ),
       );
       expect(many.map((r) => r.status)).toEqual(Array(6).fill(200));
-      const model = await t.app.get(ModelRegistry).get('tiny@0.0.1');
+      const model = await t.app.get(MlService).loadedModel('tiny@0.0.1');
       expect(model instanceof WorkerPoolModel).toBe(inferenceWorkers > 0);
       results.push({ c: c.body, f: f.body, o: o.body, j: j.body });
       await t.close();
@@ -189,14 +187,14 @@ describe('run size', () => {
     expect(sizes.sort()).toEqual([1, 2, 2]);
     await t.close();
 
-    t = await createTestApp([{ name: 'tiny' }], { maxBatch: 8, warmup: true });
-    expect([1, 2, 4, 8]).toContain(t.app.get(ModelRegistry).runSize('tiny@0.0.1'));
+    t = await createTestApp([{ name: 'tiny' }], { maxBatch: 8, warmup: 'all' });
+    expect([1, 2, 4, 8]).toContain(t.app.get(MlService).runSize('tiny@0.0.1'));
   });
 });
 
 describe('broken model files', () => {
   it('a model whose ONNX is corrupt: 503 MODEL_LOAD_FAILED naming it, and not ready', async () => {
-    t = await createTestApp([{ name: 'tiny' }], { warmup: true });
+    t = await createTestApp([{ name: 'tiny' }], { warmup: 'all' });
     const s = t.app.getHttpServer();
     expect((await request(s).get('/health/ready')).status).toBe(200);
     await createTinyModel(path.join(t.modelsDir, 'bad'), { name: 'bad', version: '1' });

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadPrgModel, registerOodScorerFactory } from '../inference';
+import { loadPrgModel } from '../inference';
 import { readModelDir } from '../model-dir';
 import { writeIdxPair } from '../data';
 import { tinyDataset } from '../testing/tiny-data';
@@ -95,8 +95,7 @@ describe('fitOod and evaluateOod on a tiny model', () => {
   });
 
   it('a model loaded with the registered factory reproduces the calibration: ≥ 95 % of held-out pass', async () => {
-    registerOodScorerFactory(oodScorerFactory);
-    const model = await loadPrgModel(dir, { threads: 1 });
+    const model = await loadPrgModel(dir, { threads: 1, oodFactories: [oodScorerFactory] });
     try {
       expect(model.oodScoreNames.sort()).toEqual(ALL_SCORES);
       const held = bars(40, 2, 'bars:heldout');

@@ -1,11 +1,8 @@
 /**
- * Out-of-distribution scoring and likelihood (issue 4, docs/ood.md). Importing this module does
- * not register anything; call `registerOod()` once before loading models (server, CLI) so every
- * model with an ood.json gets its Mahalanobis and likelihood scorers.
+ * Out-of-distribution scoring and likelihood (docs/ood.md). A model loaded with
+ * `loadPrgModel(dir, { oodFactories: [oodScorerFactory] })` gets the Mahalanobis and likelihood
+ * scorers its ood.json describes.
  */
-import { registerOodScorerFactory } from '../inference';
-import { oodScorerFactory } from './scorers';
-
 export * from './data';
 export * from './evaluate';
 export * from './fit';
@@ -16,7 +13,3 @@ export * from './scorers';
 export * from './stats';
 export { pngBitsPerDim } from './complexity';
 
-/** Register the OOD scorer factory with inference (idempotent). */
-export function registerOod(): void {
-  registerOodScorerFactory(oodScorerFactory);
-}

@@ -329,7 +329,7 @@ export function scorersFromStats(
 export const ENSEMBLE_COMPONENTS = ['mahalanobis', 'mahalanobis_hidden', 'complexity_ratio'];
 
 /**
- * The factory for `registerOodScorerFactory` (src/prg/inference.ts): a model directory with an
+ * The factory for `LoadOptions.oodFactories` (src/prg/inference.ts): a model directory with an
  * ood.json gets its Mahalanobis and likelihood scorers; without one, none.
  */
 export async function oodScorerFactory(

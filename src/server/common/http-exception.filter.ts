@@ -7,6 +7,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { GraphQLError } from 'graphql';
 import type { Response } from 'express';
+import { InputError, InputErrorKind } from '../../prg/input-error';
 import { ErrorCode } from './errors';
 
 export interface ErrorBody {
@@ -37,7 +38,20 @@ const BODY_PARSER_CODES: Record<string, ErrorCode> = {
   'charset.unsupported': 'BAD_REQUEST',
 };
 
+/** src/prg's input problems → HTTP statuses. */
+const INPUT_ERROR_STATUS: Record<InputErrorKind, number> = {
+  invalid: 400,
+  unsupported: 415,
+  'too-large': 413,
+};
+
 export function toErrorBody(exception: unknown): ErrorBody {
+  if (exception instanceof InputError)
+    return {
+      statusCode: INPUT_ERROR_STATUS[exception.kind],
+      code: exception.code,
+      message: exception.message,
+    };
   // The express adapter wraps body-parser errors in HttpExceptions; their cause keeps the type.
   if (exception instanceof HttpException && exception.cause instanceof Error) {
     const type = (exception.cause as { type?: unknown }).type;

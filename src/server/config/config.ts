@@ -7,6 +7,14 @@ import { Env, envInt } from './env';
 
 export type Device = 'cpu' | 'cuda';
 
+/**
+ * Which models are loaded and tuned before traffic (the server listens either way; readiness waits
+ * for the default model unless `none`): all of them (in the background, after the default), only
+ * the default model, or none (every model loads on first use).
+ */
+export const WARMUP_MODES = ['all', 'default', 'none'] as const;
+export type WarmupMode = (typeof WARMUP_MODES)[number];
+
 export interface ServerConfig {
   port: number;
   host: string;
@@ -45,8 +53,10 @@ export interface ServerConfig {
   rateLimitBurst: number;
   /** Model directory rescan interval; 0 disables periodic rescans (POST /models/rescan still works). */
   rescanMs: number;
-  /** Load every model at start (warm-up) instead of on first use. */
-  warmup: boolean;
+  /** WARMUP: which models are loaded and tuned at start (see WarmupMode). */
+  warmup: WarmupMode;
+  /** Most models held loaded at once; the least recently used is released past it. */
+  maxLoadedModels: number;
   /** Time allowed for in-flight requests to finish on SIGTERM. */
   shutdownGraceMs: number;
 }
@@ -113,6 +123,17 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
         `PRG_API_KEYS: key "${k.slice(0, 3)}…" is too short or has whitespace (8+ characters, no spaces)`,
       );
 
+  // WARMUP names the mode; the older boolean PRG_WARMUP still works (1 = all, 0 = none).
+  let warmup: WarmupMode = 'default';
+  const warmupRaw = str('WARMUP');
+  if (warmupRaw !== undefined) {
+    if ((WARMUP_MODES as readonly string[]).includes(warmupRaw)) warmup = warmupRaw as WarmupMode;
+    else
+      problems.push(
+        `WARMUP=${JSON.stringify(warmupRaw)}: expected one of ${WARMUP_MODES.join(', ')}`,
+      );
+  } else if (str('PRG_WARMUP') !== undefined) warmup = bool('PRG_WARMUP', true) ? 'all' : 'none';
+
   const defaultModel = str('DEFAULT_MODEL') ?? null;
   if (defaultModel !== null && !/^[A-Za-z0-9._-]+(@[A-Za-z0-9._-]+)?$/.test(defaultModel))
     problems.push(
@@ -140,7 +161,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     rateLimitRps: num('RATE_LIMIT_RPS', 50, 0, 1e6),
     rateLimitBurst: int('RATE_LIMIT_BURST', 100, 1, 1e6),
     rescanMs: int('MODELS_RESCAN_MS', 5000, 0, 86_400_000),
-    warmup: bool('PRG_WARMUP', true),
+    warmup,
+    maxLoadedModels: int('MAX_LOADED_MODELS', 4, 1, 1000),
     shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
   };
   if (problems.length) throw new ConfigError(problems);
@@ -152,5 +174,5 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
  * the main thread (worker threads have their own spec).
  */
 export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return { ...loadConfig({}), warmup: false, rescanMs: 0, inferenceWorkers: 0, ...overrides };
+  return { ...loadConfig({}), warmup: 'none', rescanMs: 0, inferenceWorkers: 0, ...overrides };
 }

@@ -23,7 +23,7 @@ import {
   ApiTags,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { ErrorResponse } from '../dtos/responses.dto';
+import { ErrorResponse } from '../schemas/error.schema';
 import { DatasetResponse } from './dataset.dto';
 import type { Request } from 'express';
 import { ApiKeyGuard } from '../common/api-key.guard';

@@ -7,7 +7,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { MetricsService } from '../services/metrics.service';
+import { MetricsService } from '../metrics/metrics.service';
 import {
   FineTuneJobData,
   FINE_TUNE_TRAINER,

@@ -23,7 +23,7 @@ import {
   ApiTags,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { ErrorResponse } from '../dtos/responses.dto';
+import { ErrorResponse } from '../schemas/error.schema';
 import { FineTuneJobResponse } from './fine-tune.dto';
 import { IsObject, IsOptional, IsString } from 'class-validator';
 import { map, Observable } from 'rxjs';

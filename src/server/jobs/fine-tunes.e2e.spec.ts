@@ -13,7 +13,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idx, imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
-import { HealthService } from '../services/health.service';
+import { HealthService } from '../health/health.service';
 import { FineTuneJobView } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
 import { readSse, switchableTrainer, waitForJob } from './testing/helpers';

@@ -6,7 +6,7 @@
 import { DynamicModule, Module, Provider } from '@nestjs/common';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
-import { ModelRegistry } from '../repositories/model-registry.repository';
+import { MlService } from '../ml/ml.service';
 import { BullJobQueue } from './bull-queue';
 import { FineTuneHandler } from './fine-tune.handler';
 import {
@@ -69,7 +69,7 @@ export class FineTunesModule {
       controllers: [FineTunesController],
       providers: [
         ...providers(o),
-        { provide: MODEL_CATALOG, useExisting: ModelRegistry },
+        { provide: MODEL_CATALOG, useExisting: MlService },
         FineTunesResolver,
       ],
       exports: [FineTunesService, JOBS_CONFIG],

@@ -19,8 +19,8 @@ import { ApiError } from '../common/errors';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
 import { DatasetsService } from '../datasets/datasets.service';
-import { HealthService } from '../services/health.service';
-import { MetricsService } from '../services/metrics.service';
+import { HealthService } from '../health/health.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { FineTuneHandler } from './fine-tune.handler';
 import {
   FineTuneEvent,

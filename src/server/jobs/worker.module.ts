@@ -16,7 +16,7 @@ import { NestFactory } from '@nestjs/core';
 import { ConfigError, ServerConfig } from '../config/config';
 import { ConfigModule } from '../config/config.module';
 import { DatasetsModule } from '../datasets/datasets.module';
-import { MetricsService } from '../services/metrics.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { JOBS_CONFIG } from './fine-tune.types';
 import { FineTunesModule, FineTunesModuleOptions } from './fine-tunes.module';
 import { JobsConfig } from './jobs.config';

@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { createTinyModel, TinyModelOptions } from '../../prg/testing/tiny-model';
 import { createApp } from '../app';
 import { ServerConfig, testConfig } from '../config/config';
-import { ModelLoader } from '../repositories/model-loader';
+import { MlService } from '../ml/ml.service';
+import { ModelLoader } from '../ml/model-loader';
 
 export interface TestApp {
   app: INestApplication;
@@ -32,8 +33,14 @@ export async function createTestApp(
 ): Promise<TestApp> {
   const modelsDir = await tempModelsDir(models);
   const config = testConfig({ modelsDir, rateLimitRps: 0, maxWaitMs: 2, ...overrides });
-  const app = await createApp(config, { loader, logger: false });
+  const app = await createApp(config, {
+    loader,
+    logger: false,
+    inferenceWorkerEntry: path.join(__dirname, 'inference-worker-entry.cjs'),
+  });
   await app.init();
+  // The server answers while models warm up; tests start from the warm state.
+  await app.get(MlService).whenWarm();
   return {
     app,
     modelsDir,

@@ -1,9 +1,13 @@
 /**
- * Request bodies of the inference routes. The same DTO serves JSON (numbers as numbers, images as
- * base64 strings) and multipart (every field a string, images as files): numeric fields convert
- * with @Type. Caps that depend on configuration (MAX_STEPS, MAX_IMAGES, MAX_FRAMES) are checked
- * in InferenceService.
+ * Arguments of the inference operations: one class per shape, carrying the OpenAPI (REST body),
+ * GraphQL (query arguments) and class-validator decorators, so the global ValidationPipe applies
+ * the same limits with the same error codes on both. The same class serves JSON (numbers as
+ * numbers, images as base64 strings) and multipart (every field a string, images as files):
+ * numeric fields convert with @Type. Limits that depend on configuration (MAX_STEPS, MAX_IMAGES,
+ * MAX_FRAMES) or on the model (t, pool) are checked by the ML boundary (src/server/ml).
+ * A field without @Field is REST-only.
  */
+import { ArgsType, Field, Float, Int } from '@nestjs/graphql';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
@@ -18,10 +22,14 @@ import {
   MaxLength,
   Min,
 } from 'class-validator';
+import { SOLVER_NAMES, SolverName } from '../../prg/manifest';
 
-export const SOLVER_NAMES = ['euler', 'midpoint', 'rk4', 'dopri5'] as const;
-
-export class ImagesDto {
+@ArgsType()
+export class ImagesArgs {
+  @Field(() => [String], {
+    nullable: true,
+    description: 'base64 PNG/JPEG/WebP images (a data: URL prefix is allowed)',
+  })
   @ApiPropertyOptional({
     type: [String],
     description:
@@ -33,7 +41,9 @@ export class ImagesDto {
   images?: string[];
 }
 
-export class SolveDto extends ImagesDto {
+@ArgsType()
+export class SolveArgs extends ImagesArgs {
+  @Field(() => Int, { nullable: true, description: 'ODE steps (default: the manifest)' })
   @ApiPropertyOptional({ description: 'ODE steps of the reverse process (default: the manifest)' })
   @IsOptional()
   @Type(() => Number)
@@ -41,13 +51,22 @@ export class SolveDto extends ImagesDto {
   @Min(1, { message: 'steps must be at least 1' })
   steps?: number;
 
+  @Field(() => String, {
+    nullable: true,
+    description: `ODE solver: ${SOLVER_NAMES.join(', ')} (default: the manifest)`,
+  })
   @ApiPropertyOptional({ enum: SOLVER_NAMES, description: 'ODE solver (default: the manifest)' })
   @IsOptional()
   @IsIn(SOLVER_NAMES, { message: `solver must be one of ${SOLVER_NAMES.join(', ')}` })
-  solver?: (typeof SOLVER_NAMES)[number];
+  solver?: SolverName;
 }
 
-export class ClassifyDto extends SolveDto {
+@ArgsType()
+export class ClassifyArgs extends SolveArgs {
+  @Field(() => String, {
+    nullable: true,
+    description: 'Model id "name@version" or name (latest version); default model when absent',
+  })
   @ApiPropertyOptional({
     description: 'Model id "name@version" or name (latest version); default model when absent',
   })
@@ -56,6 +75,7 @@ export class ClassifyDto extends SolveDto {
   @MaxLength(200)
   model?: string;
 
+  @Field(() => Int, { nullable: true, description: 'Top classes per image (default 5)' })
   @ApiPropertyOptional({
     description: 'How many top classes to list per image (default 5, capped at the class count)',
   })
@@ -66,22 +86,29 @@ export class ClassifyDto extends SolveDto {
   topK?: number;
 }
 
-export class FeaturesDto extends SolveDto {
+@ArgsType()
+export class FeaturesArgs extends SolveArgs {
+  @Field(() => Float, { nullable: true, description: 'Trajectory time t in (0, 1]' })
   @ApiPropertyOptional({ description: 'Trajectory time t in (0, 1] (default: the manifest tStar)' })
   @IsOptional()
   @Type(() => Number)
   @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 't must be a number' })
   t?: number;
 
+  // GraphQL takes n as an Int (omit for none); the transform makes both forms a string.
+  @Field(() => Int, { nullable: true, description: 'average-pool to n×n; omit for none' })
   @ApiPropertyOptional({
     description: '"none" (whole x_t, default) or n: average-pool each channel to n×n',
     example: 'none',
   })
   @IsOptional()
-  @Transform(({ value }) => (value === undefined || value === null ? value : String(value)))
+  @Transform(({ value }: { value: unknown }) =>
+    value === undefined || value === null ? value : String(value),
+  )
   @Matches(/^(none|[1-9]\d*)$/, { message: 'pool must be "none" or a positive integer' })
   pool?: string;
 
+  // REST only: GraphQL answers number lists.
   @ApiPropertyOptional({
     enum: ['json', 'base64'],
     description: 'json: arrays of numbers; base64: little-endian float32 per image',
@@ -91,9 +118,20 @@ export class FeaturesDto extends SolveDto {
   format?: 'json' | 'base64';
 }
 
-export class OodDto extends SolveDto {}
+/** GraphQL's features query names its model in the arguments; REST has it in the path. */
+@ArgsType()
+export class FeaturesQueryArgs extends FeaturesArgs {
+  @Field(() => String, { description: 'Model id "name@version" or name (latest version)' })
+  @IsString()
+  @MaxLength(200)
+  model!: string;
+}
 
-export class TrajectoryDto extends SolveDto {
+@ArgsType()
+export class OodArgs extends SolveArgs {}
+
+@ArgsType()
+export class TrajectoryArgs extends SolveArgs {
   @ApiPropertyOptional({ description: 'Frames from t = 0 to t = 1 (default 8)' })
   @IsOptional()
   @Type(() => Number)

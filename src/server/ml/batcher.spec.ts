@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DynamicBatcher, Executor } from './batcher';
 
 describe('DynamicBatcher', () => {
@@ -32,7 +32,9 @@ describe('DynamicBatcher', () => {
       { maxBatch: 8, maxWaitMs: 0 },
     );
     const first = b.submit(1);
-    await new Promise((r) => setTimeout(r, 5));
+    // Wait for the first run itself (not a fixed sleep: on a loaded machine a 5 ms timer can fire
+    // in the same loop turn as the batcher's 0 ms one, before the run starts).
+    await vi.waitFor(() => expect(runs).toHaveLength(1));
     const rest = [2, 3, 4].map((x) => b.submit(x));
     await new Promise((r) => setTimeout(r, 5));
     release();

@@ -11,13 +11,11 @@
  * 4. size: resized to the model's height × width with `fit: 'fill'` (stretched, aspect ratio not
  *    kept, nothing cropped) and the Lanczos-3 kernel;
  * 5. x = pixel / 127.5 - 1, NCHW float32 (docs/engineering.md).
- * Truncated or corrupt data fails decoding (`failOn: 'warning'`) and is a 400, never a 500.
+ * Truncated or corrupt data fails decoding (`failOn: 'warning'`) and is an InputError (a 4xx for
+ * a server), never a crash.
  */
-import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import sharp, { Metadata, OutputInfo } from 'sharp';
-import { ApiError, badRequest } from '../common/errors';
-import { ServerConfig } from '../config/config';
-import { SERVER_CONFIG } from '../config/config.module';
+import { InputError } from './input-error';
 
 export interface InputShape {
   channels: number;
@@ -27,42 +25,45 @@ export interface InputShape {
 
 const FORMATS = new Set(['png', 'jpeg', 'webp']);
 
-@Injectable()
-export class ImageRepository {
-  constructor(@Inject(SERVER_CONFIG) private readonly config: ServerConfig) {}
+export class ImageCodec {
+  /** `maxPixels`: the decoded-pixel cap per image (width × height), named in errors as MAX_PIXELS. */
+  constructor(private readonly maxPixels: number) {}
 
   /** One image → CHW float32 in [-1, 1] of the given shape. `label` names it in errors. */
   async decode(bytes: Buffer, shape: InputShape, label: string): Promise<Float32Array> {
-    if (bytes.length === 0) throw badRequest('INVALID_IMAGE', `${label}: empty`);
+    if (bytes.length === 0) throw new InputError('INVALID_IMAGE', `${label}: empty`);
     let meta: Metadata;
     try {
       meta = await sharp(bytes, { limitInputPixels: false }).metadata();
     } catch (e) {
-      throw badRequest('INVALID_IMAGE', `${label}: not a readable image (${(e as Error).message})`);
+      throw new InputError(
+        'INVALID_IMAGE',
+        `${label}: not a readable image (${(e as Error).message})`,
+      );
     }
     if (!meta.format || !FORMATS.has(meta.format))
-      throw new ApiError(
-        HttpStatus.UNSUPPORTED_MEDIA_TYPE,
+      throw new InputError(
         'UNSUPPORTED_IMAGE_FORMAT',
         `${label}: format ${meta.format ?? 'unknown'} is not supported (PNG, JPEG or WebP)`,
+        'unsupported',
       );
     const w = meta.width ?? 0;
     const h = meta.height ?? 0;
-    if (w * h > this.config.maxPixels)
-      throw new ApiError(
-        HttpStatus.PAYLOAD_TOO_LARGE,
+    if (w * h > this.maxPixels)
+      throw new InputError(
         'IMAGE_TOO_LARGE',
-        `${label}: ${w}×${h} = ${w * h} pixels exceeds the cap of ${this.config.maxPixels} (MAX_PIXELS)`,
+        `${label}: ${w}×${h} = ${w * h} pixels exceeds the cap of ${this.maxPixels} (MAX_PIXELS)`,
+        'too-large',
       );
     let raw: { data: Buffer; info: OutputInfo };
     try {
-      let img = sharp(bytes, { limitInputPixels: this.config.maxPixels, failOn: 'warning' })
+      let img = sharp(bytes, { limitInputPixels: this.maxPixels, failOn: 'warning' })
         .flatten({ background: { r: 0, g: 0, b: 0 } })
         .resize(shape.width, shape.height, { fit: 'fill', kernel: 'lanczos3' });
       img = shape.channels === 1 ? img.grayscale() : img.toColourspace('srgb');
       raw = await img.raw().toBuffer({ resolveWithObject: true });
     } catch (e) {
-      throw badRequest(
+      throw new InputError(
         'INVALID_IMAGE',
         `${label}: cannot decode ${meta.format} data (${(e as Error).message}); truncated or corrupt?`,
       );
@@ -72,7 +73,7 @@ export class ImageRepository {
     const out = new Float32Array(shape.channels * hw);
     const src = info.channels;
     if (info.width !== shape.width || info.height !== shape.height || src < 1)
-      throw badRequest('INVALID_IMAGE', `${label}: decoded to an unexpected size`);
+      throw new InputError('INVALID_IMAGE', `${label}: decoded to an unexpected size`);
     // HWC uint8 → CHW float; a grey source replicates into every model channel.
     for (let c = 0; c < shape.channels; c++) {
       const sc = src === 1 ? 0 : Math.min(c, src - 1);

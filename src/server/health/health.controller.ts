@@ -1,8 +1,8 @@
 import { Controller, Get, Header, HttpStatus, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { HealthService } from '../services/health.service';
-import { MetricsService } from '../services/metrics.service';
+import { MetricsService } from '../metrics/metrics.service';
+import { HealthService } from './health.service';
 
 @ApiTags('ops')
 @Controller()
@@ -13,14 +13,14 @@ export class HealthController {
   ) {}
 
   @Get('health/live')
-  @ApiOkResponse({ description: 'The process answers' })
+  @ApiOkResponse({ description: 'The process answers (from the start, before models are warm)' })
   live() {
     return { status: 'ok' };
   }
 
   @Get('health/ready')
   @ApiOkResponse({
-    description: '200 when models are loaded (and Redis answers, if configured); else 503',
+    description: '200 when the default model is warm (and Redis answers, if configured); else 503',
   })
   async ready(@Res({ passthrough: true }) res: Response) {
     const r = await this.health.readiness();

@@ -1,7 +1,7 @@
 /**
  * A PrgModelApi whose calls run in N worker threads (inference-worker.ts), each holding its own
  * copy of the model with ORT intra-op threads split between them. Chosen by PRG_INFERENCE_WORKERS;
- * MlService then runs up to N batches of a model at once.
+ * the ML boundary then runs up to N batches of a model at once.
  */
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
@@ -26,17 +26,8 @@ interface Slot {
   pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
 }
 
-/** Starts the worker entry from the compiled .js, or from the .ts sources under a test runner. */
-function spawn(dir: string, opts: LoadOptions): Worker {
-  const js = path.join(__dirname, 'inference-worker.js');
-  if (__filename.endsWith('.js')) return new Worker(js, { workerData: { dir, opts } });
-  const ts = path.join(__dirname, 'inference-worker.ts');
-  const register = path.resolve(__dirname, '../jobs/testing/swc-register.cjs');
-  return new Worker(`require(${JSON.stringify(register)}); require(${JSON.stringify(ts)});`, {
-    eval: true,
-    workerData: { dir, opts },
-  });
-}
+/** The compiled worker entry beside this file. */
+export const DEFAULT_WORKER_ENTRY = path.join(__dirname, 'inference-worker.js');
 
 export class WorkerPoolModel implements PrgModelApi {
   private nextId = 1;
@@ -54,7 +45,12 @@ export class WorkerPoolModel implements PrgModelApi {
     return this.slots.length;
   }
 
-  static async create(dir: string, opts: LoadOptions, n: number): Promise<WorkerPoolModel> {
+  static async create(
+    dir: string,
+    opts: LoadOptions,
+    n: number,
+    entry = DEFAULT_WORKER_ENTRY,
+  ): Promise<WorkerPoolModel> {
     const manifest = await readManifest(dir);
     // Split the ORT threads between workers (PRG_THREADS=0: one per core).
     const total = opts.threads > 0 ? opts.threads : availableParallelism();
@@ -62,7 +58,7 @@ export class WorkerPoolModel implements PrgModelApi {
     const slots: Slot[] = [];
     try {
       for (let i = 0; i < n; i++) {
-        const worker = spawn(dir, { ...opts, threads });
+        const worker = new Worker(entry, { workerData: { dir, opts: { ...opts, threads } } });
         const slot: Slot = { worker, busy: 0, pending: new Map() };
         slots.push(slot);
         await new Promise<void>((resolve, reject) => {
@@ -136,6 +132,6 @@ export class WorkerPoolModel implements PrgModelApi {
   }
 }
 
-export function workerPoolLoader(n: number): ModelLoader {
-  return (dir, opts) => WorkerPoolModel.create(dir, opts, n);
+export function workerPoolLoader(n: number, entry?: string): ModelLoader {
+  return (dir, opts) => WorkerPoolModel.create(dir, opts, n, entry);
 }

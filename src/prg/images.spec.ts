@@ -1,16 +1,15 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../common/errors';
-import { testConfig } from '../config/config';
-import { ImageRepository } from './image.repository';
+import { ImageCodec } from './images';
+import { InputError } from './input-error';
 
-const repo = new ImageRepository(testConfig({ maxPixels: 64 * 64 }));
+const repo = new ImageCodec(64 * 64);
 const solid = (w: number, h: number, bg: { r: number; g: number; b: number; alpha?: number }) =>
   sharp({ create: { width: w, height: h, channels: 4, background: { alpha: 1, ...bg } } })
     .png()
     .toBuffer();
 
-describe('ImageRepository.decode', () => {
+describe('ImageCodec.decode', () => {
   it('colour → 1 channel with libvips b-w (red 127, green 220, blue 76), x = p/127.5 − 1', async () => {
     const shape = { channels: 1, height: 2, width: 2 };
     for (const [bg, p] of [
@@ -52,9 +51,9 @@ describe('ImageRepository.decode', () => {
     for (let row = 0; row < 4; row++) expect(x[row * 2 + 1] - x[row * 2]).toBeGreaterThan(0.5);
   });
 
-  it('rejects empty input, non-images and images over the pixel cap with ApiErrors', async () => {
+  it('rejects empty input, non-images and images over the pixel cap with InputErrors', async () => {
     const shape = { channels: 1, height: 2, width: 2 };
-    await expect(repo.decode(Buffer.alloc(0), shape, 'e')).rejects.toBeInstanceOf(ApiError);
+    await expect(repo.decode(Buffer.alloc(0), shape, 'e')).rejects.toBeInstanceOf(InputError);
     await expect(repo.decode(Buffer.from('nope'), shape, 'n')).rejects.toThrow(
       /not a readable image/,
     );

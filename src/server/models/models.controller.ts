@@ -24,44 +24,51 @@ import type { Response } from 'express';
 import { ApiKeyGuard } from '../common/api-key.guard';
 import { ImageUploadInterceptor } from '../common/image-upload.interceptor';
 import { RateLimitGuard } from '../common/rate-limit.guard';
-import { FeaturesDto, OodDto, TrajectoryDto } from '../dtos/inference.dto';
-import { ErrorResponse, FeaturesResponse, OodResponse } from '../dtos/responses.dto';
-import { InferenceService, imageInputs } from '../services/inference.service';
-import { ModelsService } from '../services/models.service';
+import { imageInputs } from '../ml/image-input';
+import { MlService } from '../ml/ml.service';
+import { FeaturesArgs, OodArgs, TrajectoryArgs } from '../schemas/inference-requests';
+import { ErrorResponse } from '../schemas/error.schema';
+import {
+  FeaturesResponse,
+  OodResponse,
+  TrajectoryFramesResponse,
+} from '../schemas/inference-responses';
+import { ModelDetail, ModelList } from '../schemas/model.schema';
 
 const ERRORS = { type: ErrorResponse, description: '{statusCode, code, message}' };
 
 @ApiTags('models')
 @Controller('models')
 export class ModelsController {
-  constructor(
-    private readonly models: ModelsService,
-    private readonly inference: InferenceService,
-  ) {}
+  constructor(private readonly ml: MlService) {}
 
   @Get()
-  @ApiOkResponse({ description: 'Every servable model and the default model id' })
-  list() {
-    return this.models.list();
+  @ApiOkResponse({ type: ModelList, description: 'Every servable model and the default model id' })
+  list(): ModelList {
+    return this.ml.models();
   }
 
   @Post('rescan')
   @HttpCode(200)
   @UseGuards(ApiKeyGuard)
   @ApiHeader({ name: 'x-api-key', required: false, description: 'needed when PRG_API_KEYS is set' })
-  @ApiOkResponse({ description: 'Rescans MODELS_DIR now (it is also rescanned periodically)' })
-  rescan() {
-    return this.models.rescan();
+  @ApiOkResponse({
+    type: ModelList,
+    description: 'Rescans MODELS_DIR now (it is also rescanned periodically)',
+  })
+  rescan(): Promise<ModelList> {
+    return this.ml.rescan();
   }
 
   @Get(':id')
   @ApiOkResponse({
+    type: ModelDetail,
     description:
       'Manifest, metrics and OOD thresholds of one model ("name@version" or name = latest)',
   })
   @ApiNotFoundResponse(ERRORS)
-  get(@Param('id') id: string) {
-    return this.models.get(id);
+  get(@Param('id') id: string): Promise<ModelDetail> {
+    return this.ml.model(id);
   }
 
   @Post(':id/features')
@@ -69,14 +76,14 @@ export class ModelsController {
   @UseGuards(RateLimitGuard)
   @UseInterceptors(ImageUploadInterceptor)
   @ApiConsumes('application/json', 'multipart/form-data')
-  @ApiBody({ type: FeaturesDto })
+  @ApiBody({ type: FeaturesArgs })
   @ApiOkResponse({ type: FeaturesResponse })
   features(
     @Param('id') id: string,
-    @Body() dto: FeaturesDto,
+    @Body() args: FeaturesArgs,
     @UploadedFiles() files?: Express.Multer.File[],
-  ) {
-    return this.inference.featuresView(id, imageInputs(files, dto.images), dto);
+  ): Promise<FeaturesResponse> {
+    return this.ml.features(id, args, imageInputs(files, args.images));
   }
 
   @Post(':id/ood')
@@ -84,14 +91,14 @@ export class ModelsController {
   @UseGuards(RateLimitGuard)
   @UseInterceptors(ImageUploadInterceptor)
   @ApiConsumes('application/json', 'multipart/form-data')
-  @ApiBody({ type: OodDto })
+  @ApiBody({ type: OodArgs })
   @ApiOkResponse({ type: OodResponse })
   ood(
     @Param('id') id: string,
-    @Body() dto: OodDto,
+    @Body() args: OodArgs,
     @UploadedFiles() files?: Express.Multer.File[],
-  ) {
-    return this.inference.ood(id, imageInputs(files, dto.images), dto);
+  ): Promise<OodResponse> {
+    return this.ml.ood(id, args, imageInputs(files, args.images));
   }
 
   @Post(':id/trajectory')
@@ -99,19 +106,20 @@ export class ModelsController {
   @UseGuards(RateLimitGuard)
   @UseInterceptors(ImageUploadInterceptor)
   @ApiConsumes('application/json', 'multipart/form-data')
-  @ApiBody({ type: TrajectoryDto })
+  @ApiBody({ type: TrajectoryArgs })
   @ApiProduces('image/png', 'application/json')
   @ApiOkResponse({
+    type: TrajectoryFramesResponse,
     description:
       'format=sprite: one PNG, frames left to right from t = 0 (image) to t = 1; format=frames: JSON {model, t[], frames[] (base64 PNG)}',
   })
   async trajectory(
     @Param('id') id: string,
-    @Body() dto: TrajectoryDto,
+    @Body() args: TrajectoryArgs,
     @Res({ passthrough: true }) res: Response,
     @UploadedFiles() files?: Express.Multer.File[],
-  ) {
-    const v = await this.inference.trajectoryView(id, imageInputs(files, dto.images), dto);
+  ): Promise<TrajectoryFramesResponse | StreamableFile> {
+    const v = await this.ml.trajectory(id, args, imageInputs(files, args.images));
     if (v.kind === 'frames') return v.body;
     res.setHeader('X-Model', v.model);
     res.setHeader('X-Trajectory-T', v.t.map((t) => t.toFixed(4)).join(','));

@@ -2,13 +2,14 @@
  * Graceful shutdown (SIGTERM/SIGINT via enableShutdownHooks, or app.close()): readiness turns 503,
  * the listening socket closes so no new connection is accepted, in-flight requests finish (up to
  * SHUTDOWN_GRACE_MS), idle keep-alive connections are closed; then Nest closes the server and the
- * registry releases the models (onApplicationShutdown).
+ * ML boundary releases the models (onApplicationShutdown).
  */
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server } from 'node:http';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
+import { InFlightRequests } from '../common/in-flight';
 import { HealthService } from './health.service';
 
 @Injectable()
@@ -18,18 +19,19 @@ export class ShutdownService implements BeforeApplicationShutdown {
   constructor(
     @Inject(SERVER_CONFIG) private readonly config: ServerConfig,
     private readonly health: HealthService,
+    private readonly inFlight: InFlightRequests,
     private readonly adapterHost: HttpAdapterHost,
   ) {}
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
     const server = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
     if (server?.listening) server.close();
-    const n = this.health.inFlight;
+    const n = this.inFlight.count;
     if (n > 0) this.logger.log(`${signal ?? 'close'}: draining ${n} in-flight request(s)`);
     const drained = await this.health.drain(this.config.shutdownGraceMs);
     if (!drained)
       this.logger.warn(
-        `${this.health.inFlight} request(s) still running after ${this.config.shutdownGraceMs} ms`,
+        `${this.inFlight.count} request(s) still running after ${this.config.shutdownGraceMs} ms`,
       );
     server?.closeIdleConnections?.();
   }
