@@ -20,7 +20,6 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'UNAUTHORIZED'
   | 'RATE_LIMITED'
-  | 'SHUTTING_DOWN'
   | 'INFERENCE_FAILED'
   | 'INTERNAL'
   | (string & {});

@@ -66,4 +66,18 @@ describe('loadConfig', () => {
     expect(err!.message).toMatch(/PRG_API_KEYS/);
     expect(err!.message).toMatch(/PRG_WARMUP="maybe"/);
   });
+
+  it('WARMUP picks the start-up warm-up (default: the default model); PRG_WARMUP still works', () => {
+    expect(loadConfig({}).warmup).toBe('default');
+    expect(loadConfig({ WARMUP: 'all' }).warmup).toBe('all');
+    expect(loadConfig({ WARMUP: 'none', PRG_WARMUP: '1' }).warmup).toBe('none');
+    expect(loadConfig({ PRG_WARMUP: '1' }).warmup).toBe('all');
+    expect(loadConfig({ PRG_WARMUP: '0' }).warmup).toBe('none');
+    expect(() => loadConfig({ WARMUP: 'some' })).toThrow(
+      /WARMUP="some": expected one of all, default, none/,
+    );
+    expect(loadConfig({}).maxLoadedModels).toBe(4);
+    expect(loadConfig({ MAX_LOADED_MODELS: '1' }).maxLoadedModels).toBe(1);
+    expect(() => loadConfig({ MAX_LOADED_MODELS: '0' })).toThrow(/MAX_LOADED_MODELS="0"/);
+  });
 });

@@ -35,7 +35,7 @@ import { cleanHyperparameters, hyperparameterProblems } from './hyperparameters'
 import { JobsConfig } from './jobs.config';
 import type { ModelManifest } from '../../prg/manifest';
 
-/** What jobs need from the model registry (ModelRegistry implements it). */
+/** What jobs need from the model catalog (the ML boundary, MlService, implements it). */
 export interface ModelCatalog {
   resolve(ref?: string | null): Promise<{ id: string; dir: string; manifest: ModelManifest }>;
   rescan(): Promise<void>;
