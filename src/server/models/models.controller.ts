@@ -9,11 +9,8 @@ import {
   Res,
   UploadedFiles,
   UseGuards,
-  UseInterceptors,
 } from '@nestjs/common';
 import {
-  ApiBody,
-  ApiConsumes,
   ApiHeader,
   ApiNotFoundResponse,
   ApiOkResponse,
@@ -22,8 +19,7 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiKeyGuard } from '../common/api-key.guard';
-import { ImageUploadInterceptor } from '../common/image-upload.interceptor';
-import { RateLimitGuard } from '../common/rate-limit.guard';
+import { ImageRoute } from '../common/image-route';
 import { imageInputs } from '../ml/image-input';
 import { MlService } from '../ml/ml.service';
 import { FeaturesArgs, OodArgs, TrajectoryArgs } from '../schemas/inference-requests';
@@ -72,11 +68,7 @@ export class ModelsController {
   }
 
   @Post(':id/features')
-  @HttpCode(200)
-  @UseGuards(RateLimitGuard)
-  @UseInterceptors(ImageUploadInterceptor)
-  @ApiConsumes('application/json', 'multipart/form-data')
-  @ApiBody({ type: FeaturesArgs })
+  @ImageRoute(FeaturesArgs)
   @ApiOkResponse({ type: FeaturesResponse })
   features(
     @Param('id') id: string,
@@ -87,11 +79,7 @@ export class ModelsController {
   }
 
   @Post(':id/ood')
-  @HttpCode(200)
-  @UseGuards(RateLimitGuard)
-  @UseInterceptors(ImageUploadInterceptor)
-  @ApiConsumes('application/json', 'multipart/form-data')
-  @ApiBody({ type: OodArgs })
+  @ImageRoute(OodArgs)
   @ApiOkResponse({ type: OodResponse })
   ood(
     @Param('id') id: string,
@@ -102,11 +90,7 @@ export class ModelsController {
   }
 
   @Post(':id/trajectory')
-  @HttpCode(200)
-  @UseGuards(RateLimitGuard)
-  @UseInterceptors(ImageUploadInterceptor)
-  @ApiConsumes('application/json', 'multipart/form-data')
-  @ApiBody({ type: TrajectoryArgs })
+  @ImageRoute(TrajectoryArgs)
   @ApiProduces('image/png', 'application/json')
   @ApiOkResponse({
     type: TrajectoryFramesResponse,
