@@ -1,8 +1,13 @@
-/** Images as a request carries them: multipart files, or base64 text in JSON and GraphQL. */
+/**
+ * Images as a request carries them: multipart files, base64 text in JSON and GraphQL, or a
+ * tensor already in the model's input space (CHW float32, x = pixel / 127.5 − 1; protocols that
+ * send tensors, such as the Open Inference Protocol).
+ */
 import { HttpStatus } from '@nestjs/common';
 import { ApiError, badRequest } from '../common/errors';
 
-export type ImageInput = { bytes: Buffer; name?: string } | { base64: string };
+export type ImageInput =
+  { bytes: Buffer; name?: string } | { base64: string } | { tensor: Float32Array; name?: string };
 
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 
@@ -20,7 +25,11 @@ export function inputLabel(inp: ImageInput, i: number): string {
 }
 
 /** The encoded image bytes; base64 text is checked and capped at `maxBytes` (MAX_UPLOAD_BYTES). */
-export function imageBytes(inp: ImageInput, label: string, maxBytes: number): Buffer {
+export function imageBytes(
+  inp: Exclude<ImageInput, { tensor: Float32Array }>,
+  label: string,
+  maxBytes: number,
+): Buffer {
   if ('bytes' in inp) return inp.bytes;
   const s = inp.base64.replace(/^data:[^;,]*;base64,/, '');
   if (!BASE64.test(s)) throw badRequest('INVALID_IMAGE', `${label}: not base64 text`);

@@ -447,9 +447,18 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
   }
 
   private decode(entry: ModelEntry, inputs: ImageInput[]): Promise<Float32Array[]> {
+    const { channels, height, width } = entry.manifest.input;
     return Promise.all(
       inputs.map(async (inp, i) => {
         const label = inputLabel(inp, i);
+        if ('tensor' in inp) {
+          if (inp.tensor.length !== channels * height * width)
+            throw badRequest(
+              'INVALID_IMAGE',
+              `${label}: ${inp.tensor.length} values; model ${entry.id} takes ${channels}×${height}×${width}`,
+            );
+          return inp.tensor;
+        }
         const bytes = imageBytes(inp, label, this.config.maxUploadBytes);
         return this.codec.decode(bytes, entry.manifest.input, label);
       }),
