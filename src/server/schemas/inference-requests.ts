@@ -22,6 +22,7 @@ import {
   MaxLength,
   Min,
 } from 'class-validator';
+import { POOL_SPELLING } from '../../prg/heads/pool';
 import { SOLVER_NAMES, SolverName } from '../../prg/manifest';
 
 @ArgsType()
@@ -105,7 +106,7 @@ export class FeaturesArgs extends SolveArgs {
   @Transform(({ value }: { value: unknown }) =>
     value === undefined || value === null ? value : String(value),
   )
-  @Matches(/^(none|[1-9]\d*)$/, { message: 'pool must be "none" or a positive integer' })
+  @Matches(POOL_SPELLING, { message: 'pool must be "none" or a positive integer' })
   pool?: string;
 
   // REST only: GraphQL answers number lists.
