@@ -18,7 +18,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { PrgModelApi } from '../../prg/inference-api';
 import { ModelManifest } from '../../prg/manifest';
-import { validateManifest } from '../../prg/model-dir';
+import { validateManifest } from '../../prg/model-dir/manifest-schema';
 import { ApiError } from '../common/errors';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
