@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PrgModelApi } from '../../src/prg/inference-api';
 import { createTinyModel } from '../../src/prg/testing/tiny-model';
 import { testConfig } from '../../src/server/config/config';
-import { TEST_REDIS_URL } from '../../src/server/jobs/testing/redis-env';
+import { redisAvailable, TEST_REDIS_URL } from '../../src/server/jobs/testing/redis-env';
 import { defaultModelLoader } from '../../src/server/repositories/model-loader';
 import { ModelRegistry } from '../../src/server/repositories/model-registry.repository';
 import { WorkerPoolModel } from '../../src/server/repositories/worker-pool-model';
@@ -75,30 +75,33 @@ describe('rate limit', () => {
 });
 
 describe('readiness', () => {
-  it('with REDIS_URL: ready when Redis answers PING (the real Redis), 503 naming it when not', async () => {
-    t = await createTestApp([{ name: 'tiny' }], { redisUrl: TEST_REDIS_URL });
-    const r = await request(t.app.getHttpServer()).get('/health/ready');
-    expect(r.body.checks.redis).toEqual({ ok: true, detail: 'PING → PONG' });
-    expect(r.status).toBe(200);
-    // Unreachable Redis, on the service alone (the jobs module would also try to connect).
-    const registry = {
-      list: () => [{}],
-      ready: true,
-      defaultModelId: 'x',
-      isLoaded: () => true,
-      loadError: () => undefined,
-    } as unknown as ModelRegistry;
-    const h = new HealthService(
-      testConfig({ redisUrl: 'redis://127.0.0.1:1' }),
-      registry,
-      new MetricsService(),
-    );
-    const bad = await h.readiness();
-    expect(bad.ready).toBe(false);
-    expect(bad.checks.redis.ok).toBe(false);
-    expect(bad.checks.redis.detail).toMatch(/redis unreachable/);
-    h.onApplicationShutdown();
-  });
+  it.skipIf(!redisAvailable)(
+    'with REDIS_URL: ready when Redis answers PING (the real Redis), 503 naming it when not (needs Redis)',
+    async () => {
+      t = await createTestApp([{ name: 'tiny' }], { redisUrl: TEST_REDIS_URL });
+      const r = await request(t.app.getHttpServer()).get('/health/ready');
+      expect(r.body.checks.redis).toEqual({ ok: true, detail: 'PING → PONG' });
+      expect(r.status).toBe(200);
+      // Unreachable Redis, on the service alone (the jobs module would also try to connect).
+      const registry = {
+        list: () => [{}],
+        ready: true,
+        defaultModelId: 'x',
+        isLoaded: () => true,
+        loadError: () => undefined,
+      } as unknown as ModelRegistry;
+      const h = new HealthService(
+        testConfig({ redisUrl: 'redis://127.0.0.1:1' }),
+        registry,
+        new MetricsService(),
+      );
+      const bad = await h.readiness();
+      expect(bad.ready).toBe(false);
+      expect(bad.checks.redis.ok).toBe(false);
+      expect(bad.checks.redis.detail).toMatch(/redis unreachable/);
+      h.onApplicationShutdown();
+    },
+  );
 
   it('503 with no model under MODELS_DIR, and inference says so', async () => {
     t = await createTestApp([]);
