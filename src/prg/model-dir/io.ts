@@ -1,6 +1,6 @@
 /**
- * Reading and writing model directories: `manifest.json` (schema prg.model/v1, src/prg/manifest.ts),
- * the velocity net ONNX, the head ONNX and optionally `ood.json`.
+ * Reading and writing model directories: `manifest.json` (schema prg.model/v1,
+ * src/prg/manifest.ts), the velocity net ONNX, the head ONNX and optionally `ood.json`.
  *
  * Writing is atomic at the directory level: everything goes into a hidden sibling temp directory
  * (each file fsynced), which is then renamed onto the target; a reader never sees a half-written

@@ -1,6 +1,7 @@
 /**
- * Validation of a parsed `manifest.json` against schema prg.model/v1 (types in src/prg/manifest.ts):
- * field by field, so a bad file fails with an error naming the file and the first bad field.
+ * Validation of a parsed `manifest.json` against schema prg.model/v1 (types in
+ * src/prg/manifest.ts), field by field, so a bad file fails with an error naming the file and the
+ * first bad field.
  */
 import { MANIFEST_SCHEMA, ModelManifest, SOLVER_NAMES } from '../manifest';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { commandLine, gitCommit, provenance } from './provenance';
 
 describe('provenance', () => {
-  it('records the command line as `prg …` with arguments quoted only where a shell needs it', () => {
+  it('records the command line as `prg …`, quoting only what a shell needs quoted', () => {
     expect(commandLine(['node', '/repo/bin/prg', 'train', '--name', 'a b', '--lr=1e-3'])).toBe(
       'prg train --name "a b" --lr=1e-3',
     );
