@@ -26,7 +26,8 @@ import {
 } from './inference-api';
 import { ModelManifest, SolverName } from './manifest';
 import { solveOde } from './solvers';
-import { LoadedModelDir, featureDim, readModelDir } from './model-dir';
+import { featureDim } from './model-dir/graph-check';
+import { LoadedModelDir, readModelDir } from './model-dir/io';
 import {
   FixedSolverName,
   buildFeatureGraph,

@@ -22,14 +22,9 @@ import { buildHead } from '../heads';
 import { PrgModel } from '../inference';
 import { flowMatchingBatch, makeInterpolant } from '../interpolants';
 import { ModelManifest } from '../manifest';
-import {
-  LoadedModelDir,
-  commandLine,
-  featureDim,
-  gitCommit,
-  readModelDir,
-  writeModelDir,
-} from '../model-dir';
+import { featureDim } from '../model-dir/graph-check';
+import { LoadedModelDir, readModelDir, writeModelDir } from '../model-dir/io';
+import { commandLine, gitCommit } from '../model-dir/provenance';
 import { buildVelocityNet, VelocityNetKind } from '../nets';
 import { Rng } from '../rng';
 import {

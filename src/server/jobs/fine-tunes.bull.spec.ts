@@ -13,7 +13,7 @@ import { createTestApp, TestApp } from '../testing/test-app';
 import { FineTuneJobView, JOB_QUEUE, JobQueue } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
 import { readSse, switchableTrainer, waitForJob } from './testing/helpers';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
+import { deletePrefix, redisAvailable, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
 import { useTrainer } from './trainer';
 
 let t: TestApp;
@@ -52,7 +52,7 @@ afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-describe('fine-tunes on bull (in-process worker)', () => {
+describe.skipIf(!redisAvailable)('fine-tunes on bull (in-process worker; needs Redis)', () => {
   it('uses the bull queue', () => {
     expect(t.app.get<JobQueue>(JOB_QUEUE).kind).toBe('bull');
   });

@@ -18,7 +18,7 @@ import { imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
 import { FineTuneJobView } from './fine-tune.types';
 import { waitForJob } from './testing/helpers';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
+import { deletePrefix, redisAvailable, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
 
 const STEPS = 3;
 let t: TestApp;
@@ -124,7 +124,7 @@ async function createJob(epochs: number): Promise<string> {
 const pastEpoch2 = (j: FineTuneJobView) =>
   j.status === 'running' && (j.progress?.epoch ?? 0) >= 3 && (j.progress?.step ?? 0) >= 1;
 
-describe('fine-tune workers in other processes', () => {
+describe.skipIf(!redisAvailable)('fine-tune workers in other processes (needs Redis)', () => {
   it('a job whose worker is SIGKILLed resumes from its last checkpoint in another worker', async () => {
     const a = await startWorker(60);
     const id = await createJob(5);
