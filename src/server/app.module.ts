@@ -14,7 +14,7 @@ import { ModelsController } from './controllers/models.controller';
 import { CoreModule } from './core.module';
 import { DatasetsModule } from './datasets/datasets.module';
 import { FineTunesModule } from './jobs/fine-tunes.module';
-import { graphqlContext } from './jobs/graphql-context';
+import { graphqlContext } from './common/graphql-context';
 import { ModelsResolver } from './graphql/models.resolver';
 import { ModelLoader } from './repositories/model-loader';
 import { InferenceService } from './services/inference.service';
