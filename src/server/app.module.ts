@@ -1,7 +1,7 @@
 /**
  * The application: config and core providers (global), REST controllers, GraphQL (code first,
  * Apollo at /graphql, context `{ req }` so guards work in resolvers). Feature modules owned by
- * other parts (datasets, fine-tune jobs) are listed in FEATURE_MODULES.
+ * other parts (datasets, fine-tune jobs) are listed in featureModules.
  */
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Module, Type } from '@nestjs/common';
@@ -13,6 +13,7 @@ import { HealthController } from './controllers/health.controller';
 import { ModelsController } from './controllers/models.controller';
 import { CoreModule } from './core.module';
 import { DatasetsModule } from './datasets/datasets.module';
+import type { FineTuneTrainer, OodFitter } from './jobs/fine-tune.types';
 import { FineTunesModule } from './jobs/fine-tunes.module';
 import { graphqlContext } from './common/graphql-context';
 import { ModelsResolver } from './graphql/models.resolver';
@@ -22,14 +23,20 @@ import { ModelsService } from './services/models.service';
 import { ShutdownService } from './services/shutdown.service';
 
 /** Datasets and fine-tune job modules register here. */
-export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [
-  DatasetsModule.forRoot(),
-  FineTunesModule.forRoot(),
-];
+function featureModules(opts: AppOptions): (Type<unknown> | DynamicModule)[] {
+  return [
+    DatasetsModule.forRoot(),
+    FineTunesModule.forRoot({ trainer: opts.trainer, oodFitter: opts.oodFitter }),
+  ];
+}
 
 export interface AppOptions {
   /** Substitute model loader (tests, tools); default src/prg/inference.ts. */
   loader?: ModelLoader;
+  /** Substitute fine-tune trainer (tests); default fineTuneModel (src/prg/training). */
+  trainer?: FineTuneTrainer;
+  /** Substitute OOD calibration of fine-tuned models (tests); default fitOodFromSpecs. */
+  oodFitter?: OodFitter;
 }
 
 @Module({})
@@ -49,7 +56,7 @@ export class AppModule {
           context: graphqlContext,
           subscriptions: { 'graphql-ws': true },
         }),
-        ...FEATURE_MODULES,
+        ...featureModules(opts),
       ],
       controllers: [ModelsController, ClassifyController, HealthController],
       providers: [ModelsService, InferenceService, ModelsResolver, ShutdownService],

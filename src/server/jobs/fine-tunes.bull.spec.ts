@@ -14,7 +14,6 @@ import { FineTuneJobView, JOB_QUEUE, JobQueue } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
 import { readSse, switchableTrainer, waitForJob } from './testing/helpers';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
-import { useTrainer } from './trainer';
 
 let t: TestApp;
 let root: string;
@@ -36,8 +35,12 @@ beforeAll(async () => {
     JOB_STALLED_INTERVAL_MS: '5000',
   });
   delete process.env.WORKER;
-  useTrainer(trainer.trainer);
-  t = await createTestApp([{ name: 'tiny', version: '0.0.1' }], { redisUrl: TEST_REDIS_URL });
+  t = await createTestApp(
+    [{ name: 'tiny', version: '0.0.1' }],
+    { redisUrl: TEST_REDIS_URL },
+    undefined,
+    { trainer: trainer.trainer },
+  );
   const up = await http()
     .post('/datasets')
     .attach('file', await imageFolderZip({ a: 2, b: 2 }, { w: 8, h: 8 }), 'd.zip');
@@ -46,7 +49,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  useTrainer(null);
   await t?.close();
   await deletePrefix(prefix);
   await fs.rm(root, { recursive: true, force: true });

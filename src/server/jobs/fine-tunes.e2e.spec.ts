@@ -17,7 +17,6 @@ import { HealthService } from '../services/health.service';
 import { FineTuneJobView } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
 import { readSse, switchableTrainer, waitForJob } from './testing/helpers';
-import { useTrainer } from './trainer';
 
 const KEY = { 'x-api-key': 'fine-tune-test-key' };
 let t: TestApp;
@@ -35,10 +34,12 @@ beforeAll(async () => {
   process.env.JOBS_DIR = path.join(root, 'jobs');
   process.env.UPLOAD_TMP_DIR = path.join(root, 'uploads');
   delete process.env.REDIS_URL;
-  useTrainer(trainer.trainer);
-  t = await createTestApp([{ name: 'tiny', version: '0.0.1' }], {
-    apiKeys: [KEY['x-api-key']],
-  });
+  t = await createTestApp(
+    [{ name: 'tiny', version: '0.0.1' }],
+    { apiKeys: [KEY['x-api-key']] },
+    undefined,
+    { trainer: trainer.trainer },
+  );
   const up = await http()
     .post('/datasets')
     .set(KEY)
@@ -53,7 +54,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  useTrainer(null);
   await t?.close();
   await fs.rm(root, { recursive: true, force: true });
 });

@@ -13,7 +13,6 @@ import { zip, ZipSpec } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp, testPng } from '../testing/test-app';
 import { FineTuneJobView } from './fine-tune.types';
 import { waitForJob } from './testing/helpers';
-import { useTrainer } from './trainer';
 
 let t: TestApp;
 let root: string;
@@ -36,7 +35,6 @@ beforeAll(async () => {
   });
   delete process.env.REDIS_URL;
   delete process.env.WORKER;
-  useTrainer(null); // the default: the real fineTuneModel
   t = await createTestApp(
     [
       {
