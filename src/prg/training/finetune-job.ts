@@ -8,52 +8,31 @@
  */
 import { PrgModel } from '../inference';
 import { LoadedModelDir, commandLine, readModelDir } from '../model-dir';
-import { AugmentOptions, ImageDataset } from '../data';
-import { Device } from '../../engine/runtime/device';
-import { EpochProgress, StepProgress } from './common';
+import { ImageDataset } from '../data';
 import { evaluateModel, labelMap } from './evaluate';
 import { loadFineTuneData } from './finetune-data';
 import { fineTunedModel, writeFineTunedModel } from './finetune-export';
-import { trainFineTune } from './finetune-loop';
+import { FineTuneLoopSettings, trainFineTune } from './finetune-loop';
 import { fineTuneNets } from './finetune-nets';
 import { HYPERPARAMETERS, resolveHyperparameters } from './hyperparameters';
 import { FineTuneHyperparameters, FineTuneJobOptions, FineTuneJobResult } from './job-api';
 
-export interface RunFineTuneOptions {
+export interface RunFineTuneOptions extends FineTuneLoopSettings {
   baseModelDir: string;
-  dataset: string;
   /** Already-loaded training data (tests); `dataset` is then only recorded. */
   data?: ImageDataset;
   evalDataset?: string;
   evalData?: ImageDataset;
+  evalLimit?: number;
   hyperparameters: FineTuneHyperparameters;
   outputDir: string;
   overwrite?: boolean;
   name: string;
   version: string;
-  checkpointDir: string;
-  /** 'auto': resume when a checkpoint exists (job semantics); true: must exist; false: must not. */
-  resume?: boolean | 'auto';
-  /** Ablation (paper §4.5): start from a randomly initialised velocity net of the same shape. */
-  noPretrain?: boolean;
   /** Head input: null = flattened x_t, n = pooled to n×n; default: the base model's. */
   featurePool?: number | null;
   /** Head width when a new head is built; default: the base model's. */
   hidden?: number;
-  gradClip?: number;
-  /** The paper's "simple data augmentation" (§4.1): random crop with padding, horizontal flip. */
-  augment?: AugmentOptions;
-  limit?: number;
-  evalLimit?: number;
-  maxSteps?: number;
-  checkpointEvery?: number;
-  /** Also checkpoint when this many minutes passed since the last one (default 10). */
-  checkpointMinutes?: number;
-  onStep?: (p: StepProgress) => void | Promise<void>;
-  onEpoch?: (p: EpochProgress) => void | Promise<void>;
-  signal?: AbortSignal;
-  device?: Device;
-  threads?: number;
   /** The command recorded in provenance and metrics (default: this process's command line). */
   command?: string;
 }

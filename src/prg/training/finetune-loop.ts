@@ -22,7 +22,34 @@ import { FineTuneNets } from './finetune-nets';
 import { ResolvedHyperparameters } from './hyperparameters';
 import { TrainingLoop, openCheckpoint } from './loop';
 
-export interface FineTuneLoopOptions {
+/** The run's settings the loop takes as runFineTune got them. */
+export interface FineTuneLoopSettings {
+  /** The training dataset spec and limit (recorded; a resume must match them). */
+  dataset: string;
+  limit?: number;
+  /** Ablation (paper §4.5): the velocity net started from random weights (recorded). */
+  noPretrain?: boolean;
+  /** Checkpoint directory: a run restarted with the same directory may resume from it. */
+  checkpointDir: string;
+  /** 'auto': resume when a checkpoint exists (job semantics); true: must exist; false: must not. */
+  resume?: boolean | 'auto';
+  /** Checkpoint every n optimizer steps (besides epoch ends and checkpointMinutes). */
+  checkpointEvery?: number;
+  /** Also checkpoint when this many minutes passed since the last one (default 10). */
+  checkpointMinutes?: number;
+  /** Stop after this many optimizer steps (smoke runs). */
+  maxSteps?: number;
+  gradClip?: number;
+  /** The paper's "simple data augmentation" (§4.1): random crop with padding, horizontal flip. */
+  augment?: AugmentOptions;
+  onStep?: (p: StepProgress) => void | Promise<void>;
+  onEpoch?: (p: EpochProgress) => void | Promise<void>;
+  signal?: AbortSignal;
+  device?: Device;
+  threads?: number;
+}
+
+export interface FineTuneLoopOptions extends FineTuneLoopSettings {
   base: ModelManifest;
   hp: ResolvedHyperparameters;
   nets: FineTuneNets;
@@ -31,23 +58,6 @@ export interface FineTuneLoopOptions {
   train: ImageDataset;
   /** Training labels as indices into `nets.classes`. */
   labels: Int32Array;
-  /** The training dataset spec and limit (recorded; a resume must match them). */
-  dataset: string;
-  limit?: number;
-  noPretrain?: boolean;
-  checkpointDir: string;
-  /** 'auto': resume when a checkpoint exists (job semantics); true: must exist; false: must not. */
-  resume?: boolean | 'auto';
-  checkpointEvery?: number;
-  checkpointMinutes?: number;
-  maxSteps?: number;
-  gradClip?: number;
-  augment?: AugmentOptions;
-  signal?: AbortSignal;
-  onStep?: (p: StepProgress) => void | Promise<void>;
-  onEpoch?: (p: EpochProgress) => void | Promise<void>;
-  device?: Device;
-  threads?: number;
   /** The current weights on the held-out split (undefined without one). */
   evaluate: () => Promise<EvalResult | undefined>;
 }

@@ -4,15 +4,13 @@
  * through Redis and pub/sub. Cross-process resume is in fine-tunes.resume.spec.ts.
  */
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
 import { FineTuneJobView, JOB_QUEUE, JobQueue } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
-import { readSse, switchableTrainer, waitForJob } from './testing/helpers';
+import { readSse, switchableTrainer, tempJobsEnv, waitForJob } from './testing/helpers';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
 
 let t: TestApp;
@@ -24,11 +22,7 @@ const http = () => request(t.app.getHttpServer());
 const terminal = (j: FineTuneJobView) => ['succeeded', 'failed', 'cancelled'].includes(j.status);
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-ft-bull-'));
-  Object.assign(process.env, {
-    DATA_DIR: path.join(root, 'datasets'),
-    JOBS_DIR: path.join(root, 'jobs'),
-    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
+  root = await tempJobsEnv('prg-ft-bull-', {
     QUEUE_PREFIX: prefix,
     // Nothing dies here: a long lock, so a loaded CI machine never makes a job look stalled.
     JOB_LOCK_MS: '10000',

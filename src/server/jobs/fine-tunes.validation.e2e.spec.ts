@@ -5,13 +5,12 @@
  * fields are refused by the schema itself on GraphQL and by the ValidationPipe on REST.
  */
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
 import { fakeTrainer } from './testing/fake-trainer';
+import { tempJobsEnv } from './testing/helpers';
 
 const MAX_EPOCHS = 5;
 const MAX_STEPS = 7;
@@ -22,13 +21,7 @@ let smallDataset: string;
 const http = () => request(t.app.getHttpServer());
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-ft-validation-'));
-  Object.assign(process.env, {
-    DATA_DIR: path.join(root, 'datasets'),
-    JOBS_DIR: path.join(root, 'jobs'),
-    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
-    MAX_EPOCHS: String(MAX_EPOCHS),
-  });
+  root = await tempJobsEnv('prg-ft-validation-', { MAX_EPOCHS: String(MAX_EPOCHS) });
   delete process.env.REDIS_URL;
   t = await createTestApp(
     [{ name: 'tiny', version: '0.0.1' }],

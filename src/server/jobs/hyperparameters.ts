@@ -16,18 +16,18 @@ import { IsOptional, ValidateBy, validateSync } from 'class-validator';
 import {
   accepts,
   crossFieldProblems,
-  maxOf,
   expectation,
   FineTuneHyperparameters,
+  GradientMode,
   HYPERPARAMETER_NAMES,
   HYPERPARAMETERS,
   HyperparameterLimits,
   HyperparameterName,
   hyperparameterProblem,
   HyperparameterSpec,
+  maxOf,
 } from '../../prg/training/hyperparameters';
 import type { FixedSolverName } from '../../prg/manifest';
-import type { GradientMode } from '../../prg/training/hyperparameters';
 
 export type { HyperparameterLimits };
 
