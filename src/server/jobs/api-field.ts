@@ -5,9 +5,10 @@
 import { applyDecorators } from '@nestjs/common';
 import { Field, Float, ID, Int } from '@nestjs/graphql';
 import { ApiProperty, ApiPropertyOptional, ApiPropertyOptions } from '@nestjs/swagger';
+import type { GraphQLScalarType } from 'graphql';
 
-// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- classes and scalars alike
-type FieldType = Function | object;
+/** A GraphQL scalar (Int, Float, ID) or a class (String, Boolean, a decorated shape). */
+type FieldType = GraphQLScalarType | (abstract new (...args: never[]) => unknown);
 
 export interface ApiFieldOptions {
   description?: string;
