@@ -33,6 +33,7 @@ import {
 } from './fine-tune.types';
 import { cleanHyperparameters, hyperparameterProblems } from './hyperparameters';
 import { JobsConfig } from './jobs.config';
+import type { CreateFineTuneInput } from './fine-tune.dto';
 import type { ModelManifest } from '../../prg/manifest';
 
 /** What jobs need from the model catalog (the ML boundary, MlService, implements it). */
@@ -41,19 +42,6 @@ export interface ModelCatalog {
   rescan(): Promise<void>;
 }
 export const MODEL_CATALOG = Symbol('MODEL_CATALOG');
-
-export interface CreateFineTuneInput {
-  /** "name@version" or a name; absent = the default model. */
-  model?: string | null;
-  dataset: string;
-  /** Held-out dataset id: per-epoch evaluation and OOD calibration (default: part of `dataset`). */
-  evalDataset?: string | null;
-  /** Dataset id of images the new model should flag: they choose its primary OOD score. */
-  oodDataset?: string | null;
-  hyperparameters?: Record<string, unknown> | null;
-  /** Name of the new model; default the base model's name (a new version of it). */
-  name?: string | null;
-}
 
 export interface SseMessage {
   type: string;
