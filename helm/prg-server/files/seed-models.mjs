@@ -11,6 +11,7 @@
 import { cp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import process from 'node:process';
 
 const SAFE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 // A temporary copy older than this was left by a pod that died while copying.
@@ -56,7 +57,9 @@ async function removeStaleCopies(root) {
   }
 }
 
-export async function seedModels(shipped, volume, log = console.log) {
+const print = (line) => process.stdout.write(`${line}\n`);
+
+export async function seedModels(shipped, volume, log = print) {
   await removeStaleCopies(volume);
   const present = await presentIds(volume);
   const result = { seeded: [], kept: [] };
@@ -92,11 +95,11 @@ export async function seedModels(shipped, volume, log = console.log) {
 if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
   const [shipped, volume] = process.argv.slice(2);
   if (!shipped || !volume) {
-    console.error('usage: node seed-models.mjs <shipped dir> <volume dir>');
+    process.stderr.write('usage: node seed-models.mjs <shipped dir> <volume dir>\n');
     process.exit(2);
   }
   seedModels(shipped, volume).catch((e) => {
-    console.error(`seed: ${e.message}`);
+    process.stderr.write(`seed: ${e.message}\n`);
     process.exit(1);
   });
 }
