@@ -5,6 +5,8 @@
  * skipped and say why.
  */
 import { execFile } from 'node:child_process';
+import { copyFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it, TestContext } from 'vitest';
@@ -140,13 +142,20 @@ beforeAll(async () => {
 describe('helm/prg-server', () => {
   it('passes helm lint --strict with every value set', async (ctx) => {
     needHelm(ctx);
-    for (const set of SETS) {
-      const values = path.join(CHART, 'ci', `${set}-values.yaml`);
-      await expect(
-        run(helm.helm!, ['lint', '--strict', CHART, '-f', values]),
-        set,
-      ).resolves.toBeDefined();
-    }
+    await Promise.all(
+      SETS.map((set) =>
+        expect(
+          run(helm.helm!, [
+            'lint',
+            '--strict',
+            CHART,
+            '-f',
+            path.join(CHART, 'ci', `${set}-values.yaml`),
+          ]),
+          set,
+        ).resolves.toBeDefined(),
+      ),
+    );
   });
 
   it('renders the expected objects for every value set', (ctx) => {
@@ -388,6 +397,49 @@ describe('helm/prg-server', () => {
     expect(
       (find('hpa', 'Deployment', '-api').spec as Record<string, unknown>).replicas,
     ).toBeUndefined();
+  });
+
+  it('NOTES.txt renders for every value set and tells what to do next', async (ctx) => {
+    needHelm(ctx);
+    // helm template skips NOTES.txt; render it through tpl in a copy of the chart.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'prg-notes-'));
+    try {
+      const chart = path.join(dir, 'prg-server');
+      await cp(CHART, chart, { recursive: true });
+      await copyFile(
+        path.join(chart, 'templates', 'NOTES.txt'),
+        path.join(chart, 'files', 'NOTES.txt'),
+      );
+      const wrapper = path.join(chart, 'templates', 'zz-notes.yaml');
+      await writeFile(
+        wrapper,
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n' +
+          '  notes: {{ tpl (.Files.Get "files/NOTES.txt") . | quote }}\n',
+      );
+      const notes: Record<string, string> = {};
+      const renderNotes = async (set: string) => {
+        const { stdout } = await run(helm.helm!, [
+          'template',
+          RELEASE,
+          chart,
+          '--show-only',
+          'templates/zz-notes.yaml',
+          '-f',
+          path.join(CHART, 'ci', `${set}-values.yaml`),
+        ]);
+        notes[set] = (parse(stdout)[0] as unknown as { data: { notes: string } }).data.notes;
+        expect(notes[set], set).toMatch(new RegExp(`helm test ${RELEASE}`));
+      };
+      await Promise.all(SETS.map(renderNotes));
+      expect(notes.default).toMatch(/Jobs run in the API pod's memory \(no Redis\)/);
+      expect(notes['external-redis']).not.toMatch(/no Redis/);
+      expect(notes['gpu-worker']).toMatch(
+        /Workers: 2 × prg-server:0\.1\.0-cuda with 1 nvidia\.com\/gpu each/,
+      );
+      expect(notes['redis-subchart']).toMatch(/bundled single pod/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it.for([
