@@ -231,18 +231,25 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
         if (this.health?.isDraining) sub.complete();
       }, 200);
       const done = (e: FineTuneEvent) => e.type === 'status' && TERMINAL.has(e.status);
+      // Live events are subscribed to before the snapshot is read (none is missed), but held back
+      // until the snapshot has gone out, so a stream always starts with it.
+      let held: FineTuneEvent[] | null = [];
+      const forward = (e: FineTuneEvent) => {
+        sub.next({ type: e.type, data: e });
+        if (done(e)) sub.complete();
+      };
       const live = this.queue.events.pipe(filter((e) => e.jobId === id)).subscribe({
-        next: (e) => {
-          sub.next({ type: e.type, data: e });
-          if (done(e)) sub.complete();
-        },
+        next: (e) => (held ? held.push(e) : forward(e)),
         complete: () => sub.complete(),
       });
       this.queue.get(id).then(
         (view) => {
           if (!view || sub.closed) return;
           sub.next({ type: 'snapshot', data: view });
-          if (TERMINAL.has(view.status)) sub.complete();
+          if (TERMINAL.has(view.status)) return sub.complete();
+          const backlog = held ?? [];
+          held = null;
+          for (const e of backlog) if (!sub.closed) forward(e);
         },
         (err) => sub.error(err),
       );
