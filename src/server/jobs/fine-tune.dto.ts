@@ -12,7 +12,7 @@ import { ApiProperty, ApiPropertyOptional, ApiPropertyOptions } from '@nestjs/sw
 import { IsObject, IsOptional, IsString } from 'class-validator';
 import type { FineTuneProgress } from '../../prg/training/job-api';
 import type { FineTuneHyperparameters } from '../../prg/training/hyperparameters';
-import { ApiField } from './api-field';
+import { ApiField } from '../common/api-field';
 import { FINE_TUNE_STATUSES, type FineTuneStatus } from './fine-tune.types';
 import { FineTuneHyperparametersInput } from './hyperparameters';
 
