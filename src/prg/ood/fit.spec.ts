@@ -53,6 +53,7 @@ const ALL_SCORES = [
   'ensemble',
   'likelihood',
   'mahalanobis',
+  'mahalanobis_deep',
   'mahalanobis_hidden',
   'msp',
   'relative_mahalanobis',

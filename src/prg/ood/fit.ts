@@ -33,12 +33,28 @@ import {
 } from './data';
 import { checkAbort, scoreSet } from './evaluate';
 import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
-import { fitBackgroundGaussian, fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
+import {
+  columnStats,
+  deepFeatureDim,
+  deepFeatureGraph,
+  deepFeatureSpec,
+  residualBlockOutputs,
+  standardise,
+  unstandardiseGaussian,
+} from './deep';
+import {
+  TiedGaussian,
+  fitBackgroundGaussian,
+  fitTiedGaussian,
+  tiedGaussianToJson,
+} from './mahalanobis';
 import { auroc, thresholdAtTpr } from './metrics';
 import {
   ENSEMBLE_COMPONENTS,
   HeadHidden,
+  LazySession,
   ScorerOptions,
+  deepFeeds,
   ensembleOf,
   fitEnsemble,
   scorersFromStats,
@@ -60,6 +76,11 @@ export interface FitOodOptions extends ScorerOptions {
    * model's OOD scores (docs/ood.md, "Cost").
    */
   likelihood?: boolean | Omit<LikelihoodOptions, 'session'>;
+  /**
+   * Fit `mahalanobis_deep` (deep.ts) when the velocity net has residual blocks. Default true; it
+   * costs two more velocity-net evaluations per scored image.
+   */
+  deep?: boolean;
   /** Fixed shrinkage α; default Ledoit–Wolf. */
   shrinkage?: number;
   /** The score clients see first (manifest.ood.primary). Default 'mahalanobis'. */
@@ -145,6 +166,17 @@ export async function fitOod(
   // A head without a tanh layer (none are built today) just gets no mahalanobis_hidden.
   const hasHidden = loaded.head.nodes.some((n) => n.op === 'Tanh');
   const headHidden = new HeadHidden(loaded.head, so);
+  // mahalanobis_deep (deep.ts): U-Net nets only, and not when turned off.
+  const deepSpec =
+    opts.deep !== false && residualBlockOutputs(loaded.velocity).length > 0
+      ? deepFeatureSpec(loaded.velocity, loaded.head, m.solver.tStar)
+      : undefined;
+  const shape: [number, number, number] = [m.input.channels, m.input.height, m.input.width];
+  const deepSession =
+    deepSpec &&
+    new LazySession(() => deepFeatureGraph(loaded.velocity, loaded.head, deepSpec, shape), so);
+  const dimDeep = deepSpec ? deepFeatureDim(deepSpec) : 0;
+  const deepRows = deepSpec && new Float32Array(train.n * dimDeep);
   let feats: Float32Array | undefined;
   let hidden: Float32Array | undefined;
   let dimF = 0;
@@ -162,9 +194,15 @@ export async function fitOod(
         hidden ??= new Float32Array(train.n * dimH);
         hidden.set(hd, b.start * dimH);
       }
+      if (deepSession && deepRows) {
+        const feeds = await deepFeeds({ features: f.data, batch: b, model: base }, shape);
+        if (!deepSpec.hidden) delete feeds.features;
+        deepRows.set((await deepSession.run(feeds)).deep.data as Float32Array, b.start * dimDeep);
+      }
       opts.onProgress?.('train', b.start + b.n, train.n);
     }
   } finally {
+    await deepSession?.release();
     await headHidden.release();
     await base.release();
   }
@@ -180,6 +218,14 @@ export async function fitOod(
   const bgOpts = { shrinkage: opts.shrinkage, session: so };
   const bF = await fitBackgroundGaussian(feats!, dimF, bgOpts);
   const bH = hidden && (await fitBackgroundGaussian(hidden, dimH, bgOpts));
+  // The deep Gaussian is fitted on standardised features and stored on raw ones (deep.ts).
+  let gDeep: TiedGaussian | undefined;
+  if (deepRows) {
+    const { mean, sd } = columnStats(deepRows, train.n, dimDeep);
+    const z = standardise(deepRows, train.n, dimDeep, mean, sd);
+    const gz = await fitTiedGaussian(z, labels, dimDeep, K, bgOpts);
+    gDeep = unstandardiseGaussian(gz, mean, sd);
+  }
   const lk = opts.likelihood ?? false;
   const likelihood = lk === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(lk === true ? {} : lk) };
   const stats: OodStatsFile = {
@@ -188,6 +234,9 @@ export async function fitOod(
       features: tiedGaussianToJson(gF),
       hidden: gH && tiedGaussianToJson(gH),
       background: { features: tiedGaussianToJson(bF), hidden: bH && tiedGaussianToJson(bH) },
+      ...(deepSpec && gDeep
+        ? { deep: { features: deepSpec, gaussian: tiedGaussianToJson(gDeep) } }
+        : {}),
     },
     likelihood,
     fit: {

@@ -2,6 +2,7 @@
  * The model directory's OOD statistics file (manifest.files.ood, normally ood.json), schema
  * `prg.ood/v1`. Written by fitOod (fit.ts); thresholds live in manifest.ood, not here.
  */
+import type { DeepFeatureSpec } from './deep';
 import { LikelihoodOptions } from './likelihood';
 import { TiedGaussianJson } from './mahalanobis';
 import type { EnsembleStats } from './scorers';
@@ -19,6 +20,8 @@ export interface OodStatsFile {
     features?: TiedGaussianJson;
     hidden?: TiedGaussianJson;
     background?: { features?: TiedGaussianJson; hidden?: TiedGaussianJson };
+    /** `mahalanobis_deep` (deep.ts): the feature layout and the Gaussian on it; absent in older files. */
+    deep?: { features: DeepFeatureSpec; gaussian: TiedGaussianJson };
   };
   /** Settings of the bits/dim estimate the thresholds were calibrated with; null = not used. */
   likelihood: Omit<LikelihoodOptions, 'session'> | null;
