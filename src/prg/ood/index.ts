@@ -7,12 +7,15 @@ import { registerOodScorerFactory } from '../inference';
 import { oodScorerFactory } from './scorers';
 
 export * from './data';
+export * from './deep';
 export * from './evaluate';
 export * from './fit';
 export * from './likelihood';
 export * from './mahalanobis';
 export * from './metrics';
+export * from './outliers';
 export * from './scorers';
+export * from './selection';
 export * from './stats';
 export { pngBitsPerDim } from './complexity';
 
