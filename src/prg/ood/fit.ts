@@ -118,7 +118,10 @@ export interface FitOodOptions extends ScorerOptions {
   guard?: 'fallback' | 'refuse' | 'off';
   /** Default 0.99. */
   guardMinFlagged?: number;
-  /** Called with a readable message when the guard replaces or cannot replace the primary. */
+  /**
+   * Called with a readable message when the guard replaces or cannot replace the primary.
+   * Default: console.warn.
+   */
   onWarning?: (message: string) => void;
   seed?: number;
   onProgress?: (stage: 'train' | 'heldout' | 'select', done: number, total: number) => void;
@@ -354,7 +357,9 @@ export async function fitOod(
   if (action !== 'kept') {
     const msg = guardMessage(guard);
     if (guardMode === 'refuse') throw new Error(`${msg} (refused: guard 'refuse')`);
-    opts.onWarning?.(msg);
+    // Loud by default: a fine-tune job passes no callback, and its log must still show it.
+    if (opts.onWarning) opts.onWarning(msg);
+    else console.warn(msg);
   }
 
   // 3. Write ood.json and the thresholds into the model directory.
