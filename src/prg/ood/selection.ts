@@ -3,7 +3,7 @@
  *
  * Selection: every candidate score's AUROC of held-out in-distribution images against each
  * validation outlier set (outliers.ts, role 'validation', plus any user-supplied set); the primary
- * is the score with the best WORST-CASE AUROC over those sets, ties (within 1e-4) broken by the
+ * is the score with the best WORST-CASE AUROC over those sets, exact ties broken by the
  * mean. A worst case, not a mean, because a client reads `flagged: false` as "looks like the
  * training data" whatever kind of outlier it sent; one kind the score inverts is enough to break
  * that.
@@ -55,8 +55,8 @@ export function aurocTable(
 }
 
 /**
- * The candidate (among `eligible`) with the best worst-case AUROC over `sets`, ties within 1e-4
- * broken by the mean, then by `eligible` order.
+ * The candidate (among `eligible`) with the best worst-case AUROC over `sets`, exact ties broken
+ * by the mean, then by `eligible` order.
  */
 export function selectRobust(
   heldout: Record<string, ArrayLike<number>>,
@@ -76,8 +76,8 @@ export function selectRobust(
     mean[k] = v.reduce((a, b) => a + b, 0) / v.length;
     if (
       !chosen ||
-      worst[k] > worst[chosen] + 1e-4 ||
-      (Math.abs(worst[k] - worst[chosen]) <= 1e-4 && mean[k] > mean[chosen])
+      worst[k] > worst[chosen] ||
+      (worst[k] === worst[chosen] && mean[k] > mean[chosen])
     )
       chosen = k;
   }
