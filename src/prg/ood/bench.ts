@@ -275,6 +275,8 @@ const SHORT: Record<string, string> = {
   vflip: 'vflip',
   hflip: 'hflip',
   shift: 'shift',
+  'mnist:test': 'mnist',
+  'fashion-mnist:test': 'fashion',
 };
 
 /**
@@ -284,27 +286,32 @@ const SHORT: Record<string, string> = {
 export function formatBenchTables(r: OodBenchReport): string {
   const cols = r.sets.map((s) => (SHORT[s.name] ?? s.name.slice(0, 12)) + (s.tuned ? '*' : ''));
   const names = Object.keys(r.scores);
-  const w = Math.max(5, ...names.map((k) => k.length));
-  const cw = Math.max(6, ...cols.map((c) => c.length));
+  const w = Math.max(9, ...names.map((k) => k.length));
+  const cw = cols.map((c) => Math.max(6, c.length));
   const head = (metric: string) =>
     `${metric.padEnd(w)} ` +
-    cols.map((c) => c.padStart(cw)).join(' ') +
-    '   worst(held-out)   mean';
-  const fmt = (v: number | null, pct: boolean) =>
-    (v === null ? '—' : pct ? (100 * v).toFixed(1) : v.toFixed(3)).padStart(cw);
+    cols.map((c, i) => c.padStart(cw[i])).join(' ') +
+    '  worst(held-out)    mean';
+  const fmt = (v: number | null, pct: boolean, width: number) =>
+    (v === null ? '—' : pct ? (100 * v).toFixed(1) : v.toFixed(3)).padStart(width);
   const table = (metric: string, get: (c: BenchCell) => number | null, pct: boolean) => {
     const lines = [head(metric)];
     for (const k of names) {
-      const cells = r.sets.map((s) => r.scores[k][s.name]);
       const held = r.sets.filter((s) => !s.tuned).map((s) => get(r.scores[k][s.name]));
       const vals = held.filter((v): v is number => v !== null);
-      const better = metric === 'FPR95' ? Math.max : Math.min;
-      const worst = vals.length ? better(...vals) : null;
+      // The worst case: the highest FPR95, the lowest AUROC or fraction flagged.
+      const worstOf = metric === 'FPR95' ? Math.max : Math.min;
+      const worst = vals.length ? worstOf(...vals) : null;
       const mean = vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : null;
       lines.push(
         `${k.padEnd(w)} ` +
-          cells.map((c) => fmt(c ? get(c) : null, pct)).join(' ') +
-          `   ${fmt(worst, pct).padStart(16)}   ${fmt(mean, pct)}`,
+          r.sets
+            .map((s, i) => {
+              const c = r.scores[k][s.name];
+              return fmt(c ? get(c) : null, pct, cw[i]);
+            })
+            .join(' ') +
+          `  ${fmt(worst, pct, 15)}  ${fmt(mean, pct, 6)}`,
       );
     }
     return lines.join('\n');
