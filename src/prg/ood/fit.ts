@@ -262,7 +262,6 @@ export async function fitOod(
   // 2. Held-out scores through the same path inference uses, then thresholds at `tpr`.
   const scorers = scorersFromStats(stats, loaded, so);
   const model = new PrgModel(loaded, so, scorers);
-  // Validation out-of-distribution images for choosing the primary (a seeded subset).
   // Validation outlier sets (outliers.ts, role 'validation'; built from the held-out images)
   // and the user's set, for choosing the primary and for the guard.
   const perSet = opts.syntheticPerSet ?? 500;
@@ -323,8 +322,12 @@ export async function fitOod(
     minFlagged,
   );
   const names = Object.keys(collected);
-  const eligible = check.passing.length ? names.filter((k) => check.passing.includes(k)) : names;
-  // Selection on the validation kinds, among the scores that pass the guard (all, when none do).
+  const eligible =
+    guardMode !== 'off' && check.passing.length
+      ? names.filter((k) => check.passing.includes(k))
+      : names;
+  // Selection on the validation kinds, among the scores that pass the guard (all, when none do
+  // or the guard is off).
   const sel = selectRobust(collected, valScores, eligible);
   const userSet = select ? valScores[valScores.length - 1] : undefined;
   let primarySelection: PrimarySelection | undefined;
@@ -345,9 +348,9 @@ export async function fitOod(
   let primary = requested;
   let action: GuardRecord['action'] = 'kept';
   if (guardMode !== 'off' && !check.passing.includes(requested)) {
-    if (guardMode === 'refuse' || (guardMode === 'fallback' && !check.passing.length)) {
-      action = 'failed';
-    } else {
+    if (guardMode === 'refuse') action = 'refused';
+    else if (!check.passing.length) action = 'failed';
+    else {
       action = 'fallback';
       primary = sel.chosen;
     }
@@ -356,7 +359,7 @@ export async function fitOod(
   if (guardMode !== 'off') stats.fit.guard = guard;
   if (action !== 'kept') {
     const msg = guardMessage(guard);
-    if (guardMode === 'refuse') throw new Error(`${msg} (refused: guard 'refuse')`);
+    if (action === 'refused') throw new Error(msg);
     // Loud by default: a fine-tune job passes no callback, and its log must still show it.
     if (opts.onWarning) opts.onWarning(msg);
     else console.warn(msg);

@@ -96,8 +96,11 @@ export interface GuardRecord {
   passing: string[];
   /** The primary asked for (given, selected, or the default) before the guard. */
   requested: string;
-  /** 'kept': it passed; 'fallback': replaced by `primary`; 'failed': nothing passed, kept anyway. */
-  action: 'kept' | 'fallback' | 'failed';
+  /**
+   * 'kept': it passed; 'fallback': replaced by `primary`; 'failed': nothing passed, kept anyway;
+   * 'refused': the fit stopped (guard 'refuse'; never written to ood.json).
+   */
+  action: 'kept' | 'fallback' | 'failed' | 'refused';
   primary: string;
 }
 
@@ -129,5 +132,7 @@ export function guardMessage(g: GuardRecord): string {
     `OOD guard: primary ${g.requested} flags too few simple synthetic outliers at its own ` +
     `threshold (${fails}; needs ≥ ${(100 * g.minFlagged).toFixed(0)} %)`;
   if (g.action === 'fallback') return `${head}; falling back to ${g.primary}`;
+  if (g.action === 'refused')
+    return `${head}; refused (guard 'refuse'; scores that pass: ${g.passing.join(', ') || 'none'})`;
   return `${head}; no score passes the guard, keeping ${g.primary} — its flag misses noise`;
 }
