@@ -7,6 +7,7 @@ import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Module, Type } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
 import { ServerConfig } from './config/config';
+import { withConnectionAuthorization } from './common/graphql-auth';
 import { ConfigModule } from './config/config.module';
 import { CoreModule, CoreOptions } from './core.module';
 import { DatasetsModule } from './datasets/datasets.module';
@@ -17,6 +18,7 @@ import { graphqlContext } from './jobs/graphql-context';
 import { ClassifyController } from './models/classify.controller';
 import { ModelsController } from './models/models.controller';
 import { ModelsResolver } from './models/models.resolver';
+import { V2Controller } from './v2/v2.controller';
 
 /** Datasets and fine-tune job modules register here. */
 export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [
@@ -42,12 +44,12 @@ export class AppModule {
           introspection: true,
           // Errors carry code and statusCode (common/http-exception.filter.ts), never server stacks.
           includeStacktraceInErrorResponses: false,
-          context: graphqlContext,
+          context: withConnectionAuthorization(graphqlContext),
           subscriptions: { 'graphql-ws': true },
         }),
         ...FEATURE_MODULES,
       ],
-      controllers: [ModelsController, ClassifyController, HealthController],
+      controllers: [ModelsController, ClassifyController, HealthController, V2Controller],
       providers: [ModelsResolver, ShutdownService],
     };
   }
