@@ -71,6 +71,7 @@ export async function createApp(
     )
     .setVersion(SERVER_VERSION)
     .addApiKey({ type: 'apiKey', name: 'x-api-key', in: 'header' }, 'api-key')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'the same keys' }, 'bearer')
     .build();
   SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc));
   return app;
