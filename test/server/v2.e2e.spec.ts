@@ -107,20 +107,26 @@ class OpenInferenceClient {
     private readonly headers: Record<string, string> = {},
   ) {}
 
-  private async call<T>(method: string, p: string, body?: Buffer | string, h = {}) {
+  private async call(
+    method: string,
+    p: string,
+    body?: Buffer | string,
+    h: Record<string, string> = {},
+  ): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
     const res = await fetch(`${this.base}/${p}`, {
       method,
       headers: { ...this.headers, ...h },
       body,
     });
-    const bytes = Buffer.from(await res.arrayBuffer());
-    return { status: res.status, headers: res.headers, bytes } as const satisfies {
-      status: number;
-    } & Partial<Answer<T>>;
+    return {
+      status: res.status,
+      headers: res.headers,
+      bytes: Buffer.from(await res.arrayBuffer()),
+    };
   }
 
   private async json<T>(method: string, p: string, body?: string): Promise<Answer<T>> {
-    const r = await this.call<T>(
+    const r = await this.call(
       method,
       p,
       body,
@@ -172,10 +178,10 @@ class OpenInferenceClient {
     headerLength?: string,
   ): Promise<Answer<InferResponse | ErrorBody> & { tensors: Map<string, Tensor> }> {
     const head = Buffer.from(JSON.stringify(req));
-    const r = await this.call<InferResponse>(
+    const r = await this.call(
       'POST',
       `${OpenInferenceClient.model(name)}/infer`,
-      Buffer.concat([head, ...blobs]) as unknown as string,
+      Buffer.concat([head, ...blobs]),
       { 'Inference-Header-Content-Length': headerLength ?? String(head.length) },
     );
     const h = r.headers.get('Inference-Header-Content-Length');
@@ -188,7 +194,7 @@ class OpenInferenceClient {
       for (const out of body.outputs) {
         const size = out.parameters?.binary_data_size;
         if (typeof size !== 'number') {
-          tensors.set(out.name, { ...out, values: out.data!.flat(Infinity) as number[] });
+          tensors.set(out.name, { ...out, values: flat(out.data!) });
           continue;
         }
         const b = r.bytes.subarray(o, o + size);
@@ -204,6 +210,9 @@ class OpenInferenceClient {
     return { status: r.status, headers: r.headers, body, tensors };
   }
 }
+
+const flat = (d: TensorData): (number | boolean)[] =>
+  d.flatMap((x) => (Array.isArray(x) ? flat(x) : [x as number | boolean]));
 
 /** BYTES elements as binary data: a 4-byte little-endian length, then the bytes. */
 function bytesElements(items: Buffer[]): Buffer {
