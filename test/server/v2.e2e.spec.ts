@@ -233,6 +233,11 @@ function fp32Bytes(values: number[]): Buffer {
 
 // ---- the server under test ------------------------------------------------------------------------
 
+const MSP_FLAGS_ALL = {
+  primary: 'msp',
+  scores: { msp: { threshold: 2, tpr: 0.95, higherIsInDistribution: true } },
+};
+
 let t: TestApp;
 let client: OpenInferenceClient;
 let base: string;
@@ -247,21 +252,11 @@ beforeAll(async () => {
       { name: 'tiny', version: '0.0.1', classes: ['zero', 'one', 'two'], seed: 1 },
       { name: 'tiny', version: '0.0.2', classes: ['zero', 'one', 'two'], seed: 3 },
       { name: 'rgb', version: '1.0.0', classes: 4, inputShape: [3, 8, 8], seed: 2 },
+      // OOD-calibrated: msp ∈ [1/3, 1] for 3 classes, so threshold 2 flags everything.
+      { name: 'oodm', version: '1', classes: 3, seed: 4, ood: MSP_FLAGS_ALL },
     ],
     { maxImages: 4, maxSteps: 20, maxUploadBytes: 200_000, defaultModel: 'tiny' },
   );
-  // An OOD-calibrated model: msp ∈ [1/3, 1] for 3 classes, so threshold 2 flags everything.
-  const dir = path.join(t.modelsDir, 'oodm-1');
-  await createTinyModel(dir, { name: 'oodm', version: '1', classes: 3, seed: 4 });
-  const f = path.join(dir, 'manifest.json');
-  const m = JSON.parse(await readFile(f, 'utf8'));
-  m.ood = {
-    primary: 'msp',
-    scores: { msp: { threshold: 2, tpr: 0.95, higherIsInDistribution: true } },
-  };
-  await writeFile(f, JSON.stringify(m));
-  await request(t.app.getHttpServer()).post('/models/rescan').expect(200);
-
   await t.app.listen(0, '127.0.0.1');
   const { port } = t.app.getHttpServer().address() as AddressInfo;
   base = `http://127.0.0.1:${port}`;
@@ -323,6 +318,26 @@ describe('health and server metadata', () => {
       version: pkg.version,
       extensions: ['binary_tensor_data'],
     });
+  });
+
+  it('the v2 routes and schemas are in the OpenAPI document', async () => {
+    const doc = (await request(t.app.getHttpServer()).get('/docs-json').expect(200)).body as {
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/v2',
+        '/v2/health/ready',
+        '/v2/models/{name}',
+        '/v2/models/{name}/versions/{version}/ready',
+        '/v2/models/{name}/infer',
+        '/v2/models/{name}/versions/{version}/infer',
+      ]),
+    );
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(['V2InferRequest', 'V2InferResponse', 'V2ErrorResponse']),
+    );
   });
 
   it('live and ready: 200 with {live: true} / {ready: true}', async () => {

@@ -6,6 +6,7 @@
  * filter (app.ts), so body-parser errors and unknown /v2 routes answer in the same shape.
  */
 import {
+  applyDecorators,
   Controller,
   Get,
   HttpCode,
@@ -15,6 +16,7 @@ import {
   Req,
   Res,
   StreamableFile,
+  Type,
   UseGuards,
   ValidationPipe,
 } from '@nestjs/common';
@@ -53,6 +55,24 @@ const ERROR = { type: V2ErrorResponse, description: '{"error": "â€¦", "code": "â
 /** Health answers per the protocol: 200 true, 4xx false. */
 const NOT_READY = HttpStatus.BAD_REQUEST;
 
+/** A model metadata or readiness route: its answer type, and 404 for unknown models. */
+const ModelRoute = (type: Type<unknown>, summary: string) =>
+  applyDecorators(ApiOperation({ summary }), ApiOkResponse({ type }), ApiNotFoundResponse(ERROR));
+
+/** An infer route: 200, rate limited, JSON or binary tensors in and out. */
+const InferRoute = (summary: string) =>
+  applyDecorators(
+    HttpCode(200),
+    UseGuards(RateLimitGuard),
+    ApiOperation({ summary }),
+    ApiConsumes('application/json', 'application/octet-stream'),
+    ApiProduces('application/json', 'application/octet-stream'),
+    ApiBody({ type: V2InferRequest }),
+    ApiOkResponse({ type: V2InferResponse }),
+    ApiBadRequestResponse(ERROR),
+    ApiNotFoundResponse(ERROR),
+  );
+
 @ApiTags('v2 (Open Inference Protocol)')
 @Controller('v2')
 export class V2Controller {
@@ -87,18 +107,17 @@ export class V2Controller {
     return { ready };
   }
 
+  // Each model route twice: for the latest version and for a given one. (One handler with two
+  // paths would give the versionless path a `version` parameter in the OpenAPI document.)
+
   @Get('models/:name')
-  @ApiOperation({ summary: 'Model metadata (latest version)' })
-  @ApiOkResponse({ type: V2ModelMetadata })
-  @ApiNotFoundResponse(ERROR)
+  @ModelRoute(V2ModelMetadata, 'Model metadata (latest version)')
   metadata(@Param('name') name: string): Promise<V2ModelMetadata> {
     return this.metadataOf(name);
   }
 
   @Get('models/:name/versions/:version')
-  @ApiOperation({ summary: 'Model metadata (one version)' })
-  @ApiOkResponse({ type: V2ModelMetadata })
-  @ApiNotFoundResponse(ERROR)
+  @ModelRoute(V2ModelMetadata, 'Model metadata (one version)')
   metadataOfVersion(
     @Param('name') name: string,
     @Param('version') version: string,
@@ -107,61 +126,41 @@ export class V2Controller {
   }
 
   @Get('models/:name/ready')
-  @ApiOperation({ summary: 'Model ready (latest version): 200, or 400 if it failed to load' })
-  @ApiOkResponse({ type: V2ModelReady })
-  @ApiNotFoundResponse(ERROR)
+  @ModelRoute(V2ModelReady, 'Model ready (latest version): 200, or 400 once it failed to load')
   modelReady(
-    @Param('name') name: string,
     @Res({ passthrough: true }) res: Response,
+    @Param('name') name: string,
   ): Promise<V2ModelReady> {
     return this.readyOf(res, name);
   }
 
   @Get('models/:name/versions/:version/ready')
-  @ApiOperation({ summary: 'Model ready (one version): 200, or 400 if it failed to load' })
-  @ApiOkResponse({ type: V2ModelReady })
-  @ApiNotFoundResponse(ERROR)
+  @ModelRoute(V2ModelReady, 'Model ready (one version): 200, or 400 once it failed to load')
   modelVersionReady(
+    @Res({ passthrough: true }) res: Response,
     @Param('name') name: string,
     @Param('version') version: string,
-    @Res({ passthrough: true }) res: Response,
   ): Promise<V2ModelReady> {
     return this.readyOf(res, name, version);
   }
 
   @Post('models/:name/infer')
-  @HttpCode(200)
-  @UseGuards(RateLimitGuard)
-  @ApiOperation({ summary: 'Inference (latest version)' })
-  @ApiConsumes('application/json', 'application/octet-stream')
-  @ApiProduces('application/json', 'application/octet-stream')
-  @ApiBody({ type: V2InferRequest })
-  @ApiOkResponse({ type: V2InferResponse })
-  @ApiBadRequestResponse(ERROR)
-  @ApiNotFoundResponse(ERROR)
+  @InferRoute('Inference (latest version)')
   infer(
-    @Param('name') name: string,
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
+    @Param('name') name: string,
   ): Promise<V2InferResponse | StreamableFile> {
     return this.inferOn(req, res, name);
   }
 
   @Post('models/:name/versions/:version/infer')
-  @HttpCode(200)
-  @UseGuards(RateLimitGuard)
-  @ApiOperation({ summary: 'Inference (one version)' })
-  @ApiConsumes('application/json', 'application/octet-stream')
-  @ApiProduces('application/json', 'application/octet-stream')
-  @ApiBody({ type: V2InferRequest })
-  @ApiOkResponse({ type: V2InferResponse })
-  @ApiBadRequestResponse(ERROR)
-  @ApiNotFoundResponse(ERROR)
+  @InferRoute('Inference (one version)')
   inferVersion(
-    @Param('name') name: string,
-    @Param('version') version: string,
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
+    @Param('name') name: string,
+    @Param('version') version: string,
   ): Promise<V2InferResponse | StreamableFile> {
     return this.inferOn(req, res, name, version);
   }
