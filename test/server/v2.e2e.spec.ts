@@ -425,6 +425,25 @@ describe('infer', () => {
     expect(f.parameters?.t).toBeCloseTo(0.5, 6); // the fixture's t*
   });
 
+  it('runs through the batcher of the ML boundary (its metrics count infer runs)', async () => {
+    const before = await request(t.app.getHttpServer()).get('/metrics').expect(200);
+    const count = (text: string) =>
+      Number(
+        /prg_inference_batch_size_count\{model="tiny@0.0.2",op="infer"\} (\d+)/.exec(text)?.[1] ??
+          0,
+      );
+    await Promise.all(
+      [1, 2, 3].map(() =>
+        client.infer('tiny', { inputs: [imageInput()], outputs: [{ name: 'logits' }] }),
+      ),
+    );
+    const after = await request(t.app.getHttpServer()).get('/metrics').expect(200);
+    const runs = count(after.text) - count(before.text);
+    // Three single-image requests: one to three runs, as the batcher coalesced them.
+    expect(runs).toBeGreaterThanOrEqual(1);
+    expect(runs).toBeLessThanOrEqual(3);
+  });
+
   it('agrees with the REST API: image_bytes (base64) = /classify, features = /features', async () => {
     const b64 = png.toString('base64');
     const v2 = (
