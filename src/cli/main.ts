@@ -12,7 +12,7 @@
 import * as os from 'node:os';
 import { writeFileAtomic } from '../engine/runtime/checkpoint';
 import { loadPrgModel } from '../prg/inference';
-import { updateManifest } from '../prg/model-dir';
+import { updateManifest } from '../prg/model-dir/io';
 import { SolverName } from '../prg/manifest';
 import { evaluateModel, labelMap, loadDatasetFor } from '../prg/training/evaluate';
 import { PRETRAIN_DEFAULTS, pretrain } from '../prg/training/pretrain';

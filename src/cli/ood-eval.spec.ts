@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeIdxPair } from '../prg/data';
-import { readModelDir } from '../prg/model-dir';
+import { readModelDir } from '../prg/model-dir/io';
 import { tinyDataset } from '../prg/testing/tiny-data';
 import { createTinyModel } from '../prg/testing/tiny-model';
 import { UsageError } from './args';

@@ -14,7 +14,7 @@
  */
 import { Device } from '../engine/runtime/device';
 import { ModelManifest } from '../prg/manifest';
-import { readManifest } from '../prg/model-dir';
+import { readManifest } from '../prg/model-dir/io';
 import { evaluateOod, formatOodTable } from '../prg/ood/evaluate';
 import { fitOod } from '../prg/ood/fit';
 import { LIKELIHOOD_DEFAULTS, LikelihoodSolver, ProbeKind } from '../prg/ood/likelihood';

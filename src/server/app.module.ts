@@ -1,32 +1,39 @@
 /**
  * The application: config and core providers (global), REST controllers, GraphQL (code first,
  * Apollo at /graphql, context `{ req }` so guards work in resolvers). Feature modules owned by
- * other parts (datasets, fine-tune jobs) are listed in FEATURE_MODULES.
+ * other parts (datasets, fine-tune jobs) are listed in featureModules.
  */
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Module, Type } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
 import { ServerConfig } from './config/config';
-import { withConnectionAuthorization } from './common/graphql-auth';
 import { ConfigModule } from './config/config.module';
 import { CoreModule, CoreOptions } from './core.module';
 import { DatasetsModule } from './datasets/datasets.module';
 import { HealthController } from './health/health.controller';
 import { ShutdownService } from './health/shutdown.service';
+import type { FineTuneTrainer, OodFitter } from './jobs/fine-tune.types';
 import { FineTunesModule } from './jobs/fine-tunes.module';
-import { graphqlContext } from './jobs/graphql-context';
+import { graphqlContext } from './common/graphql-context';
 import { ClassifyController } from './models/classify.controller';
 import { ModelsController } from './models/models.controller';
 import { ModelsResolver } from './models/models.resolver';
 import { V2Controller } from './v2/v2.controller';
 
 /** Datasets and fine-tune job modules register here. */
-export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [
-  DatasetsModule.forRoot(),
-  FineTunesModule.forRoot(),
-];
+function featureModules(opts: AppOptions): (Type<unknown> | DynamicModule)[] {
+  return [
+    DatasetsModule.forRoot(),
+    FineTunesModule.forRoot({ trainer: opts.trainer, oodFitter: opts.oodFitter }),
+  ];
+}
 
-export type AppOptions = CoreOptions;
+export interface AppOptions extends CoreOptions {
+  /** Substitute fine-tune trainer (tests); default fineTuneModel (src/prg/training). */
+  trainer?: FineTuneTrainer;
+  /** Substitute OOD calibration of fine-tuned models (tests); default fitOodFromSpecs. */
+  oodFitter?: OodFitter;
+}
 
 @Module({})
 export class AppModule {
@@ -44,10 +51,10 @@ export class AppModule {
           introspection: true,
           // Errors carry code and statusCode (common/http-exception.filter.ts), never server stacks.
           includeStacktraceInErrorResponses: false,
-          context: withConnectionAuthorization(graphqlContext),
+          context: graphqlContext,
           subscriptions: { 'graphql-ws': true },
         }),
-        ...FEATURE_MODULES,
+        ...featureModules(opts),
       ],
       controllers: [ModelsController, ClassifyController, HealthController, V2Controller],
       providers: [ModelsResolver, ShutdownService],

@@ -8,9 +8,8 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { withConnectionAuthorization } from '../../src/server/common/graphql-auth';
 import { apiKeyOf } from '../../src/server/common/request';
-import { graphqlContext } from '../../src/server/jobs/graphql-context';
+import { graphqlContext } from '../../src/server/common/graphql-context';
 import { createTestApp, TestApp, testPng } from '../../src/server/testing/test-app';
 
 const KEY = 'bearer-test-key-1';
@@ -36,7 +35,7 @@ describe('apiKeyOf', () => {
   });
 
   it('graphql-ws: an Authorization connection param becomes the header', () => {
-    const ctx = withConnectionAuthorization(graphqlContext);
+    const ctx = graphqlContext;
     const upgrade = { headers: { host: 'x' }, socket: { remoteAddress: '10.0.0.1' } };
     const ws = ctx({
       connectionParams: { Authorization: `Bearer ${KEY}` },

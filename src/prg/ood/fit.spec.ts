@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPrgModel } from '../inference';
-import { readModelDir } from '../model-dir';
+import { readModelDir } from '../model-dir/io';
 import { writeIdxPair } from '../data';
 import { tinyDataset } from '../testing/tiny-data';
 import { createTinyModel } from '../testing/tiny-model';

@@ -14,13 +14,8 @@
  */
 import { OodScoreThreshold } from '../manifest';
 import { PrgModel } from '../inference';
-import {
-  commandLine,
-  readManifest,
-  readModelDir,
-  writeModelDir,
-  DEFAULT_FILES,
-} from '../model-dir';
+import { readManifest, readModelDir, writeModelDir, DEFAULT_FILES } from '../model-dir/io';
+import { commandLine } from '../model-dir/provenance';
 import { loadDatasetFor } from '../training/evaluate';
 import {
   ImageSet,

@@ -19,7 +19,7 @@ import { Device } from '../../engine/runtime/device';
 import { SessionLease, sessionCache } from '../../engine/runtime/session';
 import type { ImageBatch } from '../inference-api';
 import type { OodContext, OodScorer } from '../inference';
-import type { LoadedModelDir } from '../model-dir';
+import type { LoadedModelDir } from '../model-dir/io';
 import { pngBitsPerDim } from './complexity';
 import { LikelihoodEstimator, LikelihoodOptions, LikelihoodResult } from './likelihood';
 import {

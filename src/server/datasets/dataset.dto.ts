@@ -1,11 +1,11 @@
-/** Response shape of /datasets, for the OpenAPI document (/docs). Mirrors DatasetInfo. */
+/** A stored dataset as /datasets reports it (its OpenAPI schema); DatasetInfo is this class. */
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import type { DatasetInfo } from './datasets.service';
+import type { DatasetFormat } from './datasets.service';
 
-export class DatasetResponse implements DatasetInfo {
+export class DatasetResponse {
   @ApiProperty({ example: 'ds_9243f37a7965' }) id!: string;
   @ApiProperty({ example: 'mnist-test' }) name!: string;
-  @ApiProperty({ enum: ['imagefolder', 'idx'] }) format!: 'imagefolder' | 'idx';
+  @ApiProperty({ enum: ['imagefolder', 'idx'] }) format!: DatasetFormat;
   @ApiProperty({ type: [String], description: 'sorted folder names, or label names (IDX)' })
   classes!: string[];
   @ApiProperty({ type: [Number], description: 'images per class, aligned with classes' })

@@ -17,6 +17,7 @@ import {
   OnApplicationBootstrap,
   OnApplicationShutdown,
 } from '@nestjs/common';
+import { POOL_NONE, poolProblem } from '../../prg/heads/pool';
 import { ImageCodec, pixelToInput } from '../../prg/images';
 import { FeatureOptions, PrgModelApi, SolveOptions } from '../../prg/inference-api';
 import { SolverName } from '../../prg/manifest';
@@ -412,7 +413,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     // t is checked whenever it is given, so a bad value never passes silently.
     const feature =
       want.has('features') || args.t !== undefined
-        ? this.featureSetting(entry, { t: args.t, pool: 'none' })
+        ? this.featureSetting(entry, { t: args.t, pool: POOL_NONE })
         : null;
     const t = want.has('features') ? feature!.t : null;
     const classify = want.has('logits') || want.has('probabilities') || want.has('ood');
@@ -502,14 +503,10 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
   private featureSetting(entry: ModelEntry, p: FeaturesArgs): { t: number; pool: number | null } {
     const t = p.t ?? entry.manifest.solver.tStar;
     if (!(t > 0 && t <= 1)) throw badRequest('INVALID_T', `t must be in (0, 1], got ${p.t}`);
-    if (p.pool === undefined || p.pool === null || p.pool === 'none') return { t, pool: null };
+    if (p.pool === undefined || p.pool === null || p.pool === POOL_NONE) return { t, pool: null };
     const pool = Number(p.pool);
-    const side = Math.min(entry.manifest.input.height, entry.manifest.input.width);
-    if (!Number.isInteger(pool) || pool < 1 || pool > side)
-      throw badRequest(
-        'INVALID_POOL',
-        `pool must be "none" or an integer in [1, ${side}], got ${p.pool}`,
-      );
+    const bad = poolProblem(pool, entry.manifest.input);
+    if (bad) throw badRequest('INVALID_POOL', bad);
     return { t, pool };
   }
 
