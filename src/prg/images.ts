@@ -25,6 +25,9 @@ export interface InputShape {
 
 const FORMATS = new Set(['png', 'jpeg', 'webp']);
 
+/** Step 5: a pixel value 0…255 → the model's input space (manifest normalization minus-one-one). */
+export const pixelToInput = (p: number): number => p / 127.5 - 1;
+
 export class ImageCodec {
   /** `maxPixels`: the decoded-pixel cap per image (width × height), named in errors as MAX_PIXELS. */
   constructor(private readonly maxPixels: number) {}
@@ -77,7 +80,7 @@ export class ImageCodec {
     // HWC uint8 → CHW float; a grey source replicates into every model channel.
     for (let c = 0; c < shape.channels; c++) {
       const sc = src === 1 ? 0 : Math.min(c, src - 1);
-      for (let i = 0; i < hw; i++) out[c * hw + i] = data[i * src + sc] / 127.5 - 1;
+      for (let i = 0; i < hw; i++) out[c * hw + i] = pixelToInput(data[i * src + sc]);
     }
     return out;
   }

@@ -18,6 +18,7 @@ import { graphqlContext } from './common/graphql-context';
 import { ClassifyController } from './models/classify.controller';
 import { ModelsController } from './models/models.controller';
 import { ModelsResolver } from './models/models.resolver';
+import { V2Controller } from './v2/v2.controller';
 
 /** Datasets and fine-tune job modules register here. */
 function featureModules(opts: AppOptions): (Type<unknown> | DynamicModule)[] {
@@ -55,7 +56,7 @@ export class AppModule {
         }),
         ...featureModules(opts),
       ],
-      controllers: [ModelsController, ClassifyController, HealthController],
+      controllers: [ModelsController, ClassifyController, HealthController, V2Controller],
       providers: [ModelsResolver, ShutdownService],
     };
   }

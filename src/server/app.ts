@@ -4,11 +4,17 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { AllExceptionsFilter } from './common/http-exception.filter';
 import { AppModule, AppOptions } from './app.module';
 import { ServerConfig } from './config/config';
 import { InFlightRequests } from './common/in-flight';
 import { MetricsService } from './metrics/metrics.service';
+import { SERVER_VERSION } from './server-info';
+import { V2_PREFIX, v2ErrorBody } from './v2/v2-errors';
+
+const isV2Path = (url: string | undefined) =>
+  url === V2_PREFIX || !!url?.startsWith(`${V2_PREFIX}/`) || !!url?.startsWith(`${V2_PREFIX}?`);
 
 export async function createApp(
   config: ServerConfig,
@@ -43,8 +49,15 @@ export async function createApp(
     });
     next();
   });
+  // Open Inference Protocol bodies are read raw (v2.controller.ts): JSON, or JSON followed by
+  // binary tensors, from clients that may send any content type (or none). Registered first, so
+  // the JSON parser leaves them alone.
+  app.useBodyParser('raw', {
+    limit: config.maxUploadBytes,
+    type: (req: IncomingMessage) => isV2Path(req.url),
+  });
   app.useBodyParser('json', { limit: config.maxUploadBytes });
-  app.useGlobalFilters(new AllExceptionsFilter());
+  app.useGlobalFilters(new AllExceptionsFilter({ [V2_PREFIX]: v2ErrorBody }));
   app.useGlobalPipes(
     new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }),
   );
@@ -54,10 +67,11 @@ export async function createApp(
     .setTitle('PRG server')
     .setDescription(
       'Pretrained Reversible Generation: flow models as classifiers, feature extractors and OOD detectors. ' +
-        'Errors are JSON {statusCode, code, message}. GraphQL at /graphql.',
+        'Errors are JSON {statusCode, code, message}; under /v2 (Open Inference Protocol) {error, code}. GraphQL at /graphql.',
     )
-    .setVersion('0.1.0')
+    .setVersion(SERVER_VERSION)
     .addApiKey({ type: 'apiKey', name: 'x-api-key', in: 'header' }, 'api-key')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'the same keys' }, 'bearer')
     .build();
   SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc));
   return app;

@@ -226,15 +226,16 @@ describe('POST /models/:id/features, /ood, /trajectory', () => {
 
   it('classify reports the primary OOD score and flag when the manifest has thresholds', async () => {
     const dir = path.join(t.modelsDir, 'ood-1');
-    await createTinyModel(dir, { name: 'oodm', version: '1', classes: 3 });
-    const f = path.join(dir, 'manifest.json');
-    const m = JSON.parse(await readFile(f, 'utf8'));
     // msp ∈ [1/3, 1] for 3 classes: threshold 2 flags everything, -1 nothing.
-    m.ood = {
-      primary: 'msp',
-      scores: { msp: { threshold: 2, tpr: 0.95, higherIsInDistribution: true } },
-    };
-    await writeFile(f, JSON.stringify(m));
+    await createTinyModel(dir, {
+      name: 'oodm',
+      version: '1',
+      classes: 3,
+      ood: {
+        primary: 'msp',
+        scores: { msp: { threshold: 2, tpr: 0.95, higherIsInDistribution: true } },
+      },
+    });
     const r = await request(server)
       .post('/classify')
       .send({ model: 'oodm@1', images: [b64] })

@@ -31,9 +31,12 @@ describe('API keys', () => {
     const s = t.app.getHttpServer();
     const none = await request(s).post('/models/rescan');
     expect(none.status).toBe(401);
-    expect(none.body).toMatchObject({ code: 'UNAUTHORIZED', message: 'missing header x-api-key' });
+    expect(none.body).toMatchObject({
+      code: 'UNAUTHORIZED',
+      message: 'missing API key: send header x-api-key or Authorization: Bearer <key>',
+    });
     const bad = await request(s).post('/models/rescan').set('x-api-key', 'wrong-key-000');
-    expect(bad.body).toMatchObject({ statusCode: 401, message: 'invalid x-api-key' });
+    expect(bad.body).toMatchObject({ statusCode: 401, message: 'invalid API key' });
     await request(s).post('/models/rescan').set('x-api-key', 'secret-key-2').expect(200);
     // Uploads and jobs (datasets, fine-tunes modules) reuse the same guard.
     expect((await request(s).delete('/datasets/none')).status).toBe(401);

@@ -20,6 +20,8 @@ export interface TinyModelOptions {
   featurePool?: number | null;
   solver?: { name: SolverName; steps: number; tStar: number };
   hidden?: number;
+  /** OOD thresholds for the manifest (scores that need no ood.json, e.g. msp, energy). */
+  ood?: ModelManifest['ood'];
   /** Replace an existing directory. */
   overwrite?: boolean;
 }
@@ -85,6 +87,7 @@ export async function createTinyModel(
     classes,
     files: { velocity: 'velocity.onnx', head: 'head.onnx' },
     metrics: {},
+    ...(o.ood ? { ood: o.ood } : {}),
     provenance: { dataset: 'random', command: 'createTinyModel (test fixture)', gitCommit: 'n/a' },
   };
   const out = await writeModelDir(

@@ -1,6 +1,7 @@
 /**
- * When PRG_API_KEYS is set, a route or resolver under this guard needs header `x-api-key` with one
- * of the keys (compared in constant time). Without keys configured it lets everything through.
+ * When PRG_API_KEYS is set, a route or resolver under this guard needs one of the keys, in header
+ * `x-api-key` or as `Authorization: Bearer <key>` (request.ts; compared in constant time either
+ * way). Without keys configured it lets everything through.
  * Use: `@UseGuards(ApiKeyGuard)` on uploads, jobs and other state-changing routes.
  */
 import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable } from '@nestjs/common';
@@ -37,9 +38,13 @@ export class ApiKeyGuard implements CanActivate {
     if (!this.enabled) return true;
     const key = apiKeyOf(requestOf(ctx));
     if (key === undefined)
-      throw new ApiError(HttpStatus.UNAUTHORIZED, 'UNAUTHORIZED', 'missing header x-api-key');
+      throw new ApiError(
+        HttpStatus.UNAUTHORIZED,
+        'UNAUTHORIZED',
+        'missing API key: send header x-api-key or Authorization: Bearer <key>',
+      );
     if (!this.isValid(key))
-      throw new ApiError(HttpStatus.UNAUTHORIZED, 'UNAUTHORIZED', 'invalid x-api-key');
+      throw new ApiError(HttpStatus.UNAUTHORIZED, 'UNAUTHORIZED', 'invalid API key');
     return true;
   }
 }

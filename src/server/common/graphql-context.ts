@@ -1,8 +1,9 @@
 /**
  * The GraphQL context `{ req }` for both transports: HTTP requests as they are, and graphql-ws
  * subscriptions (no express request) as a request-like object built from the WebSocket upgrade
- * request, with an `x-api-key` from the connection params (browsers cannot set headers on a
- * WebSocket) taking precedence — so ApiKeyGuard and RateLimitGuard work on subscriptions too.
+ * request, with an `x-api-key` or `Authorization` (`Bearer <key>`) from the connection params
+ * (browsers cannot set headers on a WebSocket) taking precedence — so ApiKeyGuard and
+ * RateLimitGuard work on subscriptions too.
  */
 import type { Request } from 'express';
 import type { IncomingMessage } from 'node:http';
@@ -17,9 +18,11 @@ export function graphqlContext(c: GraphqlContextInput): { req: Request } {
   if (c.req) return { req: c.req };
   const upgrade = c.extra?.request;
   const key = c.connectionParams?.['x-api-key'];
+  const auth = c.connectionParams?.Authorization ?? c.connectionParams?.authorization;
   const headers = {
     ...(upgrade?.headers ?? {}),
     ...(typeof key === 'string' ? { 'x-api-key': key } : {}),
+    ...(typeof auth === 'string' ? { authorization: auth } : {}),
   };
   const req = { headers, ip: upgrade?.socket?.remoteAddress, socket: upgrade?.socket };
   return { req: req as unknown as Request };

@@ -6,7 +6,7 @@
  */
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { GraphQLError } from 'graphql';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { InputError, InputErrorKind } from '../../prg/input-error';
 import { ErrorCode } from './errors';
 
@@ -98,9 +98,15 @@ export function toErrorBody(exception: unknown): ErrorBody {
   return { statusCode: 500, code: 'INTERNAL', message: 'internal server error' };
 }
 
+/** Another protocol's error object, made from ours (e.g. the Open Inference Protocol's under /v2). */
+export type ErrorRenderer = (body: ErrorBody) => object;
+
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
+
+  /** `renderers`: path prefix (e.g. "/v2") → how errors of requests under it are written. */
+  constructor(private readonly renderers: Readonly<Record<string, ErrorRenderer>> = {}) {}
 
   catch(exception: unknown, host: ArgumentsHost): unknown {
     const body = toErrorBody(exception);
@@ -113,6 +119,14 @@ export class AllExceptionsFilter implements ExceptionFilter {
     }
     const res = host.switchToHttp().getResponse<Response>();
     if (res.headersSent) return;
-    res.status(body.statusCode).json(body);
+    const render = this.rendererFor(host.switchToHttp().getRequest<Request>().path);
+    res.status(body.statusCode).json(render ? render(body) : body);
+  }
+
+  private rendererFor(path: string | undefined): ErrorRenderer | undefined {
+    if (!path) return undefined;
+    for (const [prefix, render] of Object.entries(this.renderers))
+      if (path === prefix || path.startsWith(`${prefix}/`)) return render;
+    return undefined;
   }
 }

@@ -18,8 +18,9 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import { POOL_NONE, poolProblem } from '../../prg/heads/pool';
-import { ImageCodec } from '../../prg/images';
+import { ImageCodec, pixelToInput } from '../../prg/images';
 import { FeatureOptions, PrgModelApi, SolveOptions } from '../../prg/inference-api';
+import { SolverName } from '../../prg/manifest';
 import { isFlagged, predict } from '../../prg/predictions';
 import { ApiError, badRequest } from '../common/errors';
 import { InFlightRequests } from '../common/in-flight';
@@ -48,10 +49,42 @@ import { CatalogChange, ModelCatalog, ModelEntry } from './model-catalog';
 import { MODEL_LOADER, ModelLoader } from './model-loader';
 import { tuneRunSize } from './run-size';
 
-type Op = 'classify' | 'features' | 'ood';
+type Op = 'classify' | 'features' | 'ood' | 'infer';
 
 /** One image's answer from a batched run. */
 type RunFn<R> = (m: PrgModelApi, batch: Float32Array, n: number) => Promise<R[]>;
+
+/** What one `infer` pass can return per image (tensor protocols name them as outputs). */
+export const INFER_OUTPUTS = ['logits', 'probabilities', 'features', 'ood'] as const;
+export type InferOutput = (typeof INFER_OUTPUTS)[number];
+
+export interface InferArgs {
+  /** At least one; `ood` needs a model with a calibrated primary OOD score. */
+  outputs: readonly InferOutput[];
+  /** Time of `features` in (0, 1] (default the manifest's t*). */
+  t?: number;
+  steps?: number;
+  solver?: SolverName;
+}
+
+/** One image's answer: the outputs asked for. */
+export interface InferRow {
+  logits?: Float32Array;
+  probabilities?: Float32Array;
+  /** x_t at `InferResult.t`, the whole of it (not pooled), CHW flattened. */
+  features?: Float32Array;
+  /** The manifest's primary OOD score and whether it is on the out-of-distribution side. */
+  ood?: { score: number; flagged: boolean };
+}
+
+export interface InferResult {
+  model: ModelEntry;
+  /** The features' time when `features` was asked for, else null. */
+  t: number | null;
+  /** The primary OOD score's name when `ood` was asked for, else null. */
+  oodScore: string | null;
+  rows: InferRow[];
+}
 
 export type TrajectoryResult =
   | { kind: 'frames'; body: TrajectoryFramesResponse }
@@ -363,6 +396,53 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     };
   }
 
+  /**
+   * Raw outputs for tensor protocols (the Open Inference Protocol): logits, probabilities, the
+   * primary OOD score and flag (all from one classify pass, as in `classify`), and x_t at t. Batched
+   * with other `infer` requests of the same model, outputs and settings.
+   */
+  async infer(ref: string, args: InferArgs, inputs: ImageInput[]): Promise<InferResult> {
+    const entry = await this.resolve(ref);
+    const solve = this.solveOptions(args);
+    const want = new Set(args.outputs);
+    if (want.size === 0) throw badRequest('UNKNOWN_OUTPUT', 'no output requested');
+    const ood = entry.manifest.ood;
+    const primary = ood?.primary && ood.primary in ood.scores ? ood.primary : null;
+    if (want.has('ood') && !primary)
+      throw badRequest('UNKNOWN_OUTPUT', `model ${entry.id} has no calibrated OOD score`);
+    // t is checked whenever it is given, so a bad value never passes silently.
+    const feature =
+      want.has('features') || args.t !== undefined
+        ? this.featureSetting(entry, { t: args.t, pool: POOL_NONE })
+        : null;
+    const t = want.has('features') ? feature!.t : null;
+    const classify = want.has('logits') || want.has('probabilities') || want.has('ood');
+    const score = want.has('ood') ? primary : null;
+    const key = { ...solve, outputs: [...want].sort(), t };
+    const rowsOut = await this.submit(entry, 'infer', key, inputs, async (m, batch, n) => {
+      const out: InferRow[] = Array.from({ length: n }, () => ({}));
+      if (classify) {
+        const r = await m.classify({ data: batch, n }, score ? { ...solve, ood: [score] } : solve);
+        const logits = rows(r.logits, n);
+        const probabilities = rows(r.probabilities, n);
+        out.forEach((o, i) => {
+          if (want.has('logits')) o.logits = logits[i];
+          if (want.has('probabilities')) o.probabilities = probabilities[i];
+          if (score) {
+            const s = r.ood?.[score]?.[i] ?? NaN;
+            o.ood = { score: s, flagged: isFlagged(s, ood!.scores[score]) };
+          }
+        });
+      }
+      if (t !== null) {
+        const r = await m.features({ data: batch, n }, { ...solve, t, pool: null });
+        rows(r.data, n).forEach((f, i) => (out[i].features = f));
+      }
+      return out;
+    });
+    return { model: entry, t, oodScore: score, rows: rowsOut };
+  }
+
   /** One image's reverse-process frames: one PNG sprite, or JSON with a base64 PNG per frame. */
   async trajectory(
     ref: string,
@@ -448,13 +528,14 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     return Promise.all(
       inputs.map(async (inp, i) => {
         const label = inputLabel(inp, i);
-        if ('tensor' in inp) {
-          if (inp.tensor.length !== channels * height * width)
+        if ('tensor' in inp || 'pixels' in inp) {
+          const values = 'tensor' in inp ? inp.tensor : inp.pixels;
+          if (values.length !== channels * height * width)
             throw badRequest(
               'INVALID_IMAGE',
-              `${label}: ${inp.tensor.length} values; model ${entry.id} takes ${channels}×${height}×${width}`,
+              `${label}: ${values.length} values; model ${entry.id} takes ${channels}×${height}×${width}`,
             );
-          return inp.tensor;
+          return 'tensor' in inp ? inp.tensor : Float32Array.from(inp.pixels, pixelToInput);
         }
         const bytes = imageBytes(inp, label, this.config.maxUploadBytes);
         return this.codec.decode(bytes, entry.manifest.input, label);

@@ -47,7 +47,11 @@ export class ModelsController {
   @Post('rescan')
   @HttpCode(200)
   @UseGuards(ApiKeyGuard)
-  @ApiHeader({ name: 'x-api-key', required: false, description: 'needed when PRG_API_KEYS is set' })
+  @ApiHeader({
+    name: 'x-api-key',
+    required: false,
+    description: 'needed when PRG_API_KEYS is set (or send Authorization: Bearer <key>)',
+  })
   @ApiOkResponse({
     type: ModelList,
     description: 'Rescans MODELS_DIR now (it is also rescanned periodically)',
