@@ -8,6 +8,11 @@
  *   500 INFERENCE_FAILED).
  * It also warms models up in the background (the server listens meanwhile) and says what exists
  * and what is loaded (/models, readiness). Routes and resolvers are one call into it.
+ *
+ * Its parts, each in a file of its own: model-catalog.ts (what exists under MODELS_DIR),
+ * default-model.ts (which one a request without `model` gets), loaded-models.ts (the LRU of
+ * loaded models), request-checks.ts (caps, t and pool, image decoding), model-runs.ts (batching,
+ * executors, the failure summary), run-size.ts (warm-up tuning).
  */
 import {
   HttpStatus,
@@ -17,22 +22,15 @@ import {
   OnApplicationBootstrap,
   OnApplicationShutdown,
 } from '@nestjs/common';
-import { POOL_NONE, poolProblem } from '../../prg/heads/pool';
-import { ImageCodec, pixelToInput } from '../../prg/images';
-import { FeatureOptions, PrgModelApi, SolveOptions } from '../../prg/inference-api';
+import { POOL_NONE } from '../../prg/heads/pool';
+import { FeatureOptions, PrgModelApi } from '../../prg/inference-api';
 import { SolverName } from '../../prg/manifest';
 import { isFlagged, predict } from '../../prg/predictions';
 import { ApiError, badRequest } from '../common/errors';
 import { InFlightRequests } from '../common/in-flight';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
-import {
-  ClassifyArgs,
-  FeaturesArgs,
-  OodArgs,
-  SolveArgs,
-  TrajectoryArgs,
-} from '../schemas/inference-requests';
+import { ClassifyArgs, FeaturesArgs, OodArgs, TrajectoryArgs } from '../schemas/inference-requests';
 import {
   ClassifyResponse,
   FeaturesResponse,
@@ -41,18 +39,14 @@ import {
 } from '../schemas/inference-responses';
 import { Model, ModelDetail, ModelList } from '../schemas/model.schema';
 import { MetricsService } from '../metrics/metrics.service';
-import { DynamicBatcher, Executor } from './batcher';
 import { pickDefaultModel } from './default-model';
-import { ImageInput, imageBytes, inputLabel } from './image-input';
+import { ImageInput } from './image-input';
 import { LoadedModels } from './loaded-models';
 import { CatalogChange, ModelCatalog, ModelEntry } from './model-catalog';
 import { MODEL_LOADER, ModelLoader } from './model-loader';
+import { ModelRuns, Op, RunFn } from './model-runs';
+import { RequestChecks } from './request-checks';
 import { tuneRunSize } from './run-size';
-
-type Op = 'classify' | 'features' | 'ood' | 'infer';
-
-/** One image's answer from a batched run. */
-type RunFn<R> = (m: PrgModelApi, batch: Float32Array, n: number) => Promise<R[]>;
 
 /** What one `infer` pass can return per image (tensor protocols name them as outputs). */
 export const INFER_OUTPUTS = ['logits', 'probabilities', 'features', 'ood'] as const;
@@ -90,16 +84,6 @@ export type TrajectoryResult =
   | { kind: 'frames'; body: TrajectoryFramesResponse }
   | { kind: 'sprite'; model: string; t: number[]; png: Buffer };
 
-function concat(items: Float32Array[]): Float32Array {
-  const out = new Float32Array(items.reduce((s, x) => s + x.length, 0));
-  let o = 0;
-  for (const x of items) {
-    out.set(x, o);
-    o += x.length;
-  }
-  return out;
-}
-
 function rows(data: Float32Array, n: number): Float32Array[] {
   const per = data.length / n;
   return Array.from({ length: n }, (_, i) => data.slice(i * per, (i + 1) * per));
@@ -109,13 +93,8 @@ function rows(data: Float32Array, n: number): Float32Array[] {
 export class MlService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Ml');
   private readonly loaded: LoadedModels;
-  private readonly codec: ImageCodec;
-  private readonly executors = new Map<string, Executor>();
-  private readonly batchers = new Map<string, DynamicBatcher<Float32Array, unknown>>();
-  /** Per model: requests accepted whose images are still decoding (they will submit soon). */
-  private readonly incoming = new Map<string, number>();
-  /** Requests (all models) that reached the batcher and have not been answered yet. */
-  private active = 0;
+  private readonly checks: RequestChecks;
+  private readonly runs: ModelRuns;
   /** Per model: the batch size with the lowest time per image, measured at warm-up. */
   private readonly runSizes = new Map<string, number>();
   /** Models whose warm-up has ended (loaded and tuned, or failed). */
@@ -129,14 +108,15 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     @Inject(SERVER_CONFIG) private readonly config: ServerConfig,
     private readonly catalog: ModelCatalog,
     @Inject(MODEL_LOADER) loader: ModelLoader,
-    private readonly metrics: MetricsService,
-    private readonly inFlight: InFlightRequests,
+    metrics: MetricsService,
+    inFlight: InFlightRequests,
   ) {
     this.loaded = new LoadedModels(
       (e) => loader(e.dir, { device: config.device, threads: config.threads }),
       config.maxLoadedModels,
     );
-    this.codec = new ImageCodec(config.maxPixels);
+    this.checks = new RequestChecks(config);
+    this.runs = new ModelRuns(config, metrics, inFlight, (id) => this.runSize(id));
     catalog.onChange((c) => this.catalogChanged(c));
   }
 
@@ -322,9 +302,23 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
 
   // ---- operations ------------------------------------------------------------------------------
 
+  /** Check the image count, then decode and load (together) and run in the model's batches. */
+  private submit<R>(
+    entry: ModelEntry,
+    op: Op,
+    opts: object,
+    inputs: ImageInput[],
+    run: RunFn<R>,
+  ): Promise<R[]> {
+    this.checks.checkCount(inputs);
+    const prepare = () =>
+      Promise.all([this.checks.decode(entry, inputs), this.load(entry)] as const);
+    return this.runs.submit(entry.id, op, opts, prepare, run);
+  }
+
   async classify(args: ClassifyArgs, inputs: ImageInput[]): Promise<ClassifyResponse> {
     const entry = await this.resolve(args.model);
-    const opts = this.solveOptions(args);
+    const opts = this.checks.solveOptions(args);
     const { classes, ood } = entry.manifest;
     const primary = ood?.primary;
     const out = await this.submit(entry, 'classify', opts, inputs, async (m, batch, n) => {
@@ -349,8 +343,8 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
   async features(ref: string, args: FeaturesArgs, inputs: ImageInput[]): Promise<FeaturesResponse> {
     const entry = await this.resolve(ref);
     const opts: FeatureOptions = {
-      ...this.solveOptions(args),
-      ...this.featureSetting(entry, args),
+      ...this.checks.solveOptions(args),
+      ...this.checks.featureSetting(entry, args),
     };
     const out = await this.submit(entry, 'features', opts, inputs, async (m, batch, n) => {
       const r = await m.features({ data: batch, n }, opts);
@@ -374,7 +368,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
 
   async ood(ref: string, args: OodArgs, inputs: ImageInput[]): Promise<OodResponse> {
     const entry = await this.resolve(ref);
-    const opts = this.solveOptions(args);
+    const opts = this.checks.solveOptions(args);
     const out = await this.submit(entry, 'ood', opts, inputs, async (m, batch, n) => {
       const s = await m.oodScores({ data: batch, n }, opts);
       return Array.from({ length: n }, (_, i) =>
@@ -403,7 +397,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
    */
   async infer(ref: string, args: InferArgs, inputs: ImageInput[]): Promise<InferResult> {
     const entry = await this.resolve(ref);
-    const solve = this.solveOptions(args);
+    const solve = this.checks.solveOptions(args);
     const want = new Set(args.outputs);
     if (want.size === 0) throw badRequest('UNKNOWN_OUTPUT', 'no output requested');
     const ood = entry.manifest.ood;
@@ -413,7 +407,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     // t is checked whenever it is given, so a bad value never passes silently.
     const feature =
       want.has('features') || args.t !== undefined
-        ? this.featureSetting(entry, { t: args.t, pool: POOL_NONE })
+        ? this.checks.featureSetting(entry, { t: args.t, pool: POOL_NONE })
         : null;
     const t = want.has('features') ? feature!.t : null;
     const classify = want.has('logits') || want.has('probabilities') || want.has('ood');
@@ -450,212 +444,39 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     inputs: ImageInput[],
   ): Promise<TrajectoryResult> {
     const entry = await this.resolve(ref);
-    const opts = this.solveOptions(args);
+    const opts = this.checks.solveOptions(args);
     const frames = args.frames ?? 8;
     if (!Number.isInteger(frames) || frames < 2 || frames > this.config.maxFrames)
       throw badRequest(
         'INVALID_FRAMES',
         `frames must be an integer in [2, ${this.config.maxFrames}] (MAX_FRAMES)`,
       );
-    this.checkCount(inputs);
+    this.checks.checkCount(inputs);
     if (inputs.length !== 1)
       throw badRequest('ONE_IMAGE', `trajectory takes exactly one image, got ${inputs.length}`);
-    const [image] = await this.decode(entry, inputs);
+    const [image] = await this.checks.decode(entry, inputs);
     const m = await this.load(entry);
     // Not batched, but serialised with the model's runs.
-    const out = await this.executor(entry.id).run(() =>
-      this.guard(entry.id, 'trajectory', [1, image.length], opts, () =>
-        m.trajectory(image, { ...opts, frames }),
-      ),
-    );
+    const out = await this.runs
+      .executor(entry.id)
+      .run(() =>
+        this.runs.guard(entry.id, 'trajectory', [1, image.length], opts, () =>
+          m.trajectory(image, { ...opts, frames }),
+        ),
+      );
     const n = out.shape[0];
     // inference-api.ts: frames run from t = 0 (the image) to t = 1 (noise).
     const t = Array.from({ length: n }, (_, i) => (n === 1 ? 0 : i / (n - 1)));
     const list = rows(out.data, n);
     const shape = entry.manifest.input;
     if (args.format === 'frames') {
-      const pngs = await Promise.all(list.map((f) => this.codec.encodePng(f, shape)));
+      const pngs = await Promise.all(list.map((f) => this.checks.codec.encodePng(f, shape)));
       return {
         kind: 'frames',
         body: { model: entry.id, t, frames: pngs.map((p) => p.toString('base64')) },
       };
     }
-    const png = await this.codec.sprite(list, shape, args.scale ?? 1);
+    const png = await this.checks.codec.sprite(list, shape, args.scale ?? 1);
     return { kind: 'sprite', model: entry.id, t, png };
-  }
-
-  // ---- checks ----------------------------------------------------------------------------------
-
-  /** steps ≤ MAX_STEPS (the rest of SolveArgs is validated by its schema). */
-  private solveOptions(p: SolveArgs): SolveOptions {
-    if (p.steps !== undefined && p.steps > this.config.maxSteps)
-      throw badRequest(
-        'INVALID_STEPS',
-        `steps must be an integer in [1, ${this.config.maxSteps}] (MAX_STEPS), got ${p.steps}`,
-      );
-    return {
-      ...(p.steps !== undefined ? { steps: p.steps } : {}),
-      ...(p.solver !== undefined ? { solver: p.solver } : {}),
-    };
-  }
-
-  /** t in (0, 1] (default the manifest's t*), pool "none" or n ≤ the image side. */
-  private featureSetting(entry: ModelEntry, p: FeaturesArgs): { t: number; pool: number | null } {
-    const t = p.t ?? entry.manifest.solver.tStar;
-    if (!(t > 0 && t <= 1)) throw badRequest('INVALID_T', `t must be in (0, 1], got ${p.t}`);
-    if (p.pool === undefined || p.pool === null || p.pool === POOL_NONE) return { t, pool: null };
-    const pool = Number(p.pool);
-    const bad = poolProblem(pool, entry.manifest.input);
-    if (bad) throw badRequest('INVALID_POOL', bad);
-    return { t, pool };
-  }
-
-  private checkCount(inputs: ImageInput[]): void {
-    if (inputs.length === 0)
-      throw badRequest(
-        'NO_IMAGES',
-        'no images: send multipart files in field "images" or JSON {"images": ["<base64>"]}',
-      );
-    if (inputs.length > this.config.maxImages)
-      throw badRequest(
-        'TOO_MANY_IMAGES',
-        `${inputs.length} images; at most ${this.config.maxImages} per request (MAX_IMAGES)`,
-      );
-  }
-
-  private decode(entry: ModelEntry, inputs: ImageInput[]): Promise<Float32Array[]> {
-    const { channels, height, width } = entry.manifest.input;
-    return Promise.all(
-      inputs.map(async (inp, i) => {
-        const label = inputLabel(inp, i);
-        if ('tensor' in inp || 'pixels' in inp) {
-          const values = 'tensor' in inp ? inp.tensor : inp.pixels;
-          if (values.length !== channels * height * width)
-            throw badRequest(
-              'INVALID_IMAGE',
-              `${label}: ${values.length} values; model ${entry.id} takes ${channels}×${height}×${width}`,
-            );
-          return 'tensor' in inp ? inp.tensor : Float32Array.from(inp.pixels, pixelToInput);
-        }
-        const bytes = imageBytes(inp, label, this.config.maxUploadBytes);
-        return this.codec.decode(bytes, entry.manifest.input, label);
-      }),
-    );
-  }
-
-  // ---- batching and running --------------------------------------------------------------------
-
-  /**
-   * More work for model `id` is on its way: a request for it is decoding, or an HTTP request is
-   * in flight that has not reached the batcher yet (still being received or parsed).
-   */
-  private moreComing(id: string): boolean {
-    return (this.incoming.get(id) ?? 0) > 0 || this.inFlight.count > this.active;
-  }
-
-  private executor(id: string): Executor {
-    let e = this.executors.get(id);
-    // In the main thread: one run at a time (ORT blocks it and already uses every core). With N
-    // worker threads: N + 1, so the next batch is queued in a worker while the current one runs.
-    const n = this.config.inferenceWorkers;
-    if (!e) this.executors.set(id, (e = new Executor(n > 0 ? n + 1 : 1)));
-    return e;
-  }
-
-  /**
-   * Decode, load, and hand each image to the batcher of (model, op, settings). A run takes up to
-   * the model's run size; more waiting images start further runs as the executor allows, and
-   * each run's requests are answered as soon as it is done.
-   */
-  private async submit<R>(
-    entry: ModelEntry,
-    op: Op,
-    opts: object,
-    inputs: ImageInput[],
-    run: RunFn<R>,
-  ): Promise<R[]> {
-    this.checkCount(inputs);
-    const id = entry.id;
-    this.incoming.set(id, (this.incoming.get(id) ?? 0) + 1);
-    let images: Float32Array[];
-    let m: PrgModelApi;
-    try {
-      [images, m] = await Promise.all([this.decode(entry, inputs), this.load(entry)]);
-    } finally {
-      this.incoming.set(id, this.incoming.get(id)! - 1);
-    }
-    const b = this.batcher(id, op, opts, m, run);
-    this.metrics.inferencePending.inc({ model: id }, images.length);
-    this.active++;
-    try {
-      return await Promise.all(images.map((x) => b.submit(x)));
-    } finally {
-      this.active--;
-    }
-  }
-
-  private batcher<R>(
-    id: string,
-    op: Op,
-    opts: object,
-    m: PrgModelApi,
-    run: RunFn<R>,
-  ): DynamicBatcher<Float32Array, R> {
-    const key = `${id}|${op}|${JSON.stringify(opts, Object.keys(opts).sort())}`;
-    let b = this.batchers.get(key) as DynamicBatcher<Float32Array, R> | undefined;
-    if (b) return b;
-    if (this.batchers.size > 1000)
-      for (const [k, x] of this.batchers) if (x.pending === 0) this.batchers.delete(k);
-    const { channels: c, height: h, width: w } = m.manifest.input;
-    const runSize = () => this.runSize(id);
-    b = new DynamicBatcher<Float32Array, R>(
-      async (items) => {
-        this.metrics.inferencePending.dec({ model: id }, items.length);
-        this.metrics.batchSize.observe({ model: id, op }, items.length);
-        const end = this.metrics.inferenceDuration.startTimer({ model: id, op });
-        try {
-          return await this.guard(id, op, [items.length, c, h, w], opts, () =>
-            run(m, concat(items), items.length),
-          );
-        } finally {
-          end();
-        }
-      },
-      {
-        // Read at every run: warm-up may tune the run size after the batcher exists.
-        get maxBatch() {
-          return runSize();
-        },
-        maxWaitMs: this.config.maxWaitMs,
-        incoming: () => this.moreComing(id),
-      },
-      this.executor(id),
-    );
-    this.batchers.set(key, b as DynamicBatcher<Float32Array, unknown>);
-    return b;
-  }
-
-  private async guard<T>(
-    id: string,
-    op: string,
-    shape: number[],
-    opts: object,
-    fn: () => Promise<T>,
-  ): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof ApiError) throw e;
-      this.metrics.inferenceErrors.inc({ model: id, op });
-      const msg = (e as Error).message;
-      this.logger.error(
-        `${op} on ${id} failed: input float32[${shape.join(',')}] opts ${JSON.stringify(opts)}: ${(e as Error).stack ?? msg}`,
-      );
-      throw new ApiError(
-        HttpStatus.INTERNAL_SERVER_ERROR,
-        'INFERENCE_FAILED',
-        `${op} on ${id} failed for input [${shape.join(', ')}]: ${msg.split('\n')[0]}`,
-      );
-    }
   }
 }

@@ -1,0 +1,79 @@
+/**
+ * What the ML boundary checks and prepares before a request reaches a model: the configured caps
+ * (MAX_STEPS, MAX_IMAGES, MAX_UPLOAD_BYTES, MAX_PIXELS), the model-dependent settings (t, pool),
+ * and the images decoded to the model's input (src/prg/images.ts). The rest of each request's
+ * shape is validated by its schema (src/server/schemas) before it gets here.
+ */
+import { POOL_NONE, poolProblem } from '../../prg/heads/pool';
+import { ImageCodec, pixelToInput } from '../../prg/images';
+import { SolveOptions } from '../../prg/inference-api';
+import { badRequest } from '../common/errors';
+import { ServerConfig } from '../config/config';
+import { FeaturesArgs, SolveArgs } from '../schemas/inference-requests';
+import { ImageInput, imageBytes, inputLabel } from './image-input';
+import type { ModelEntry } from './model-catalog';
+
+export class RequestChecks {
+  readonly codec: ImageCodec;
+
+  constructor(private readonly config: ServerConfig) {
+    this.codec = new ImageCodec(config.maxPixels);
+  }
+
+  /** steps ≤ MAX_STEPS (the rest of SolveArgs is validated by its schema). */
+  solveOptions(p: SolveArgs): SolveOptions {
+    if (p.steps !== undefined && p.steps > this.config.maxSteps)
+      throw badRequest(
+        'INVALID_STEPS',
+        `steps must be an integer in [1, ${this.config.maxSteps}] (MAX_STEPS), got ${p.steps}`,
+      );
+    return {
+      ...(p.steps !== undefined ? { steps: p.steps } : {}),
+      ...(p.solver !== undefined ? { solver: p.solver } : {}),
+    };
+  }
+
+  /** t in (0, 1] (default the manifest's t*), pool "none" or n ≤ the image side. */
+  featureSetting(entry: ModelEntry, p: FeaturesArgs): { t: number; pool: number | null } {
+    const t = p.t ?? entry.manifest.solver.tStar;
+    if (!(t > 0 && t <= 1)) throw badRequest('INVALID_T', `t must be in (0, 1], got ${p.t}`);
+    if (p.pool === undefined || p.pool === null || p.pool === POOL_NONE) return { t, pool: null };
+    const pool = Number(p.pool);
+    const bad = poolProblem(pool, entry.manifest.input);
+    if (bad) throw badRequest('INVALID_POOL', bad);
+    return { t, pool };
+  }
+
+  checkCount(inputs: ImageInput[]): void {
+    if (inputs.length === 0)
+      throw badRequest(
+        'NO_IMAGES',
+        'no images: send multipart files in field "images" or JSON {"images": ["<base64>"]}',
+      );
+    if (inputs.length > this.config.maxImages)
+      throw badRequest(
+        'TOO_MANY_IMAGES',
+        `${inputs.length} images; at most ${this.config.maxImages} per request (MAX_IMAGES)`,
+      );
+  }
+
+  decode(entry: ModelEntry, inputs: ImageInput[]): Promise<Float32Array[]> {
+    const { channels, height, width } = entry.manifest.input;
+    return Promise.all(
+      inputs.map(async (inp, i) => {
+        const label = inputLabel(inp, i);
+        if ('tensor' in inp || 'pixels' in inp) {
+          const values = 'tensor' in inp ? inp.tensor : inp.pixels;
+          if (values.length !== channels * height * width)
+            throw badRequest(
+              'INVALID_IMAGE',
+              `${label}: ${values.length} values; model ${entry.id} takes ${channels}×${height}×${width}`,
+            );
+          return 'tensor' in inp ? inp.tensor : Float32Array.from(inp.pixels, pixelToInput);
+        }
+        const bytes = imageBytes(inp, label, this.config.maxUploadBytes);
+        return this.codec.decode(bytes, entry.manifest.input, label);
+      }),
+    );
+  }
+}
