@@ -186,8 +186,10 @@ export function planSit(
   const s = detectSit(sd);
   let heads = o.heads;
   let configName = o.config;
-  if (o.config) heads ??= checkConfig(o.config, s).heads;
-  else {
+  if (o.config) {
+    const sizeHeads = checkConfig(o.config, s).heads;
+    heads ??= sizeHeads;
+  } else {
     const size = Object.entries(SIT_SIZES).find(
       ([, v]) => v.depth === s.depth && v.hidden === s.hidden,
     );
