@@ -137,7 +137,8 @@ export function validateImportProvenance(raw: unknown, where: string): ImportPro
     const v = raw.verify;
     if (!isObj(v)) return bad('verify', 'must be an object');
     for (const k of ['maxAbsDiff', 'tolerance', 'n'] as const)
-      if (typeof v[k] !== 'number' || !Number.isFinite(v[k])) bad(`verify.${k}`, 'must be a number');
+      if (typeof v[k] !== 'number' || !Number.isFinite(v[k]))
+        bad(`verify.${k}`, 'must be a number');
     if (typeof v.file !== 'string' || typeof v.sha256 !== 'string')
       bad('verify', 'must name the file and its sha256');
   }

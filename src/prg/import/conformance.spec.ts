@@ -98,7 +98,7 @@ describe('torchcfm UNetModelWrapper, full-size CIFAR-10 configuration (35.7 M pa
     // The checkpoint is rebuilt here (upstream key names, hashed values) and read back through
     // the safetensors reader and the importer, exactly like a downloaded file.
     const cfg = torchcfmConfig(TORCHCFM_CIFAR10);
-    const ours = buildUNet(cfg).graph.initializers;
+    const ours = buildUNet(cfg, { placeholders: true }).graph.initializers;
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, src] of torchcfmKeyMap(cfg)) {
       const dims = (ours.get(name) as { dims: number[] }).dims;

@@ -105,10 +105,14 @@ export async function loadMapped(
     const ours = graph.initializers.get(name) as Tensor;
     let values = await (sd.get(src.key) as StoredTensor).toFloat32();
     if (src.transform) values = src.transform.apply(values);
-    if (values.length !== ours.data.length)
+    if (values.length !== numelOf(ours.dims))
       throw new Error(`mapping ${src.key} → ${name}: ${values.length} values for [${ours.dims}]`);
     initializers.set(name, { dtype: 'float32', dims: ours.dims, data: values });
   }
+  // Nets planned with placeholder parameters must come out fully loaded.
+  for (const [name, t] of initializers)
+    if (t.data.length !== numelOf(t.dims))
+      throw new Error(`mapping: ${name} [${t.dims}] was not loaded from ${file}`);
   return { graph: { ...graph, initializers }, report };
 }
 

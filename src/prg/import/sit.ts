@@ -232,7 +232,7 @@ export function planSit(
   };
   if (o.classConditional && !s.labelRows)
     throw new Error('class-conditional import: the checkpoint has no y_embedder table');
-  const net = buildDiT(cfg);
+  const net = buildDiT(cfg, { placeholders: true });
   const map = sitKeyMap(s, cfg, label);
   const ignored: Record<string, string> = {};
   if (s.labelRows && label === undefined && !o.classConditional)

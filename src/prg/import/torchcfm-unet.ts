@@ -157,7 +157,7 @@ export function planTorchcfmUNet(
   o: TorchcfmUNetOptions,
 ): ImportPlan<UNetConfig> {
   const cfg = torchcfmConfig(o);
-  const net = buildUNet(cfg);
+  const net = buildUNet(cfg, { placeholders: true });
   return {
     family: 'torchcfm-unet',
     kind: 'unet',

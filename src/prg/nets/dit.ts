@@ -18,6 +18,7 @@
 import { GraphBuilder, Value } from '../../engine/onnx/builder';
 import { tensor } from '../../engine/onnx/types';
 import {
+  ParamInit,
   Params,
   applyLinear,
   assertInt,
@@ -138,7 +139,7 @@ export function validateDiTConfig(cfg: DiTConfig): void {
   if (cfg.batch !== undefined) assertInt(cfg.batch, 'dit batch');
 }
 
-export function buildDiT(cfg: DiTConfig): BuiltNet<DiTConfig> {
+export function buildDiT(cfg: DiTConfig, init: ParamInit = {}): BuiltNet<DiTConfig> {
   validateDiTConfig(cfg);
   const [C, H, W] = cfg.inputShape;
   const outC = cfg.outChannels ?? C;
@@ -150,7 +151,7 @@ export function buildDiT(cfg: DiTConfig): BuiltNet<DiTConfig> {
   const zero = cfg.zeroInit;
   const batch = cfg.batch ?? 'N';
   const b = new GraphBuilder('dit');
-  const p = new Params(b, cfg.seed ?? 0);
+  const p = new Params(b, cfg.seed ?? 0, init);
   const x = b.input('x', [batch, C, H, W]);
   const t = b.input('t', [batch]);
 
