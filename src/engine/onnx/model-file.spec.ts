@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from './builder';
-import { readModelFile, writeModelFile } from './model-file';
+import { encodeForRuntime, readModelFile, writeModelFile } from './model-file';
 import { decodeModel } from './proto';
 import { Graph, tensor } from './types';
 
@@ -83,5 +83,28 @@ describe('ONNX external data', () => {
     await expect(
       writeModelFile(path, g, { externalData: { location: '../x.data' } }),
     ).rejects.toThrow(/must be a plain file name/);
+  });
+
+  it('hands ORT the weights as an in-memory external-data buffer past the inline limit', async () => {
+    const g = smallNet();
+    const inline = encodeForRuntime(g);
+    expect(inline.external).toBeUndefined();
+    const ext = encodeForRuntime(g, 4096);
+    expect(ext.external?.data.byteLength).toBe(64 * 32 * 4);
+    expect(ext.model.byteLength).toBeLessThan(2048);
+    const x = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 32 }, (_, i) => i / 32),
+      [1, 32],
+    );
+    const a = await ort.InferenceSession.create(inline.model);
+    const b = await ort.InferenceSession.create(ext.model, {
+      externalData: [
+        { path: ext.external?.location ?? '', data: ext.external?.data ?? new Uint8Array() },
+      ],
+    });
+    expect((await b.run({ x })).y.data).toEqual((await a.run({ x })).y.data);
+    await a.release();
+    await b.release();
   });
 });

@@ -136,3 +136,34 @@ export async function readModelFile(path: string): Promise<Graph> {
     for (const fd of fds.values()) closeSync(fd);
   }
 }
+
+/** Below protobuf's 2 GiB limit with room for the graph itself. */
+export const INLINE_LIMIT = 1.75 * 2 ** 30;
+
+/** A model encoded for a runtime that takes external data as in-memory buffers (ORT). */
+export interface RuntimeEncoding {
+  model: Uint8Array;
+  /** Present when the weights would not fit in the ModelProto: one buffer, by file name. */
+  external?: { location: string; data: Uint8Array };
+}
+
+/**
+ * Encode a graph for a session. Up to `inlineLimit` bytes of initializers the model is one
+ * ModelProto; past it (SiT-XL/2: 2.7 GB) the large initializers go into one external-data buffer
+ * that ORT receives beside the model (SessionOptions.externalData).
+ */
+export function encodeForRuntime(g: Graph, inlineLimit = INLINE_LIMIT): RuntimeEncoding {
+  let bytes = 0;
+  for (const t of g.initializers.values()) bytes += t.data.byteLength;
+  if (bytes <= inlineLimit) return { model: encodeModel(g) };
+  const plan = planExternalData(g, { location: 'weights.bin', threshold: 1024, align: 64 });
+  const data = new Uint8Array(plan.size);
+  for (const [name, e] of plan.entries) {
+    const t = g.initializers.get(name);
+    if (t) data.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), e.offset);
+  }
+  return {
+    model: encodeModel(g, { externalData: plan }),
+    external: { location: plan.location, data },
+  };
+}
