@@ -61,13 +61,18 @@ function tensorFromProto(
   p: onnx.ITensorProto,
   where: string,
   external?: ExternalDataReader,
+  known?: Tensor,
 ): Tensor {
   const dtype = DTYPE[p.dataType ?? 0];
   if (!dtype) throw new Error(`${where}: unsupported tensor data type ${p.dataType}`);
   const dims = (p.dims ?? []).map(num);
   const n = numel(dims);
+  const external_ = p.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+  // An in-memory round trip hands back the very tensor it left out (no copy of the weights).
+  if (external_ && known && known.dtype === dtype && known.dims.join() === dims.join())
+    return known;
   const data = allocData(dtype, n);
-  if (p.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+  if (external_) {
     const ref = externalRef(p, where);
     if (!external)
       throw new Error(
@@ -257,7 +262,11 @@ export function encodeModel(
  */
 export function decodeModel(
   bytes: Uint8Array,
-  opts: { external?: ExternalDataReader } = {},
+  opts: {
+    external?: ExternalDataReader;
+    /** Tensors for external initializers, by name (an in-memory encode/decode round trip). */
+    tensors?: ReadonlyMap<string, Tensor>;
+  } = {},
 ): Graph {
   let model: onnx.ModelProto;
   try {
@@ -274,7 +283,12 @@ export function decodeModel(
   const values = new Map<string, ValueInfo>();
   for (const t of gp.initializer ?? []) {
     if (!t.name) throw new Error('ONNX model: initializer without a name');
-    const tv = tensorFromProto(t, `initializer ${t.name}`, opts.external);
+    const tv = tensorFromProto(
+      t,
+      `initializer ${t.name}`,
+      opts.external,
+      opts.tensors?.get(t.name),
+    );
     initializers.set(t.name, tv);
     values.set(t.name, { name: t.name, dtype: tv.dtype, shape: [...tv.dims] });
   }
