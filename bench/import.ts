@@ -16,6 +16,8 @@
  * - torch:    bench/torch_sit.py (upstream models.py from SIT_PATH; random init, the speed does not
  *             depend on the values) with the same K and batches, same thread count.
  *
+ * `node dist/bench/import.js torch` runs only the PyTorch side (same environment variables).
+ *
  * Environment: BENCH_SIT_CONFIG (SiT-XL/2), BENCH_INPUT (32: latent size), BENCH_DIR (tmp),
  * BENCH_STEPS (1,4), BENCH_BATCHES (1,8), BENCH_REPS (2 timed after 1 warm-up), PRG_THREADS
  * (cores), SIT_PATH (SiT checkout; unset = no PyTorch side), PRG_PYTHON (interpreter with torch).
@@ -221,7 +223,12 @@ function torchSide(): void {
       '--threads',
       String(THREADS),
     ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      // Idle OpenMP threads sleep instead of spinning, as ORT's do (PRG_ORT_SPIN off): on a
+      // shared machine spinning threads fight every other process (bench:engine does the same).
+      env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
+    },
   );
   if (r.status !== 0) emit({ phase: 'torch', error: `exit ${r.status ?? r.signal}` });
 }
@@ -231,6 +238,7 @@ async function main(): Promise<void> {
   if (phase === 'generate') return generate();
   if (phase === 'import') return importPhase();
   if (phase === 'serve') return servePhase();
+  if (phase === 'torch') return torchSide();
   emit({
     bench: 'import',
     config: CONFIG,
