@@ -143,27 +143,31 @@ export const INLINE_LIMIT = 1.75 * 2 ** 30;
 /** A model encoded for a runtime that takes external data as in-memory buffers (ORT). */
 export interface RuntimeEncoding {
   model: Uint8Array;
-  /** Present when the weights would not fit in the ModelProto: one buffer, by file name. */
-  external?: { location: string; data: Uint8Array };
+  /** Present when the weights would not fit in the ModelProto: one buffer per large tensor. */
+  external?: { location: string; data: Uint8Array }[];
 }
 
 /**
  * Encode a graph for a session. Up to `inlineLimit` bytes of initializers the model is one
- * ModelProto; past it (SiT-XL/2: 2.7 GB) the large initializers go into one external-data buffer
- * that ORT receives beside the model (SessionOptions.externalData).
+ * ModelProto; past it (SiT-XL/2: 2.7 GB) every large initializer is handed to ORT as its own
+ * external-data buffer (SessionOptions.externalData), a view of the tensor: no second copy of the
+ * weights is made on the JS side.
  */
 export function encodeForRuntime(g: Graph, inlineLimit = INLINE_LIMIT): RuntimeEncoding {
   let bytes = 0;
   for (const t of g.initializers.values()) bytes += t.data.byteLength;
   if (bytes <= inlineLimit) return { model: encodeModel(g) };
-  const plan = planExternalData(g, { location: 'weights.bin', threshold: 1024, align: 64 });
-  const data = new Uint8Array(plan.size);
-  for (const [name, e] of plan.entries) {
-    const t = g.initializers.get(name);
-    if (t) data.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), e.offset);
+  const entries = new Map<string, { offset: number; length: number; location: string }>();
+  const external: { location: string; data: Uint8Array }[] = [];
+  for (const [name, t] of g.initializers) {
+    if (t.data.byteLength < 1024) continue;
+    const location = `w${external.length}.bin`;
+    entries.set(name, { offset: 0, length: t.data.byteLength, location });
+    external.push({
+      location,
+      data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+    });
   }
-  return {
-    model: encodeModel(g, { externalData: plan }),
-    external: { location: plan.location, data },
-  };
+  const plan = { location: 'w.bin', entries, size: 0 };
+  return { model: encodeModel(g, { externalData: plan }), external };
 }

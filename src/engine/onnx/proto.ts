@@ -188,7 +188,8 @@ export interface ExternalDataLayout {
 /** Initializer name → [offset, length] in the external file, and the file's total size. */
 export interface ExternalDataPlan {
   location: string;
-  entries: Map<string, { offset: number; length: number }>;
+  /** `location` per entry overrides the plan's (one in-memory buffer per tensor). */
+  entries: Map<string, { offset: number; length: number; location?: string }>;
   size: number;
 }
 
@@ -228,7 +229,7 @@ export function encodeModel(
       dims: t.dims,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
-        { key: 'location', value: ext.location },
+        { key: 'location', value: e.location ?? ext.location },
         { key: 'offset', value: String(e.offset) },
         { key: 'length', value: String(e.length) },
       ],

@@ -126,7 +126,7 @@ async function createOrtSession(
   const bytes = enc.model;
   // Past 2 GiB the weights travel beside the model as external data (model-file.ts).
   const ext = enc.external
-    ? { externalData: [{ path: enc.external.location, data: enc.external.data }] }
+    ? { externalData: enc.external.map((e) => ({ path: e.location, data: e.data })) }
     : {};
   if (o.device === 'cuda') {
     if (!cudaProbe()) {
@@ -245,7 +245,7 @@ export class GraphSession {
 
 function hashEncoding(enc: RuntimeEncoding) {
   const h = createHash('sha256').update(enc.model);
-  if (enc.external) h.update(enc.external.data);
+  for (const e of enc.external ?? []) h.update(e.data);
   return h;
 }
 
