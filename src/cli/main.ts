@@ -5,6 +5,7 @@
  *   prg finetune --model models/mnist-flow --data mnist:train --out models/mnist ...
  *   prg eval     --model models/mnist --data mnist:test [--json]
  *   prg features --model models/mnist --data mnist:test --out feats.npy [--t 0.5 --pool 7]
+ *   prg import sit|torchcfm-unet --checkpoint FILE --out DIR ...   (src/cli/import-command.ts)
  *
  * Exit codes: 0 ok, 1 runtime error, 2 usage error (unknown flag, bad value), 130 interrupted
  * (Ctrl-C: the run wrote a checkpoint first; rerun with --resume).
@@ -22,6 +23,7 @@ import { runTrainingCommand } from './training-run';
 import { FINETUNE_HELP, finetuneCommand } from './finetune-command';
 import { OOD_BENCH_HELP, oodBenchCommand } from './ood-bench';
 import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
+import { IMPORT_HELP, importCommand } from './import-command';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
 
@@ -276,11 +278,16 @@ async function featuresCommand(argv: string[]): Promise<number> {
 }
 
 function help(cmd?: string): number {
-  const all: Record<string, string> = { ...HELP, ...OOD_HELP, 'ood-bench': OOD_BENCH_HELP };
+  const all: Record<string, string> = {
+    ...HELP,
+    ...OOD_HELP,
+    'ood-bench': OOD_BENCH_HELP,
+    import: IMPORT_HELP.import,
+  };
   if (cmd && all[cmd]) process.stdout.write(all[cmd] + '\n');
   else
     process.stdout.write(
-      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval|ood-bench> [options]   (prg <command> --help)\n',
+      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval|ood-bench|import> [options]   (prg <command> --help)\n',
     );
   return 0;
 }
@@ -303,6 +310,8 @@ export async function main(argv: string[]): Promise<number> {
         return await oodFitCommand(rest);
       case 'ood-bench':
         return await oodBenchCommand(rest);
+      case 'import':
+        return await importCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -310,7 +319,7 @@ export async function main(argv: string[]): Promise<number> {
         return help(rest[0]);
       default:
         throw new UsageError(
-          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval, ood-bench)`,
+          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval, ood-bench, import)`,
         );
     }
   } catch (e) {

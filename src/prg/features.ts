@@ -15,7 +15,7 @@
  *   velocity net's (`HEAD_PREFIX`); training maps them back when writing head.onnx.
  */
 import { GraphBuilder, Value } from '../engine/onnx/builder';
-import { decodeModel, encodeModel } from '../engine/onnx/proto';
+import { decodeModel, encodeModel, planExternalData } from '../engine/onnx/proto';
 import { Graph, Tensor, ValueInfo } from '../engine/onnx/types';
 import { poolFeatures } from './heads/pool';
 import { FIXED_SOLVER_NAMES, FixedSolverName } from './manifest';
@@ -184,7 +184,12 @@ export function buildFeatureGraph(velocity: Graph, o: FeatureGraphOptions): Grap
 export function specializeBatch(g: Graph, batch: number): Graph {
   const inputs = g.inputs.map((v) => ({ ...v, shape: [batch, ...v.shape.slice(1)] }));
   const outputs = g.outputs.map((v) => ({ ...v, shape: [batch, ...v.shape.slice(1)] }));
-  return decodeModel(encodeModel({ ...g, inputs, outputs }));
+  // Weights stay out of the bytes (external data, handed back by name): no copy of them, and no
+  // 2 GiB protobuf limit for large imported nets.
+  const externalData = planExternalData(g, { location: 'in-memory', threshold: 1024 });
+  return decodeModel(encodeModel({ ...g, inputs, outputs }, { externalData }), {
+    tensors: g.initializers,
+  });
 }
 
 /** [batch, C, H, W] from the velocity net's `x` input (batch defaults to the net's own dim). */

@@ -80,3 +80,67 @@ export interface ModelManifest {
     [k: string]: unknown;
   };
 }
+
+/**
+ * What `prg import` records in `provenance.import` (optional; models trained here have none):
+ * the source file, the key mapping, the time convention and the verification, so an imported
+ * model can be traced to the exact bytes it came from.
+ */
+export interface ImportProvenance {
+  family: 'sit' | 'torchcfm-unet';
+  source: {
+    file: string;
+    sha256: string;
+    bytes: number;
+    format: 'safetensors' | 'torch-zip';
+    /** Which part of the file held the weights, e.g. "ema", "ema_model (module. stripped)". */
+    stateDict: string;
+  };
+  /** Upstream configuration as declared or detected (e.g. {config: "SiT-XL/2", learnSigma}). */
+  upstream: Record<string, unknown>;
+  /** This project's parameter name → the checkpoint key it was read from. */
+  mapping: Record<string, string>;
+  /** Checkpoint keys deliberately not used, with the reason (e.g. learn_sigma rows). */
+  ignored?: Record<string, string>;
+  convention: { upstream: string; transform: string };
+  verify?: { file: string; sha256: string; maxAbsDiff: number; tolerance: number; n: number };
+}
+
+/** Check a provenance.import object; throws naming the first bad field. */
+export function validateImportProvenance(raw: unknown, where: string): ImportProvenance {
+  const bad = (field: string, msg: string): never => {
+    throw new Error(`${where}: field provenance.import.${field} ${msg}`);
+  };
+  const isObj = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObj(raw)) return bad('(root)', 'must be an object');
+  if (raw.family !== 'sit' && raw.family !== 'torchcfm-unet')
+    bad('family', `must be sit or torchcfm-unet, got ${JSON.stringify(raw.family)}`);
+  const src = raw.source;
+  if (!isObj(src)) return bad('source', 'must be an object');
+  if (typeof src.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(src.sha256))
+    bad('source.sha256', 'must be 64 hex digits');
+  if (typeof src.file !== 'string' || !src.file) bad('source.file', 'must be a non-empty string');
+  if (!Number.isInteger(src.bytes) || (src.bytes as number) < 0)
+    bad('source.bytes', 'must be a non-negative integer');
+  if (src.format !== 'safetensors' && src.format !== 'torch-zip')
+    bad('source.format', 'must be safetensors or torch-zip');
+  if (typeof src.stateDict !== 'string') bad('source.stateDict', 'must be a string');
+  if (!isObj(raw.upstream)) bad('upstream', 'must be an object');
+  if (!isObj(raw.mapping) || !Object.values(raw.mapping).every((v) => typeof v === 'string'))
+    bad('mapping', 'must map parameter names to checkpoint keys');
+  if (raw.ignored !== undefined && !isObj(raw.ignored)) bad('ignored', 'must be an object');
+  const conv = raw.convention;
+  if (!isObj(conv) || typeof conv.upstream !== 'string' || typeof conv.transform !== 'string')
+    bad('convention', 'must be {upstream, transform} strings');
+  if (raw.verify !== undefined) {
+    const v = raw.verify;
+    if (!isObj(v)) return bad('verify', 'must be an object');
+    for (const k of ['maxAbsDiff', 'tolerance', 'n'] as const)
+      if (typeof v[k] !== 'number' || !Number.isFinite(v[k]))
+        bad(`verify.${k}`, 'must be a number');
+    if (typeof v.file !== 'string' || typeof v.sha256 !== 'string')
+      bad('verify', 'must name the file and its sha256');
+  }
+  return raw as unknown as ImportProvenance;
+}

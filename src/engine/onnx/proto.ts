@@ -37,13 +37,53 @@ function tensorToProto(name: string, t: Tensor): onnx.ITensorProto {
   return { name, dataType: CODE[t.dtype], dims: t.dims, rawData: bytes };
 }
 
-function tensorFromProto(p: onnx.ITensorProto, where: string): Tensor {
+/**
+ * Reads `length` bytes at `offset` of the external data file `location` (a name relative to the
+ * .onnx file, as the ONNX external-data spec defines it).
+ */
+export type ExternalDataReader = (location: string, offset: number, length: number) => Uint8Array;
+
+/** The external_data entries of a tensor: location, offset (default 0), length. */
+function externalRef(p: onnx.ITensorProto, where: string) {
+  const kv = new Map((p.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+  const location = kv.get('location');
+  if (!location) throw new Error(`${where}: external data without a location`);
+  const offset = Number(kv.get('offset') ?? 0);
+  const length = kv.has('length') ? Number(kv.get('length')) : undefined;
+  if (!Number.isSafeInteger(offset) || offset < 0)
+    throw new Error(`${where}: external data offset ${kv.get('offset')}`);
+  if (length !== undefined && (!Number.isSafeInteger(length) || length < 0))
+    throw new Error(`${where}: external data length ${kv.get('length')}`);
+  return { location, offset, length };
+}
+
+function tensorFromProto(
+  p: onnx.ITensorProto,
+  where: string,
+  external?: ExternalDataReader,
+  known?: Tensor,
+): Tensor {
   const dtype = DTYPE[p.dataType ?? 0];
   if (!dtype) throw new Error(`${where}: unsupported tensor data type ${p.dataType}`);
   const dims = (p.dims ?? []).map(num);
   const n = numel(dims);
+  const external_ = p.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+  // An in-memory round trip hands back the very tensor it left out (no copy of the weights).
+  if (external_ && known && known.dtype === dtype && known.dims.join() === dims.join())
+    return known;
   const data = allocData(dtype, n);
-  if (p.rawData && p.rawData.length) {
+  if (external_) {
+    const ref = externalRef(p, where);
+    if (!external)
+      throw new Error(
+        `${where}: stored in the external file ${ref.location}; load the model by its path`,
+      );
+    if (ref.length !== undefined && ref.length !== data.byteLength)
+      throw new Error(
+        `${where}: external length ${ref.length}, dims [${dims}] need ${data.byteLength}`,
+      );
+    new Uint8Array(data.buffer).set(external(ref.location, ref.offset, data.byteLength));
+  } else if (p.rawData && p.rawData.length) {
     if (p.rawData.length !== data.byteLength)
       throw new Error(
         `${where}: raw data has ${p.rawData.length} bytes, dims [${dims}] need ${data.byteLength}`,
@@ -134,8 +174,67 @@ function valueInfoFromProto(p: onnx.IValueInfoProto, where: string): ValueInfo {
   return { name: p.name, dtype, shape };
 }
 
-export function encodeModel(g: Graph, opts: { producer?: string } = {}): Uint8Array {
+/**
+ * Where initializers go when a model uses external data (needed past protobuf's 2 GiB limit):
+ * every initializer of at least `threshold` bytes is placed in the file `location` beside the
+ * .onnx, at an offset aligned to `align` bytes (the ONNX convention that lets runtimes map it).
+ */
+export interface ExternalDataLayout {
+  location: string;
+  threshold?: number;
+  align?: number;
+}
+
+/** Initializer name → [offset, length] in the external file, and the file's total size. */
+export interface ExternalDataPlan {
+  location: string;
+  /** `location` per entry overrides the plan's (one in-memory buffer per tensor). */
+  entries: Map<string, { offset: number; length: number; location?: string }>;
+  size: number;
+}
+
+export function planExternalData(g: Graph, layout: ExternalDataLayout): ExternalDataPlan {
+  if (!isPlainFileName(layout.location))
+    throw new Error(`external data location must be a plain file name, got ${layout.location}`);
+  const threshold = layout.threshold ?? 1024;
+  const align = layout.align ?? 4096;
+  const entries = new Map<string, { offset: number; length: number }>();
+  let size = 0;
+  for (const [name, t] of g.initializers) {
+    if (t.data.byteLength < threshold) continue;
+    size = Math.ceil(size / align) * align;
+    entries.set(name, { offset: size, length: t.data.byteLength });
+    size += t.data.byteLength;
+  }
+  return { location: layout.location, entries, size };
+}
+
+/** A name without directory parts: external data must sit beside its model. */
+export function isPlainFileName(s: string): boolean {
+  return s !== '' && s !== '.' && s !== '..' && !/[\\/]/.test(s) && !s.includes('\0');
+}
+
+export function encodeModel(
+  g: Graph,
+  opts: { producer?: string; externalData?: ExternalDataPlan } = {},
+): Uint8Array {
   const attrsToProto = (attrs: Attrs) => Object.entries(attrs).map(([k, a]) => attrToProto(k, a));
+  const ext = opts.externalData;
+  const initializerToProto = (k: string, t: Tensor): onnx.ITensorProto => {
+    const e = ext?.entries.get(k);
+    if (!e || !ext) return tensorToProto(k, t);
+    return {
+      name: k,
+      dataType: CODE[t.dtype],
+      dims: t.dims,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: e.location ?? ext.location },
+        { key: 'offset', value: String(e.offset) },
+        { key: 'length', value: String(e.length) },
+      ],
+    };
+  };
   const model: onnx.IModelProto = {
     irVersion: 8,
     producerName: opts.producer ?? 'prg-engine',
@@ -150,7 +249,7 @@ export function encodeModel(g: Graph, opts: { producer?: string } = {}): Uint8Ar
         output: n.outputs,
         attribute: attrsToProto(n.attrs),
       })),
-      initializer: [...g.initializers].map(([k, t]) => tensorToProto(k, t)),
+      initializer: [...g.initializers].map(([k, t]) => initializerToProto(k, t)),
       input: g.inputs.map(valueInfoToProto),
       output: g.outputs.map(valueInfoToProto),
     },
@@ -158,8 +257,18 @@ export function encodeModel(g: Graph, opts: { producer?: string } = {}): Uint8Ar
   return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
 }
 
-/** Parse ONNX bytes into a Graph, re-inferring every intermediate shape. */
-export function decodeModel(bytes: Uint8Array): Graph {
+/**
+ * Parse ONNX bytes into a Graph, re-inferring every intermediate shape. Initializers stored as
+ * external data are read through `opts.external` (model-file.ts supplies one for a path).
+ */
+export function decodeModel(
+  bytes: Uint8Array,
+  opts: {
+    external?: ExternalDataReader;
+    /** Tensors for external initializers, by name (an in-memory encode/decode round trip). */
+    tensors?: ReadonlyMap<string, Tensor>;
+  } = {},
+): Graph {
   let model: onnx.ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
@@ -175,7 +284,12 @@ export function decodeModel(bytes: Uint8Array): Graph {
   const values = new Map<string, ValueInfo>();
   for (const t of gp.initializer ?? []) {
     if (!t.name) throw new Error('ONNX model: initializer without a name');
-    const tv = tensorFromProto(t, `initializer ${t.name}`);
+    const tv = tensorFromProto(
+      t,
+      `initializer ${t.name}`,
+      opts.external,
+      opts.tensors?.get(t.name),
+    );
     initializers.set(t.name, tv);
     values.set(t.name, { name: t.name, dtype: tv.dtype, shape: [...tv.dims] });
   }

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
-import { encodeModel } from '../onnx/proto';
+import { RuntimeEncoding, encodeForRuntime } from '../onnx/model-file';
 import { DType, Graph, Tensor, TensorData } from '../onnx/types';
 import {
   Device,
@@ -120,25 +120,30 @@ function ortOptions(
  * per process) when its provider is not installed or fails to load; any other error is thrown.
  */
 async function createOrtSession(
-  bytes: Uint8Array,
+  enc: RuntimeEncoding,
   o: ResolvedSessionOptions,
 ): Promise<{ session: ort.InferenceSession; device: Device }> {
+  const bytes = enc.model;
+  // Past 2 GiB the weights travel beside the model as external data (model-file.ts).
+  const ext = enc.external
+    ? { externalData: enc.external.map((e) => ({ path: e.location, data: e.data })) }
+    : {};
   if (o.device === 'cuda') {
     if (!cudaProbe()) {
       warnCpuFallback('libonnxruntime_providers_cuda.so is not installed');
     } else {
       try {
-        const session = await ort.InferenceSession.create(
-          bytes,
-          ortOptions(o, executionProviders('cuda')),
-        );
+        const session = await ort.InferenceSession.create(bytes, {
+          ...ortOptions(o, executionProviders('cuda')),
+          ...ext,
+        });
         return { session, device: 'cuda' };
       } catch (e) {
         warnCpuFallback(`ORT could not start it: ${(e as Error).message}`);
       }
     }
   }
-  const session = await ort.InferenceSession.create(bytes, ortOptions(o, ['cpu']));
+  const session = await ort.InferenceSession.create(bytes, { ...ortOptions(o, ['cpu']), ...ext });
   return { session, device: 'cpu' };
 }
 
@@ -154,18 +159,18 @@ export class GraphSession {
   ) {}
 
   static async create(graph: Graph, opts: SessionOptions = {}): Promise<GraphSession> {
-    return GraphSession.fromBytes(graph, encodeModel(graph), resolveSessionOptions(opts));
+    return GraphSession.fromBytes(graph, encodeForRuntime(graph), resolveSessionOptions(opts));
   }
 
-  /** Create from already-encoded bytes of `graph` (the cache encodes once to hash and to load). */
+  /** Create from the already-encoded `graph` (the cache encodes once to hash and to load). */
   static async fromBytes(
     graph: Graph,
-    bytes: Uint8Array,
+    enc: RuntimeEncoding,
     opts: ResolvedSessionOptions,
   ): Promise<GraphSession> {
     let created;
     try {
-      created = await createOrtSession(bytes, opts);
+      created = await createOrtSession(enc, opts);
     } catch (e) {
       throw new Error(`graph ${graph.name}: ORT could not load it (${(e as Error).message})`, {
         cause: e,
@@ -238,9 +243,15 @@ export class GraphSession {
   }
 }
 
-/** Cache key: sha256 over the encoded model, then the resolved options. */
-export function sessionKey(bytes: Uint8Array, opts: ResolvedSessionOptions): string {
-  return createHash('sha256').update(bytes).update(JSON.stringify(opts)).digest('hex');
+function hashEncoding(enc: RuntimeEncoding) {
+  const h = createHash('sha256').update(enc.model);
+  for (const e of enc.external ?? []) h.update(e.data);
+  return h;
+}
+
+/** Cache key: sha256 over the encoded model (and its external data), then the options. */
+export function sessionKey(enc: RuntimeEncoding, opts: ResolvedSessionOptions): string {
+  return hashEncoding(enc).update(JSON.stringify(opts)).digest('hex');
 }
 
 /** A counted reference to a cached session; `release()` gives it back (idempotent). */
@@ -265,7 +276,7 @@ export class SessionCache {
 
   async acquire(graph: Graph, opts: SessionOptions = {}): Promise<SessionLease> {
     const resolved = resolveSessionOptions(opts);
-    const bytes = encodeModel(graph);
+    const bytes = encodeForRuntime(graph);
     const key = sessionKey(bytes, resolved);
     let entry = this.entries.get(key);
     if (!entry) {

@@ -1,7 +1,7 @@
 /**
  * DiT/SiT-style transformer velocity net (Peebles & Xie 2023; SiT, Ma et al. 2024, is the same
- * network trained as a flow; the paper transfers SiT-XL in §4.4.3). Unconditional: the only
- * conditioning is t.
+ * network trained as a flow; the paper transfers SiT-XL in §4.4.3). Conditioned on t, plus an
+ * optional class embedding (classEmbed) for imported SiT checkpoints.
  *
  * Graph contract: inputs `x` [N, C, H, W], `t` [N]; output `v` [N, C, H, W].
  *
@@ -18,6 +18,7 @@
 import { GraphBuilder, Value } from '../../engine/onnx/builder';
 import { tensor } from '../../engine/onnx/types';
 import {
+  ParamInit,
   Params,
   applyLinear,
   assertInt,
@@ -44,6 +45,12 @@ export interface DiTConfig {
   posEmbed: 'sincos' | 'learned';
   gelu: 'tanh' | 'erf';
   zeroInit: boolean;
+  /**
+   * Class conditioning added to c (SiT/DiT's LabelEmbedder): 'fixed' adds one learned vector
+   * `y_embed.fixed` [D] (an imported SiT's null-class row, making it unconditional); 'input'
+   * adds row y of `y_embed.table` [rows, D] for an int64 graph input `y` [N].
+   */
+  classEmbed?: { kind: 'fixed' } | { kind: 'input'; rows: number };
   batch?: number;
   seed?: number;
 }
@@ -132,7 +139,7 @@ export function validateDiTConfig(cfg: DiTConfig): void {
   if (cfg.batch !== undefined) assertInt(cfg.batch, 'dit batch');
 }
 
-export function buildDiT(cfg: DiTConfig): BuiltNet<DiTConfig> {
+export function buildDiT(cfg: DiTConfig, init: ParamInit = {}): BuiltNet<DiTConfig> {
   validateDiTConfig(cfg);
   const [C, H, W] = cfg.inputShape;
   const outC = cfg.outChannels ?? C;
@@ -144,7 +151,7 @@ export function buildDiT(cfg: DiTConfig): BuiltNet<DiTConfig> {
   const zero = cfg.zeroInit;
   const batch = cfg.batch ?? 'N';
   const b = new GraphBuilder('dit');
-  const p = new Params(b, cfg.seed ?? 0);
+  const p = new Params(b, cfg.seed ?? 0, init);
   const x = b.input('x', [batch, C, H, W]);
   const t = b.input('t', [batch]);
 
@@ -164,7 +171,12 @@ export function buildDiT(cfg: DiTConfig): BuiltNet<DiTConfig> {
   const temb = timestepEmbedding(b, t, cfg.freqEmbedDim, cfg.timeScale);
   const t1 = linearParams(p, 'time.fc1', cfg.freqEmbedDim, D);
   const t2 = linearParams(p, 'time.fc2', D, D);
-  const c = applyLinear(b, b.silu(applyLinear(b, temb, t1)), t2);
+  let c = applyLinear(b, b.silu(applyLinear(b, temb, t1)), t2);
+  if (cfg.classEmbed?.kind === 'fixed') c = b.add(c, p.uniform('y_embed.fixed', [D], 0.02));
+  if (cfg.classEmbed?.kind === 'input') {
+    const y = b.input('y', [batch], 'int64');
+    c = b.add(c, b.gather(p.uniform('y_embed.table', [cfg.classEmbed.rows, D], 0.02), y, 0));
+  }
   const cAct = b.silu(c);
   const hidden = Math.round(D * cfg.mlpRatio);
 

@@ -42,6 +42,7 @@ import { GraphBuilder, Value } from '../../engine/onnx/builder';
 import { Graph } from '../../engine/onnx/types';
 import {
   LinearParams,
+  ParamInit,
   Params,
   applyLinear,
   assertInt,
@@ -248,13 +249,13 @@ export function validateUNetConfig(cfg: UNetConfig): void {
   if (cfg.batch !== undefined) assertInt(cfg.batch, 'unet batch');
 }
 
-export function buildUNet(cfg: UNetConfig): BuiltNet<UNetConfig> {
+export function buildUNet(cfg: UNetConfig, init: ParamInit = {}): BuiltNet<UNetConfig> {
   validateUNetConfig(cfg);
   const [C, H, W] = cfg.inputShape;
   const outC = cfg.outChannels ?? C;
   const batch = cfg.batch ?? 'N';
   const b = new GraphBuilder('unet');
-  const p = new Params(b, cfg.seed ?? 0);
+  const p = new Params(b, cfg.seed ?? 0, init);
   const x = b.input('x', [batch, C, H, W]);
   const t = b.input('t', [batch]);
 
