@@ -1,7 +1,8 @@
 /**
  * The application: config and core providers (global), REST controllers, GraphQL (code first,
  * Apollo at /graphql, context `{ req }` so guards work in resolvers). Feature modules owned by
- * other parts (datasets, fine-tune jobs) are listed in FEATURE_MODULES.
+ * other parts (datasets, fine-tune jobs) are listed in FEATURE_MODULES. The web dashboard (dist/web)
+ * is served at `/` (web/dashboard.module.ts), read from WEB_DIR each time an app is built.
  */
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Module, Type } from '@nestjs/common';
@@ -17,6 +18,7 @@ import { graphqlContext } from './jobs/graphql-context';
 import { ClassifyController } from './models/classify.controller';
 import { ModelsController } from './models/models.controller';
 import { ModelsResolver } from './models/models.resolver';
+import { DashboardModule } from './web/dashboard.module';
 
 /** Datasets and fine-tune job modules register here. */
 export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [
@@ -46,6 +48,7 @@ export class AppModule {
           subscriptions: { 'graphql-ws': true },
         }),
         ...FEATURE_MODULES,
+        DashboardModule.forRoot(),
       ],
       controllers: [ModelsController, ClassifyController, HealthController],
       providers: [ModelsResolver, ShutdownService],
