@@ -10,6 +10,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bench ./bench
 COPY bin ./bin
+COPY web ./web
+COPY docs/examples ./docs/examples
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

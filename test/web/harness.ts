@@ -13,7 +13,6 @@ import { build } from 'vite';
 import type { TinyModelOptions } from '../../src/prg/testing/tiny-model';
 import { createApp } from '../../src/server/app';
 import { testConfig } from '../../src/server/config/config';
-import { MlService } from '../../src/server/ml/ml.service';
 import { tempModelsDir } from '../../src/server/testing/test-app';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -87,7 +86,9 @@ export async function startServer(
   const config = testConfig({
     modelsDir,
     defaultModel: 'prg-mnist',
-    warmup: 'default',
+    // Loaded on first use, without timing every batch size (the tests send one image at a time).
+    warmup: 'none',
+    maxBatch: 4,
     rateLimitRps: 0,
     maxWaitMs: 2,
     apiKeys,
@@ -98,7 +99,6 @@ export async function startServer(
     inferenceWorkerEntry: path.join(ROOT, 'src/server/testing/inference-worker-entry.cjs'),
   });
   await app.listen(0, '127.0.0.1');
-  await app.get(MlService).whenWarm();
   const { port } = app.getHttpServer().address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

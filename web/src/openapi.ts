@@ -173,7 +173,8 @@ export function numberProblem(f: NumberField, v: number): string | null {
     (f.kind === 'integer' && !Number.isInteger(v)) ||
     (f.min !== undefined && (f.exclusiveMin ? v <= f.min : v < f.min)) ||
     (f.max !== undefined && (f.exclusiveMax ? v >= f.max : v > f.max));
-  return bad ? `${f.name} must be ${kind}${range ? ` in ${range}` : ''}` : null;
+  const where = !range ? '' : /^[[(]/.test(range) ? ` in ${range}` : ` ${range}`;
+  return bad ? `${f.name} must be ${kind}${where}` : null;
 }
 
 /** What the user typed, by field path ("hyperparameters.epochs"); only touched fields are present. */

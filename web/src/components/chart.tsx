@@ -44,7 +44,7 @@ export function LineChart({
             points: { show: true, size: 5 },
           })),
         ],
-        legend: { show: true },
+        legend: { show: true, live: false },
       },
       data as uPlot.AlignedData,
       el,

@@ -168,11 +168,12 @@ function FineTuneForm({ onCreated }: { onCreated: (job: FineTuneJobView) => void
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const set = (k: string, v: string | boolean) => setValues((p) => ({ ...p, [k]: v }));
-  const modelOptions = models.data?.models.map((m) => ({
+  // Lists (empty while loading), so these fields are selects from the first render on.
+  const modelOptions = (models.data?.models ?? []).map((m) => ({
     value: m.id,
     label: `${m.id}${m.isDefault ? ' (default)' : ''}`,
   }));
-  const datasetOptions = datasets.data?.map((d) => ({
+  const datasetOptions = (datasets.data ?? []).map((d) => ({
     value: d.id,
     label: `${d.name} (${d.total} images, ${d.classes.length} classes)`,
   }));
