@@ -320,6 +320,76 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     }
   }, 240_000);
 
+  it('builds the fine-tune form from the schema: limits, choices and defaults per hyperparameter', async () => {
+    // The document as the jobs schema declares each hyperparameter (OpenAPI 3.0 style, as
+    // @nestjs/swagger emits it), whatever this server's document says today.
+    const { context, page } = await newPage(1280);
+    try {
+      await page.route('**/docs-json', async (route) => {
+        const doc = (await (await route.fetch()).json()) as {
+          paths: Record<
+            string,
+            { post: { requestBody: { content: Record<string, { schema: { $ref: string } }> } } }
+          >;
+          components: { schemas: Record<string, { properties: Record<string, unknown> }> };
+        };
+        const body = doc.paths['/fine-tunes'].post.requestBody.content[
+          'application/json'
+        ].schema.$ref
+          .split('/')
+          .pop()!;
+        doc.components.schemas[body].properties.hyperparameters = {
+          allOf: [{ $ref: '#/components/schemas/TestHyperparameters' }],
+        };
+        doc.components.schemas.TestHyperparameters = {
+          type: 'object',
+          properties: {
+            epochs: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+            learningRate: {
+              type: 'number',
+              minimum: 0,
+              maximum: 1,
+              exclusiveMinimum: true,
+              default: 0.00025,
+            },
+            solver: { type: 'string', enum: ['euler', 'midpoint', 'rk4'] },
+            freezeFlow: { type: 'boolean', default: false },
+          },
+        };
+        await route.fulfill({ json: doc });
+      });
+      let posted = false;
+      page.on('request', (r) => {
+        if (r.method() === 'POST' && r.url().endsWith('/fine-tunes')) posted = true;
+      });
+      await page.goto('/#/fine-tunes');
+      await answerKeyPrompt(page, KEY);
+      const epochs = page.getByLabel('epochs', { exact: true });
+      await epochs.waitFor();
+      expect([await epochs.getAttribute('min'), await epochs.getAttribute('max')]).toEqual([
+        '1',
+        '1000',
+      ]);
+      expect(await page.getByText('integer in [1, 1000] · default 10').count()).toBe(1);
+      expect(await page.getByText('number in (0, 1] · default 0.00025').count()).toBe(1);
+      expect(
+        await page.getByLabel('solver', { exact: true }).locator('option').allInnerTexts(),
+      ).toEqual(['default', 'euler', 'midpoint', 'rk4']);
+      expect(await page.getByLabel('freezeFlow').isChecked()).toBe(false);
+      // Out-of-range values are named before anything is sent (the open bound included).
+      await epochs.fill('0');
+      await page.getByLabel('learningRate', { exact: true }).fill('0');
+      await page.getByRole('button', { name: 'Start fine-tune' }).click();
+      await until(() => page.getByRole('alert').allInnerTexts()).toEqual([
+        'dataset is required\nhyperparameters.epochs must be an integer in [1, 1000]\nhyperparameters.learningRate must be a number in (0, 1]',
+      ]);
+      expect(posted).toBe(false);
+      await expectAccessible(page, 'Fine-tune form from a described schema');
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it('works 390 px wide', async () => {
     const { context, page } = await newPage(390, 844);
     try {

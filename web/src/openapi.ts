@@ -116,6 +116,9 @@ export function fieldOf(
       values: s.enum.map(String),
       ...(typeof s.default === 'string' ? { default: s.default } : {}),
     };
+  // An object is known by its properties (a $ref'd class may come without `type: object`).
+  if (s.properties && Object.keys(s.properties).length)
+    return { ...common, kind: 'object', fields: fieldsOf(doc, s) };
   switch (s.type) {
     case 'integer':
     case 'number': {
@@ -138,9 +141,11 @@ export function fieldOf(
         ...(typeof s.default === 'boolean' ? { default: s.default } : {}),
       };
     case 'object':
-      return s.properties && Object.keys(s.properties).length
-        ? { ...common, kind: 'object', fields: fieldsOf(doc, s) }
-        : { ...common, kind: 'json', ...(s.example !== undefined ? { example: s.example } : {}) };
+      return {
+        ...common,
+        kind: 'json',
+        ...(s.example !== undefined ? { example: s.example } : {}),
+      };
     default:
       return {
         ...common,

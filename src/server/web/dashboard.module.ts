@@ -40,7 +40,10 @@ const DASHBOARD_DIR = Symbol('DASHBOARD_DIR');
 @ApiExcludeController()
 @Controller()
 class DashboardMissingController {
-  constructor(@Inject(DASHBOARD_DIR) private readonly dir: string) {}
+  constructor(@Inject(DASHBOARD_DIR) private readonly dir: string) {
+    // Here, not in forRoot: the app's logger settings apply once Nest builds the module.
+    new Logger('Dashboard').warn(`not built: no ${path.join(dir, 'index.html')} (npm run build)`);
+  }
 
   @Get()
   index(): never {
@@ -56,7 +59,6 @@ class DashboardMissingController {
 export class DashboardModule {
   static forRoot(dir: string = dashboardDir()): DynamicModule {
     if (!existsSync(path.join(dir, 'index.html'))) {
-      new Logger('Dashboard').warn(`not built: ${dir}/index.html missing (npm run build)`);
       return {
         module: DashboardModule,
         controllers: [DashboardMissingController],

@@ -182,6 +182,8 @@ function FineTuneForm({ onCreated }: { onCreated: (job: FineTuneJobView) => void
   const fields = schema.data ?? [];
   return (
     <form
+      // Checked here instead of by the browser, so every problem is listed at once.
+      noValidate
       onSubmit={async (e) => {
         e.preventDefault();
         const { body, problems } = buildBody(fields, values);
@@ -237,11 +239,13 @@ function FineTuneForm({ onCreated }: { onCreated: (job: FineTuneJobView) => void
           ),
         )}
       {problems.length > 0 && (
-        <ul class="error" role="alert">
-          {problems.map((p) => (
-            <li key={p}>{p}</li>
-          ))}
-        </ul>
+        <div class="error" role="alert">
+          <ul>
+            {problems.map((p) => (
+              <li key={p}>{p}</li>
+            ))}
+          </ul>
+        </div>
       )}
       <ErrorMessage error={error} />
       <button type="submit" disabled={busy || !schema.data}>
