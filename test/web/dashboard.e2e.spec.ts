@@ -331,7 +331,9 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
             string,
             { post: { requestBody: { content: Record<string, { schema: { $ref: string } }> } } }
           >;
-          components: { schemas: Record<string, { properties: Record<string, unknown> }> };
+          components: {
+            schemas: Record<string, { type?: string; properties: Record<string, unknown> }>;
+          };
         };
         const body = doc.paths['/fine-tunes'].post.requestBody.content[
           'application/json'
