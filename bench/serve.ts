@@ -21,7 +21,7 @@ import { cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { loadPrgModel } from '../src/prg/inference';
-import { readManifest } from '../src/prg/model-dir';
+import { readManifest } from '../src/prg/model-dir/io';
 import { createTinyModel } from '../src/prg/testing/tiny-model';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);

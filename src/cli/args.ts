@@ -3,6 +3,7 @@
  * that turn a bad value into a UsageError naming the flag (exit code 2).
  */
 import { parseArgs, ParseArgsConfig } from 'node:util';
+import { POOL_NONE } from '../prg/heads/pool';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -76,7 +77,7 @@ export function choice<T extends string>(
 export function pool(v: Values, name: string): number | null | undefined {
   const x = str(v, name);
   if (x === undefined) return undefined;
-  if (x === 'none' || x === 'null') return null;
+  if (x === POOL_NONE || x === 'null') return null;
   return num(v, name, { int: true, min: 1 });
 }
 

@@ -1,7 +1,25 @@
 /** `prg finetune`: src/prg/training/finetune-job.ts runFineTune with progress, log and Ctrl-C. */
 import { runFineTune } from '../prg/training/finetune-job';
 import { AugmentOptions } from '../prg/data';
-import { OptionSpec, Values, choice, flag, num, parse, pool, required, str } from './args';
+import {
+  FineTuneHyperparameters,
+  HYPERPARAMETER_NAMES,
+  HYPERPARAMETERS,
+  HyperparameterName,
+  HyperparameterSpec,
+} from '../prg/training/hyperparameters';
+import {
+  OptionSpec,
+  UsageError,
+  Values,
+  choice,
+  flag,
+  num,
+  parse,
+  pool,
+  required,
+  str,
+} from './args';
 import { COMMON, session } from './common';
 import { runTrainingCommand } from './training-run';
 
@@ -52,8 +70,8 @@ export const FINETUNE_HELP = `prg finetune --model BASE_DIR --data SPEC --out DI
   --checkpoint-dir DIR (default DIR.ckpt) --resume --overwrite
   --epochs N (10) --batch-size N (128) --lr X (2.5e-4) --weight-decay X (0.05)
   --warmup-epochs X (1) --label-smoothing X (0.1) --lambda-flow X (1; 0 allowed)
-  --steps K --t-star T --solver euler|midpoint|rk4 (default: the base model's)
-  --gradient-mode direct|adjoint (adjoint)  --freeze-flow  --no-pretrain  --pool none|N --hidden N
+  --steps K --t-star T --solver ${HYPERPARAMETERS.solver.values.join('|')} (default: the base model's)
+  --gradient-mode ${HYPERPARAMETERS.gradientMode.values.join('|')} (adjoint)  --freeze-flow  --no-pretrain  --pool none|N --hidden N
   --hflip P (flip probability, 0) --crop-padding N (random crop after padding, 0)
   --grad-clip X --seed N --limit N --max-steps N --checkpoint-every N --checkpoint-minutes M (10) --resize
   --name NAME --model-version V --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`;
@@ -74,22 +92,7 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
     overwrite: flag(v, 'overwrite'),
     checkpointDir: str(v, 'checkpoint-dir') ?? `${out}.ckpt`,
     resume: flag(v, 'resume'),
-    hyperparameters: {
-      epochs: num(v, 'epochs', { int: true, min: 1 }),
-      batchSize: num(v, 'batch-size', { int: true, min: 1 }),
-      learningRate: num(v, 'lr', { min: 0, exclusiveMin: true }),
-      weightDecay: num(v, 'weight-decay', { min: 0 }),
-      warmupEpochs: num(v, 'warmup-epochs', { min: 0 }),
-      labelSmoothing: num(v, 'label-smoothing', { min: 0, max: 0.999 }),
-      lambdaFlow: num(v, 'lambda-flow', { min: 0 }),
-      steps: num(v, 'steps', { int: true, min: 1, max: 1000 }),
-      tStar: num(v, 't-star', { min: 0, max: 1, exclusiveMin: true }),
-      solver: choice(v, 'solver', ['euler', 'midpoint', 'rk4'] as const),
-      gradientMode: choice(v, 'gradient-mode', ['direct', 'adjoint'] as const),
-      freezeFlow: flag(v, 'freeze-flow'),
-      seed: num(v, 'seed', { int: true, min: 0 }),
-      allowResize: flag(v, 'resize'),
-    },
+    hyperparameters: hyperparameters(v),
     noPretrain: flag(v, 'no-pretrain'),
     featurePool,
     hidden: num(v, 'hidden', { int: true, min: 1 }),
@@ -117,6 +120,48 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
       );
     },
   );
+}
+
+/** The switch of each hyperparameter. */
+const HYPERPARAMETER_FLAGS: Record<HyperparameterName, string> = {
+  epochs: 'epochs',
+  batchSize: 'batch-size',
+  learningRate: 'lr',
+  weightDecay: 'weight-decay',
+  warmupEpochs: 'warmup-epochs',
+  labelSmoothing: 'label-smoothing',
+  lambdaFlow: 'lambda-flow',
+  steps: 'steps',
+  tStar: 't-star',
+  solver: 'solver',
+  gradientMode: 'gradient-mode',
+  freezeFlow: 'freeze-flow',
+  seed: 'seed',
+  allowResize: 'resize',
+};
+
+/** The hyperparameter switches, each checked against its kind and range (hyperparameters.ts). */
+function hyperparameters(v: Values): FineTuneHyperparameters {
+  const hp: Record<string, unknown> = {};
+  for (const k of HYPERPARAMETER_NAMES) {
+    const name = HYPERPARAMETER_FLAGS[k];
+    const spec: HyperparameterSpec = HYPERPARAMETERS[k];
+    if (spec.kind === 'boolean') hp[k] = flag(v, name);
+    else if (spec.kind === 'choice') hp[k] = choice(v, name, spec.values);
+    else {
+      const open = spec.kind === 'number' && spec.openMin;
+      const n = num(v, name, {
+        int: spec.kind === 'int',
+        min: spec.min,
+        max: spec.max,
+        exclusiveMin: open,
+      });
+      if (n !== undefined && spec.kind === 'number' && spec.openMax && n >= spec.max)
+        throw new UsageError(`--${name}=${str(v, name)}: must be < ${spec.max}`);
+      hp[k] = n;
+    }
+  }
+  return hp as FineTuneHyperparameters;
 }
 
 /** --hflip / --crop-padding as the loader's augmentation, or undefined when both are off. */

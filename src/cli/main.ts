@@ -12,7 +12,7 @@
 import * as os from 'node:os';
 import { writeFileAtomic } from '../engine/runtime/checkpoint';
 import { loadPrgModel } from '../prg/inference';
-import { updateManifest } from '../prg/model-dir';
+import { updateManifest } from '../prg/model-dir/io';
 import { SolverName } from '../prg/manifest';
 import { evaluateModel, labelMap, loadDatasetFor } from '../prg/training/evaluate';
 import { PRETRAIN_DEFAULTS, pretrain } from '../prg/training/pretrain';
@@ -20,6 +20,7 @@ import { OptionSpec, UsageError, choice, flag, num, parse, pool, required, str }
 import { COMMON, session } from './common';
 import { runTrainingCommand } from './training-run';
 import { FINETUNE_HELP, finetuneCommand } from './finetune-command';
+import { OOD_BENCH_HELP, oodBenchCommand } from './ood-bench';
 import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
@@ -275,11 +276,11 @@ async function featuresCommand(argv: string[]): Promise<number> {
 }
 
 function help(cmd?: string): number {
-  const all: Record<string, string> = { ...HELP, ...OOD_HELP };
+  const all: Record<string, string> = { ...HELP, ...OOD_HELP, 'ood-bench': OOD_BENCH_HELP };
   if (cmd && all[cmd]) process.stdout.write(all[cmd] + '\n');
   else
     process.stdout.write(
-      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval> [options]   (prg <command> --help)\n',
+      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval|ood-bench> [options]   (prg <command> --help)\n',
     );
   return 0;
 }
@@ -300,6 +301,8 @@ export async function main(argv: string[]): Promise<number> {
         return await oodEvalCommand(rest);
       case 'ood-fit':
         return await oodFitCommand(rest);
+      case 'ood-bench':
+        return await oodBenchCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -307,7 +310,7 @@ export async function main(argv: string[]): Promise<number> {
         return help(rest[0]);
       default:
         throw new UsageError(
-          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval)`,
+          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval, ood-bench)`,
         );
     }
   } catch (e) {

@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeIdxPair } from '../prg/data';
-import { readModelDir } from '../prg/model-dir';
+import { readModelDir } from '../prg/model-dir/io';
 import { tinyDataset } from '../prg/testing/tiny-data';
 import { createTinyModel } from '../prg/testing/tiny-model';
 import { UsageError } from './args';
+import { oodBenchCommand } from './ood-bench';
 import { oodEvalCommand, oodFitCommand } from './ood-eval';
 
 let root: string;
@@ -126,5 +127,65 @@ describe('prg ood-fit / ood-eval', () => {
         ...['--select-primary-with', spec.heldout],
       ]),
     ).rejects.toThrow(/not both/);
+  });
+});
+
+describe('prg ood-bench', () => {
+  it('scores every score against every outlier set, JSON and table', async () => {
+    // A fit (its primary chosen on the synthetic validation kinds) for the stored thresholds.
+    const fit = await run(oodFitCommand, [
+      ...['--model', dir, '--data', spec.train, '--heldout', spec.heldout],
+      ...['--synthetic-per-set', '20', '--no-likelihood', '--threads', '1', '--quiet', '--json'],
+    ]);
+    expect(fit.code).toBe(0);
+    const primary = JSON.parse(fit.out).primary as string;
+    const argv = [
+      ...['--model', dir, '--in', spec.heldout, '--other', spec.out, '--out', spec.train],
+      ...['--limit', '20', '--per-set', '12', '--threads', '1', '--quiet'],
+      ...['--likelihood', '--likelihood-limit', '6', '--lik-solver', 'euler', '--lik-steps', '2'],
+    ];
+    const j = await run(oodBenchCommand, [...argv, '--json']);
+    expect(j.code).toBe(0);
+    const r = JSON.parse(j.out);
+    expect(r.in.n).toBe(20);
+    const names = r.sets.map((s: { name: string }) => s.name);
+    for (const s of ['uniform_noise', 'constant_black', 'inverted', 'rot90'])
+      expect(names).toContain(s);
+    expect(names).toContain(spec.out);
+    expect(names).toContain(spec.train);
+    // The validation generators are marked as tuned on, the others are not.
+    const tuned = r.sets
+      .filter((s: { tuned: boolean }) => s.tuned)
+      .map((s: { name: string }) => s.name);
+    expect(tuned.sort()).toEqual(['constant_mid', 'low_contrast', 'smooth_noise', 'uniform_noise']);
+    for (const k of ['msp', 'mahalanobis', 'mahalanobis_deep', 'likelihood', 'complexity_ratio'])
+      for (const s of names) {
+        const c = r.scores[k][s];
+        expect(c.auroc).toBeGreaterThanOrEqual(0);
+        expect(c.auroc).toBeLessThanOrEqual(1);
+        expect(c.fpr95).toBeGreaterThanOrEqual(0);
+      }
+    // Bits/dim scores have no stored threshold here (fitted without them); the others do.
+    expect(r.scores.likelihood.uniform_noise.flagged).toBeNull();
+    expect(r.scores.mahalanobis.uniform_noise.flagged).toBeGreaterThanOrEqual(0);
+    expect(r.cost.likelihood.images).toBe(6 * (1 + names.length));
+    expect(r.cost.likelihood.seconds_per_image).toBeGreaterThan(0);
+    // Worst case over the held-out sets is the minimum of their AUROCs.
+    const held = r.sets
+      .filter((s: { tuned: boolean }) => !s.tuned)
+      .map((s: { name: string }) => s.name);
+    const m = r.summary.mahalanobis.held_out;
+    expect(m.worst_auroc).toBe(Math.min(...held.map((s: string) => r.scores.mahalanobis[s].auroc)));
+    expect(r.primary.score).toBe(primary);
+    const t = await run(oodBenchCommand, argv);
+    expect(t.out).toMatch(/^AUROC\s+unif\*\s+smooth\*/m);
+    expect(t.out).toMatch(/^% flagged/m);
+    expect(t.out).toMatch(new RegExp(`served primary: ${primary}`));
+    await expect(
+      oodBenchCommand(['--model', dir, '--in', spec.heldout, '--synthetic', 'nope']),
+    ).rejects.toThrow(/--synthetic nope/);
+    await expect(
+      oodBenchCommand(['--model', dir, '--in', spec.out, '--out', spec.out]),
+    ).rejects.toThrow(/must not be the --in set/);
   });
 });

@@ -14,14 +14,14 @@
  */
 import { Device } from '../engine/runtime/device';
 import { ModelManifest } from '../prg/manifest';
-import { readManifest } from '../prg/model-dir';
+import { readManifest } from '../prg/model-dir/io';
 import { evaluateOod, formatOodTable } from '../prg/ood/evaluate';
 import { fitOod } from '../prg/ood/fit';
 import { LIKELIHOOD_DEFAULTS, LikelihoodSolver, ProbeKind } from '../prg/ood/likelihood';
 import { loadDatasetFor } from '../prg/training/evaluate';
 import { OptionSpec, UsageError, Values, choice, flag, num, parse, required, str } from './args';
 
-const COMMON: OptionSpec = {
+export const COMMON: OptionSpec = {
   threads: { type: 'string' },
   device: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -51,14 +51,19 @@ export const OOD_HELP = {
   threshold at 95% TPR on held-out in-distribution images (default: a seeded 10% of SPEC).
   --max-train N (10000) --max-heldout N (1000) --primary NAME (mahalanobis) --shrinkage X
   (default Ledoit-Wolf) --tpr X (0.95).
-  --select-primary-with SPEC makes the primary the score with the best AUROC of the held-out
-  images against SPEC (validation out-of-distribution images, --max-select N of them, default
-  --max-heldout); use other images than the ones you benchmark on.
+  The primary (unless --primary) is the score with the best worst-case AUROC of the held-out
+  images against synthetic validation outliers (uniform and smooth noise, mid-grey constants,
+  low-contrast images; --synthetic-per-set N, default 500) and, with --select-primary-with SPEC,
+  against SPEC too (--max-select N images, default --max-heldout); use other images than the
+  ones you benchmark on. Guard: the primary must flag >= 99 % (--guard-min-flagged X) of the
+  noise and constant sets at its own threshold; --guard fallback (default: else the best score
+  that does, with a warning) | refuse (else fail) | off. Recorded in ood.json (fit.guard).
+  --no-deep skips mahalanobis_deep (two more velocity evaluations per image).
   --likelihood [--lik-* flags as for ood-eval] also calibrates the bits/dim scores (off by
   default: served models then pay their cost on every classify).`,
 };
 
-function sessionOpts(v: Values): { threads?: number; device?: Device } {
+export function sessionOpts(v: Values): { threads?: number; device?: Device } {
   return {
     threads: num(v, 'threads', { int: true, min: 0 }),
     device: choice(v, 'device', ['cpu', 'cuda'] as const),
@@ -69,7 +74,7 @@ function sessionOpts(v: Values): { threads?: number; device?: Device } {
  * undefined = ood.json's settings (eval) or none (fit); false = none; settings = --likelihood
  * (defaults) or any --lik-* / --probe(s) flag.
  */
-function likelihoodOpts(v: Values) {
+export function likelihoodOpts(v: Values) {
   if (flag(v, 'likelihood') && flag(v, 'no-likelihood'))
     throw new UsageError('--likelihood and --no-likelihood exclude each other');
   if (flag(v, 'no-likelihood')) return false as const;
@@ -89,7 +94,7 @@ function likelihoodOpts(v: Values) {
   };
 }
 
-function progress(quiet: boolean) {
+export function progress(quiet: boolean) {
   let last = 0;
   return (what: string, done: number, total: number) => {
     if (quiet) return;
@@ -100,7 +105,7 @@ function progress(quiet: boolean) {
   };
 }
 
-async function load(spec: string, m: ModelManifest, v: Values) {
+export async function load(spec: string, m: ModelManifest, v: Values) {
   return loadDatasetFor(spec, m, { allowResize: flag(v, 'resize') });
 }
 
@@ -175,6 +180,10 @@ export async function oodFitCommand(argv: string[]): Promise<number> {
       'max-select': { type: 'string' },
       shrinkage: { type: 'string' },
       tpr: { type: 'string' },
+      guard: { type: 'string' },
+      'guard-min-flagged': { type: 'string' },
+      'synthetic-per-set': { type: 'string' },
+      'no-deep': { type: 'boolean' },
     },
     'ood-fit',
   );
@@ -215,20 +224,44 @@ export async function oodFitCommand(argv: string[]): Promise<number> {
     selectPrimaryWith: select,
     maxSelect: num(v, 'max-select', { int: true, min: 1 }),
     likelihood: likelihoodOpts(v),
+    guard: choice(v, 'guard', ['fallback', 'refuse', 'off'] as const),
+    guardMinFlagged: num(v, 'guard-min-flagged', { min: 0, max: 1 }),
+    syntheticPerSet: num(v, 'synthetic-per-set', { int: true, min: 1 }),
+    deep: flag(v, 'no-deep') ? false : undefined,
     onProgress: (stage, d, t) => show(PROGRESS_LABEL[stage], d, t),
+    // The guard's warning goes to stderr even with --json or --quiet: it must not go unseen.
+    onWarning: (msg) => process.stderr.write(`\n*** WARNING: ${msg} ***\n\n`),
   });
   const rec = { ...r, seconds: (Date.now() - t0) / 1000 };
   if (flag(v, 'json')) process.stdout.write(JSON.stringify(rec) + '\n');
   else {
     const sel = r.primarySelection;
+    const g = r.guard;
+    const setNames = sel?.sets.map((x) => x.name) ?? [];
     const lines = Object.entries(r.thresholds).map(
       ([k, t]) =>
         `  ${k.padEnd(28)} flagged below ${t.threshold.toPrecision(6).padEnd(12)}` +
-        (sel ? ` validation AUROC ${sel.auroc[k]?.toFixed(4) ?? '—'}` : ''),
+        (sel
+          ? ` validation AUROC worst ${Math.min(...Object.values(sel.aurocBySet[k] ?? {})).toFixed(4)}` +
+            ` (${setNames.map((n) => sel.aurocBySet[k]?.[n]?.toFixed(3) ?? '—').join(' ')})`
+          : '') +
+        (g ? `${g.passing.includes(k) ? '' : '  fails the guard'}` : ''),
     );
     if (sel)
       lines.push(
-        `primary ${sel.chosen}: best AUROC of ${sel.nIn} held-out images vs ${sel.nOut} of ${sel.outDataset}`,
+        `validation sets (AUROC columns): ${setNames.join(', ')}`,
+        `primary ${sel.chosen}: ${sel.criterion}, among the scores that pass the guard; ` +
+          `${sel.nIn} held-out images`,
+      );
+    if (g)
+      lines.push(
+        `guard: ${g.requested} flags ` +
+          g.sets
+            .map(
+              (x) => `${(100 * (g.flagged[g.requested]?.[x.name] ?? 0)).toFixed(1)} % of ${x.name}`,
+            )
+            .join(', ') +
+          ` at its threshold (needs ≥ ${100 * g.minFlagged} %): ${g.action}`,
       );
     process.stdout.write(
       `fitted OOD statistics on ${r.nTrain} images, thresholds at ${100 * (Object.values(r.thresholds)[0]?.tpr ?? 0.95)}% TPR ` +

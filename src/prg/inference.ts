@@ -26,7 +26,8 @@ import {
 } from './inference-api';
 import { ModelManifest, SolverName } from './manifest';
 import { solveOde } from './solvers';
-import { LoadedModelDir, featureDim, readModelDir } from './model-dir';
+import { featureDim } from './model-dir/graph-check';
+import { LoadedModelDir, readModelDir } from './model-dir/io';
 import {
   FixedSolverName,
   buildFeatureGraph,
@@ -36,6 +37,7 @@ import {
   isFixedSolver,
 } from './features';
 import { GraphCache } from './graph-cache';
+import { poolProblem } from './heads/pool';
 
 export interface LoadOptions {
   device?: Device;
@@ -131,11 +133,8 @@ export class PrgModel implements PrgModelApi {
     if (!isFixedSolver(solver) && solver !== 'dopri5')
       throw new Error(`solver ${String(solver)}: use euler, midpoint, rk4 or dopri5`);
     checkSolve(isFixedSolver(solver) ? solver : 'euler', steps, 0, t);
-    if (pool !== null) {
-      const { height, width } = this.manifest.input;
-      if (!Number.isInteger(pool) || pool < 1 || pool > Math.min(height, width))
-        throw new Error(`pool=${pool}: use null or an integer in [1, ${Math.min(height, width)}]`);
-    }
+    const bad = pool === null ? null : poolProblem(pool, this.manifest.input);
+    if (bad) throw new Error(`pool=${pool}: ${bad}`);
     return { solver, steps, t, pool };
   }
 

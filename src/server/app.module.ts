@@ -1,7 +1,7 @@
 /**
  * The application: config and core providers (global), REST controllers, GraphQL (code first,
  * Apollo at /graphql, context `{ req }` so guards work in resolvers). Feature modules owned by
- * other parts (datasets, fine-tune jobs) are listed in FEATURE_MODULES. The web dashboard (dist/web)
+ * other parts (datasets, fine-tune jobs) are listed in featureModules. The web dashboard (dist/web)
  * is served at `/` (web/dashboard.module.ts), read from WEB_DIR each time an app is built.
  */
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
@@ -13,20 +13,28 @@ import { CoreModule, CoreOptions } from './core.module';
 import { DatasetsModule } from './datasets/datasets.module';
 import { HealthController } from './health/health.controller';
 import { ShutdownService } from './health/shutdown.service';
+import type { FineTuneTrainer, OodFitter } from './jobs/fine-tune.types';
 import { FineTunesModule } from './jobs/fine-tunes.module';
-import { graphqlContext } from './jobs/graphql-context';
+import { graphqlContext } from './common/graphql-context';
 import { ClassifyController } from './models/classify.controller';
 import { ModelsController } from './models/models.controller';
 import { ModelsResolver } from './models/models.resolver';
 import { DashboardModule } from './web/dashboard.module';
 
 /** Datasets and fine-tune job modules register here. */
-export const FEATURE_MODULES: (Type<unknown> | DynamicModule)[] = [
-  DatasetsModule.forRoot(),
-  FineTunesModule.forRoot(),
-];
+function featureModules(opts: AppOptions): (Type<unknown> | DynamicModule)[] {
+  return [
+    DatasetsModule.forRoot(),
+    FineTunesModule.forRoot({ trainer: opts.trainer, oodFitter: opts.oodFitter }),
+  ];
+}
 
-export type AppOptions = CoreOptions;
+export interface AppOptions extends CoreOptions {
+  /** Substitute fine-tune trainer (tests); default fineTuneModel (src/prg/training). */
+  trainer?: FineTuneTrainer;
+  /** Substitute OOD calibration of fine-tuned models (tests); default fitOodFromSpecs. */
+  oodFitter?: OodFitter;
+}
 
 @Module({})
 export class AppModule {
@@ -47,7 +55,7 @@ export class AppModule {
           context: graphqlContext,
           subscriptions: { 'graphql-ws': true },
         }),
-        ...FEATURE_MODULES,
+        ...featureModules(opts),
         DashboardModule.forRoot(),
       ],
       controllers: [ModelsController, ClassifyController, HealthController],

@@ -338,7 +338,7 @@ export class GraphBuilder {
     const like = typeof a === 'number' ? (b as Value) : a;
     return this.op1('Where', [cond, this.operand(a, like), this.operand(b, like)]);
   }
-  /** SiLU (swish) x·σ(x), composed so the autodiff needs no extra rule. */
+  /** SiLU x·σ(x) as Mul(x, Sigmoid(x)), a pattern the Mul VJP rule fuses (rules.ts, siluInput). */
   silu(x: Value): Value {
     return this.mul(x, this.sigmoid(x));
   }

@@ -11,7 +11,6 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export type Device = 'cpu' | 'cuda';
-export const DEVICES: readonly Device[] = ['cpu', 'cuda'];
 
 /** Parse a device name (PRG_DEVICE); unset or empty means 'cpu'. */
 export function parseDevice(value: string | undefined, source = 'PRG_DEVICE'): Device {

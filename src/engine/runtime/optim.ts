@@ -255,22 +255,6 @@ export class Sgd implements Optimizer {
   }
 }
 
-export type OptimizerConfig =
-  | ({ kind: 'adam' } & AdamOptions)
-  | ({ kind: 'adamw' } & AdamOptions)
-  | ({ kind: 'sgd' } & SgdOptions);
-
-export function createOptimizer(c: OptimizerConfig): Optimizer {
-  switch (c.kind) {
-    case 'adam':
-      return new Adam(c);
-    case 'adamw':
-      return new AdamW(c);
-    case 'sgd':
-      return new Sgd(c);
-  }
-}
-
 /** Global L2 norm over all gradients (float64 accumulation). */
 export function globalNorm(grads: GradMap): number {
   let s = 0;

@@ -238,10 +238,6 @@ export class GraphSession {
   }
 }
 
-export function graphKey(graph: Graph): string {
-  return createHash('sha256').update(encodeModel(graph)).digest('hex');
-}
-
 /** Cache key: sha256 over the encoded model, then the resolved options. */
 export function sessionKey(bytes: Uint8Array, opts: ResolvedSessionOptions): string {
   return createHash('sha256').update(bytes).update(JSON.stringify(opts)).digest('hex');

@@ -6,6 +6,21 @@ import { GraphBuilder, Value } from '../../engine/onnx/builder';
 import { tensor } from '../../engine/onnx/types';
 
 /**
+ * The feature-pooling option as users spell it (API, CLI): "none" (the whole x_t, flattened) or n
+ * (average-pool each channel to n×n). Everything that accepts it checks it with these.
+ */
+export const POOL_NONE = 'none';
+export const POOL_SPELLING = /^(none|[1-9]\d*)$/;
+
+/** Why `pool` cannot pool an H×W input (null when it can): n must be an integer in [1, min(H, W)]. */
+export function poolProblem(pool: number, input: { height: number; width: number }): string | null {
+  const side = Math.min(input.height, input.width);
+  return Number.isInteger(pool) && pool >= 1 && pool <= side
+    ? null
+    : `pool must be "${POOL_NONE}" or an integer in [1, ${side}], got ${pool}`;
+}
+
+/**
  * Row i of the [n, size] matrix averages PyTorch's adaptive window
  * [floor(i·size/n), ceil((i+1)·size/n)).
  */

@@ -3,17 +3,9 @@
  */
 import { InterpolantName } from '../manifest';
 import { Rng } from '../rng';
-import {
-  Batch,
-  GVP,
-  ICFM,
-  Interpolant,
-  OTCFM,
-  PathInterpolant,
-  broadcastTime,
-} from './interpolant';
+import { Batch, GVP, ICFM, Interpolant, OTCFM, PathInterpolant } from './interpolant';
 
-export { GVP, ICFM, OTCFM, PathInterpolant, broadcastTime };
+export { GVP, ICFM, OTCFM, PathInterpolant };
 export type { Batch, Interpolant };
 
 export const INTERPOLANT_NAMES: readonly InterpolantName[] = ['icfm', 'otcfm', 'gvp'];

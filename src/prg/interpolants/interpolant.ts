@@ -10,7 +10,6 @@
  * (flow-matching loss ‖v_θ(x_t, t) − u_t‖², paper eq. 2). Batches are row-major [N, D] (D = C·H·W)
  * with one time per sample, t [N].
  */
-import { GraphBuilder, Value } from '../../engine/onnx/builder';
 import { InterpolantName } from '../manifest';
 import { otPairNoise } from '../ot';
 
@@ -37,15 +36,6 @@ export interface Interpolant {
   sample(x0: Batch, x1: Batch, t: ArrayLike<number>, eps?: Batch): Batch;
   /** u_t = α'(t)·x0 + σ'(t)·x1, [N, D]. */
   targetVelocity(x0: Batch, x1: Batch, t: ArrayLike<number>): Batch;
-  /** Graph form of α(t), σ(t), α'(t), σ'(t) for a t tensor (elementwise). */
-  alphaGraph(b: GraphBuilder, t: Value): Value;
-  sigmaGraph(b: GraphBuilder, t: Value): Value;
-  dAlphaGraph(b: GraphBuilder, t: Value): Value;
-  dSigmaGraph(b: GraphBuilder, t: Value): Value;
-  /** Graph form of `sample` for x0, x1 [N, ...] and t [N]. */
-  sampleGraph(b: GraphBuilder, x0: Value, x1: Value, t: Value, eps?: Value): Value;
-  /** Graph form of `targetVelocity`. */
-  targetVelocityGraph(b: GraphBuilder, x0: Value, x1: Value, t: Value): Value;
 }
 
 function checkBatch(x0: Batch, x1: Batch, t: ArrayLike<number>, what: string): number {
@@ -57,14 +47,7 @@ function checkBatch(x0: Batch, x1: Batch, t: ArrayLike<number>, what: string): n
   return x0.length / n;
 }
 
-/** t [N] → [N, 1, …, 1] so it broadcasts against x [N, ...]. */
-export function broadcastTime(b: GraphBuilder, t: Value, like: Value): Value {
-  if (t.rank !== 1) throw new Error(`time tensor must be [N], got [${t.shape.join(', ')}]`);
-  const axes = Array.from({ length: like.rank - 1 }, (_, i) => i + 1);
-  return axes.length ? b.unsqueeze(t, axes) : t;
-}
-
-/** Shared machinery; a path only supplies its coefficients (numeric and graph). */
+/** Shared machinery; a path only supplies its coefficients. */
 export abstract class PathInterpolant implements Interpolant {
   abstract readonly name: InterpolantName;
   constructor(readonly noiseStd = 0) {
@@ -74,10 +57,6 @@ export abstract class PathInterpolant implements Interpolant {
   abstract sigma(t: number): number;
   abstract dAlpha(t: number): number;
   abstract dSigma(t: number): number;
-  abstract alphaGraph(b: GraphBuilder, t: Value): Value;
-  abstract sigmaGraph(b: GraphBuilder, t: Value): Value;
-  abstract dAlphaGraph(b: GraphBuilder, t: Value): Value;
-  abstract dSigmaGraph(b: GraphBuilder, t: Value): Value;
 
   pair(_x0: Batch, x1: Batch, _n: number, _d: number): Batch {
     return x1;
@@ -108,21 +87,6 @@ export abstract class PathInterpolant implements Interpolant {
     }
     return out;
   }
-
-  sampleGraph(b: GraphBuilder, x0: Value, x1: Value, t: Value, eps?: Value): Value {
-    const tb = broadcastTime(b, t, x0);
-    let xt = b.add(b.mul(this.alphaGraph(b, tb), x0), b.mul(this.sigmaGraph(b, tb), x1));
-    if (this.noiseStd > 0) {
-      if (!eps) throw new Error(`${this.name}.sampleGraph: noiseStd > 0 needs eps`);
-      xt = b.add(xt, b.mul(eps, this.noiseStd));
-    }
-    return xt;
-  }
-
-  targetVelocityGraph(b: GraphBuilder, x0: Value, x1: Value, t: Value): Value {
-    const tb = broadcastTime(b, t, x0);
-    return b.add(b.mul(this.dAlphaGraph(b, tb), x0), b.mul(this.dSigmaGraph(b, tb), x1));
-  }
 }
 
 /**
@@ -143,21 +107,6 @@ export class ICFM extends PathInterpolant {
   }
   dSigma(_t: number): number {
     return 1;
-  }
-  alphaGraph(b: GraphBuilder, t: Value): Value {
-    return b.sub(1, t);
-  }
-  sigmaGraph(b: GraphBuilder, t: Value): Value {
-    return b.identity(t);
-  }
-  dAlphaGraph(b: GraphBuilder, t: Value): Value {
-    return b.sub(b.mul(t, 0), 1);
-  }
-  dSigmaGraph(b: GraphBuilder, t: Value): Value {
-    return b.add(b.mul(t, 0), 1);
-  }
-  override targetVelocityGraph(b: GraphBuilder, x0: Value, x1: Value, _t: Value): Value {
-    return b.sub(x1, x0);
   }
 }
 
@@ -192,17 +141,5 @@ export class GVP extends PathInterpolant {
   }
   dSigma(t: number): number {
     return (Math.PI / 2) * Math.cos((Math.PI / 2) * t);
-  }
-  alphaGraph(b: GraphBuilder, t: Value): Value {
-    return b.cos(b.mul(t, Math.PI / 2));
-  }
-  sigmaGraph(b: GraphBuilder, t: Value): Value {
-    return b.sin(b.mul(t, Math.PI / 2));
-  }
-  dAlphaGraph(b: GraphBuilder, t: Value): Value {
-    return b.mul(b.sin(b.mul(t, Math.PI / 2)), -Math.PI / 2);
-  }
-  dSigmaGraph(b: GraphBuilder, t: Value): Value {
-    return b.mul(b.cos(b.mul(t, Math.PI / 2)), Math.PI / 2);
   }
 }

@@ -3,7 +3,7 @@
  * set, with AUROC, AUPR-in, AUPR-out and FPR@95%TPR per score (metrics.ts).
  */
 import { PrgModel } from '../inference';
-import { readModelDir } from '../model-dir';
+import { readModelDir } from '../model-dir/io';
 import {
   ImageSet,
   LabeledImages,

@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPrgModel } from '../inference';
-import { readModelDir } from '../model-dir';
+import { readModelDir } from '../model-dir/io';
 import { writeIdxPair } from '../data';
 import { tinyDataset } from '../testing/tiny-data';
 import { createTinyModel } from '../testing/tiny-model';
 import { LabeledImages } from './data';
 import { evaluateOod, formatOodTable } from './evaluate';
-import { fitOod, fitOodFromSpecs, selectPrimary } from './fit';
+import { fitOod, fitOodFromSpecs } from './fit';
+import { guardCheck, selectRobust } from './selection';
 import { ProbeRng } from './likelihood';
 import { ensembleOf, fitEnsemble, oodScorerFactory, scorersFromStats } from './scorers';
 import { OodStatsFile } from './stats';
@@ -53,6 +54,7 @@ const ALL_SCORES = [
   'ensemble',
   'likelihood',
   'mahalanobis',
+  'mahalanobis_deep',
   'mahalanobis_hidden',
   'msp',
   'relative_mahalanobis',
@@ -83,7 +85,7 @@ describe('fitOod and evaluateOod on a tiny model', () => {
     expect(r.nHeldout).toBe(40);
     const loaded = await readModelDir(dir);
     expect(loaded.manifest.files.ood).toBe('ood.json');
-    expect(loaded.manifest.ood?.primary).toBe('mahalanobis');
+    expect(loaded.manifest.ood?.primary).toBe(r.primary);
     expect(loaded.manifest.ood?.scores.mahalanobis.tpr).toBe(0.95);
     const stats = loaded.ood as { schema: string; ensemble: { components: string[] } };
     expect(stats.schema).toBe('prg.ood/v1');
@@ -184,39 +186,128 @@ describe('fitOod and evaluateOod on a tiny model', () => {
 });
 
 describe('choosing the primary score on validation out-of-distribution images', () => {
-  it('selectPrimary takes the score with the highest AUROC (first on ties)', () => {
-    const held = { a: [1, 2, 3], b: [5, 6, 7], c: [5, 6, 7] };
-    const out = { a: [2, 3, 4], b: [0, 1, 2], c: [0, 1, 2], d: [9] };
-    const r = selectPrimary(held, out, ['a', 'b', 'c', 'd']);
-    expect(r.chosen).toBe('b');
-    // a: one win and two ties of nine pairs → (1 + ½·2)/9
-    expect(Object.keys(r.auroc)).toEqual(['a', 'b', 'c']);
-    expect(r.auroc.a).toBeCloseTo(2 / 9, 12);
-    expect([r.auroc.b, r.auroc.c]).toEqual([1, 1]);
-    expect(() => selectPrimary(held, out, ['d'])).toThrow(/no score/);
+  it('selectRobust takes the best worst-case AUROC over the sets (ties by the mean)', () => {
+    const held = { a: [1, 2, 3], b: [5, 6, 7], c: [5, 6, 7], d: [5, 6, 7] };
+    const sets = [
+      {
+        name: 's1',
+        kind: 'noise',
+        n: 3,
+        scores: { a: [0, 0, 0], b: [0, 1, 2], c: [6, 6, 6], d: [6, 8, 9] },
+      },
+      {
+        name: 's2',
+        kind: 'noise',
+        n: 3,
+        scores: { a: [0, 0, 0], b: [4, 6, 6], c: [0, 0, 0], d: [0, 0, 0] },
+      },
+    ];
+    const r = selectRobust(held, sets, ['a', 'b', 'c', 'd']);
+    // AUROC = (wins + ½ ties)/9. a: 1 and 1; b: 1 and (5 + ½·2)/9 = 2/3; c: (3 + ½·3)/9 = ½
+    // and 1; d: (1 + ½·1)/9 and 1.
+    expect(r.aurocBySet.a).toEqual({ s1: 1, s2: 1 });
+    expect(r.auroc.c).toBeCloseTo(0.5, 12);
+    expect(r.auroc.b).toBeCloseTo(2 / 3, 12);
+    expect(r.auroc.d).toBeCloseTo(1.5 / 9, 12);
+    expect(r.meanAuroc.c).toBeCloseTo(0.75, 12);
+    expect(r.chosen).toBe('a');
+    // Only the eligible scores compete.
+    expect(selectRobust(held, sets, ['b', 'c']).chosen).toBe('b');
+    expect(() => selectRobust(held, sets, ['e'])).toThrow(/no score/);
   });
 
-  it('fitOod records the choice and makes it the primary', async () => {
+  it('guardCheck: fraction below each threshold, and who flags every set often enough', () => {
+    const sets = [
+      { name: 'noise', kind: 'noise', n: 4, scores: { a: [0, 0, 0, 5], b: [0, 0, 0, 0] } },
+    ];
+    const g = guardCheck({ a: { threshold: 1 }, b: { threshold: 1 } }, sets, 0.99);
+    expect(g.flagged).toEqual({ a: { noise: 0.75 }, b: { noise: 1 } });
+    expect(g.passing).toEqual(['b']);
+  });
+
+  it('fitOod chooses among the scores that pass the guard, on synthetic and user sets, and records it', async () => {
+    const warnings: string[] = [];
     const r = await fitOod(dir, bars(60, 31, 'bars:train'), bars(30, 32, 'bars:heldout'), {
       selectPrimaryWith: verticals(20, 33),
+      syntheticPerSet: 40,
       threads: 1,
+      onWarning: (m) => warnings.push(m),
     });
     const sel = r.primarySelection!;
+    const guard = r.guard!;
     expect(sel.outDataset).toBe('verticals');
     expect([sel.nIn, sel.nOut]).toEqual([30, 20]);
-    expect(Object.keys(sel.auroc).sort()).toEqual(Object.keys(r.thresholds).sort());
+    expect(sel.sets.map((x) => x.name)).toEqual([
+      'uniform_noise',
+      'smooth_noise',
+      'constant_mid',
+      'low_contrast(bars:heldout)',
+      'verticals',
+    ]);
+    expect(Object.keys(sel.aurocBySet).sort()).toEqual(Object.keys(r.thresholds).sort());
+    // Candidates: the scores that flag ≥ 99 % of every guard set (all of them when none does).
+    const candidates = guard.passing.length ? guard.passing : Object.keys(r.thresholds);
+    expect(Object.keys(sel.auroc).sort()).toEqual([...candidates].sort());
+    for (const [k, worst] of Object.entries(sel.auroc))
+      expect(worst).toBe(Math.min(...Object.values(sel.aurocBySet[k])));
     expect(sel.auroc[sel.chosen]).toBe(Math.max(...Object.values(sel.auroc)));
     expect(r.primary).toBe(sel.chosen);
+    expect(guard.sets.map((x) => x.name)).toEqual([
+      'uniform_noise',
+      'smooth_noise',
+      'constant_mid',
+    ]);
+    expect(guard.action).toBe(guard.passing.length ? 'kept' : 'failed');
+    expect(warnings.length).toBe(guard.passing.length ? 0 : 1);
     const loaded = await readModelDir(dir);
     expect(loaded.manifest.ood?.primary).toBe(sel.chosen);
-    const stats = loaded.ood as { fit: { primarySelection: unknown } };
+    const stats = loaded.ood as { fit: { primarySelection: unknown; guard: unknown } };
     expect(stats.fit.primarySelection).toEqual(sel);
+    expect(stats.fit.guard).toEqual(guard);
     await expect(
       fitOod(dir, bars(60, 31, 'bars:train'), undefined, {
         primary: 'msp',
         selectPrimaryWith: verticals(4, 1),
       }),
     ).rejects.toThrow(/either primary or selectPrimaryWith/);
+  });
+
+  it('the guard falls back from a given primary that misses noise, or refuses', async () => {
+    const base = { syntheticPerSet: 40, threads: 1 };
+    const train = bars(60, 31, 'bars:train');
+    const held = bars(30, 32, 'bars:heldout');
+    const first = await fitOod(dir, train, held, base);
+    const g = first.guard!;
+    const failing = Object.keys(g.flagged).find((k) => !g.passing.includes(k));
+    // The untrained model's scores do not all flag noise; if they did, this test would test nothing.
+    expect(failing).toBeDefined();
+    expect(g.passing.length).toBeGreaterThan(0);
+    const warnings: string[] = [];
+    const r = await fitOod(dir, train, held, {
+      ...base,
+      primary: failing,
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(r.guard!.requested).toBe(failing);
+    expect(r.guard!.action).toBe('fallback');
+    expect(g.passing).toContain(r.primary);
+    expect(r.primary).toBe(first.primary); // the best passing score on the validation sets
+    expect(warnings[0]).toMatch(new RegExp(`primary ${failing} flags too few.*falling back`));
+    expect((await readModelDir(dir)).manifest.ood?.primary).toBe(r.primary);
+    await expect(
+      fitOod(dir, train, held, { ...base, primary: failing, guard: 'refuse' }),
+    ).rejects.toThrow(/OOD guard.*refused/);
+    // A bar nothing can pass: 'fallback' keeps the choice and says so loudly.
+    const none = await fitOod(dir, train, held, {
+      ...base,
+      guardMinFlagged: 1.01,
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(none.guard!.passing).toEqual([]);
+    expect(none.guard!.action).toBe('failed');
+    expect(warnings.at(-1)).toMatch(/no score passes the guard/);
+    const off = await fitOod(dir, train, held, { ...base, guard: 'off', primary: failing });
+    expect([off.primary, off.guard]).toEqual([failing, undefined]);
   });
 });
 
@@ -256,7 +347,8 @@ describe('fitOodFromSpecs (what a fine-tuning job calls)', () => {
     );
     expect(r.nTrain).toBe(40);
     expect(r.nHeldout).toBe(20);
-    expect(r.primary).toBe('mahalanobis');
+    expect(r.primary).toBe(r.primarySelection!.chosen);
+    expect(r.guard!.requested).toBe(r.primary);
   });
 });
 

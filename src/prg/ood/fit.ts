@@ -14,16 +14,12 @@
  */
 import { OodScoreThreshold } from '../manifest';
 import { PrgModel } from '../inference';
-import {
-  commandLine,
-  readManifest,
-  readModelDir,
-  writeModelDir,
-  DEFAULT_FILES,
-} from '../model-dir';
+import { readManifest, readModelDir, writeModelDir, DEFAULT_FILES } from '../model-dir/io';
+import { commandLine } from '../model-dir/provenance';
 import { loadDatasetFor } from '../training/evaluate';
 import {
   ImageSet,
+  LabeledImages,
   imageBatches,
   checkShape,
   modelLabels,
@@ -33,12 +29,38 @@ import {
 } from './data';
 import { checkAbort, scoreSet } from './evaluate';
 import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
-import { fitBackgroundGaussian, fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
-import { auroc, thresholdAtTpr } from './metrics';
+import {
+  columnStats,
+  deepFeatureDim,
+  deepFeatureGraph,
+  deepFeatureSpec,
+  residualBlockOutputs,
+  standardise,
+  unstandardiseGaussian,
+} from './deep';
+import {
+  TiedGaussian,
+  fitBackgroundGaussian,
+  fitTiedGaussian,
+  tiedGaussianToJson,
+} from './mahalanobis';
+import { thresholdAtTpr } from './metrics';
+import { GUARD_SETS, outlierSets } from './outliers';
+import {
+  GuardRecord,
+  SELECTION_CRITERION,
+  ValidationSetScores,
+  aurocTable,
+  guardCheck,
+  guardMessage,
+  selectRobust,
+} from './selection';
 import {
   ENSEMBLE_COMPONENTS,
   HeadHidden,
+  LazySession,
   ScorerOptions,
+  deepFeeds,
   ensembleOf,
   fitEnsemble,
   scorersFromStats,
@@ -60,19 +82,42 @@ export interface FitOodOptions extends ScorerOptions {
    * model's OOD scores (docs/ood.md, "Cost").
    */
   likelihood?: boolean | Omit<LikelihoodOptions, 'session'>;
+  /**
+   * Fit `mahalanobis_deep` (deep.ts) when the velocity net has residual blocks. Default true; it
+   * costs two more velocity-net evaluations per scored image.
+   */
+  deep?: boolean;
   /** Fixed shrinkage α; default Ledoit–Wolf. */
   shrinkage?: number;
-  /** The score clients see first (manifest.ood.primary). Default 'mahalanobis'. */
+  /**
+   * The score clients see first (manifest.ood.primary). Default: chosen on the validation outlier
+   * sets (selection.ts: best worst-case AUROC among the scores that pass the guard).
+   */
   primary?: string;
   /**
-   * Choose the primary score on data: the score with the highest AUROC of the held-out
-   * in-distribution images against these validation out-of-distribution images (the recipe of
-   * Lee et al. 2018, who tune on validation OOD samples). Recorded in ood.json (`fit.primarySelection`).
-   * The images must not be the ones a benchmark later reports on. Excludes `primary`.
+   * More validation out-of-distribution images (e.g. a dataset the model should flag), added to
+   * the synthetic validation sets the primary is chosen on (the recipe of Lee et al. 2018, who
+   * tune on validation OOD samples). Recorded in ood.json (`fit.primarySelection`). The images
+   * must not be the ones a benchmark later reports on. Excludes `primary`.
    */
   selectPrimaryWith?: ImageSet;
-  /** Validation OOD images scored for the selection (seeded subset). Default maxHeldout. */
+  /** Images of `selectPrimaryWith` scored (seeded subset). Default maxHeldout. */
   maxSelect?: number;
+  /** Images per synthetic validation set (outliers.ts). Default 500. */
+  syntheticPerSet?: number;
+  /**
+   * The guard (selection.ts): the primary must flag ≥ guardMinFlagged of the noise and constant
+   * validation sets at its own threshold. 'fallback' (default): else the best score that does,
+   * with a warning; 'refuse': else throw; 'off': no check. Recorded in ood.json (`fit.guard`).
+   */
+  guard?: 'fallback' | 'refuse' | 'off';
+  /** Default 0.99. */
+  guardMinFlagged?: number;
+  /**
+   * Called with a readable message when the guard replaces or cannot replace the primary.
+   * Default: console.warn.
+   */
+  onWarning?: (message: string) => void;
   seed?: number;
   onProgress?: (stage: 'train' | 'heldout' | 'select', done: number, total: number) => void;
   signal?: AbortSignal;
@@ -85,28 +130,10 @@ export interface FitOodResult {
   nTrain: number;
   nHeldout: number;
   shrinkage: { features: number; hidden?: number };
-  /** Present when the primary was chosen by `selectPrimaryWith`. */
+  /** Present when the primary was chosen on validation outliers (no `primary` given). */
   primarySelection?: PrimarySelection;
-}
-
-/**
- * The score with the highest AUROC of held-out in-distribution scores against validation
- * out-of-distribution scores (ties: the first in `names` order).
- */
-export function selectPrimary(
-  heldout: Record<string, ArrayLike<number>>,
-  validationOut: Record<string, ArrayLike<number>>,
-  names: string[],
-): { chosen: string; auroc: Record<string, number> } {
-  const scores: Record<string, number> = {};
-  let chosen = '';
-  for (const k of names) {
-    if (!heldout[k] || !validationOut[k]) continue;
-    scores[k] = auroc(heldout[k], validationOut[k]);
-    if (!chosen || scores[k] > scores[chosen]) chosen = k;
-  }
-  if (!chosen) throw new Error('primary selection: no score to choose from');
-  return { chosen, auroc: scores };
+  /** What the guard checked and did (absent with guard 'off'). */
+  guard?: GuardRecord;
 }
 
 export async function fitOod(
@@ -145,6 +172,17 @@ export async function fitOod(
   // A head without a tanh layer (none are built today) just gets no mahalanobis_hidden.
   const hasHidden = loaded.head.nodes.some((n) => n.op === 'Tanh');
   const headHidden = new HeadHidden(loaded.head, so);
+  // mahalanobis_deep (deep.ts): U-Net nets only, and not when turned off.
+  const deepSpec =
+    opts.deep !== false && residualBlockOutputs(loaded.velocity).length > 0
+      ? deepFeatureSpec(loaded.velocity, loaded.head, m.solver.tStar)
+      : undefined;
+  const shape: [number, number, number] = [m.input.channels, m.input.height, m.input.width];
+  const deepSession =
+    deepSpec &&
+    new LazySession(() => deepFeatureGraph(loaded.velocity, loaded.head, deepSpec, shape), so);
+  const dimDeep = deepSpec ? deepFeatureDim(deepSpec) : 0;
+  const deepRows = deepSpec && new Float32Array(train.n * dimDeep);
   let feats: Float32Array | undefined;
   let hidden: Float32Array | undefined;
   let dimF = 0;
@@ -162,9 +200,15 @@ export async function fitOod(
         hidden ??= new Float32Array(train.n * dimH);
         hidden.set(hd, b.start * dimH);
       }
+      if (deepSession && deepRows) {
+        const feeds = await deepFeeds({ features: f.data, batch: b, model: base }, shape);
+        if (!deepSpec.hidden) delete feeds.features;
+        deepRows.set((await deepSession.run(feeds)).deep.data as Float32Array, b.start * dimDeep);
+      }
       opts.onProgress?.('train', b.start + b.n, train.n);
     }
   } finally {
+    await deepSession?.release();
     await headHidden.release();
     await base.release();
   }
@@ -180,6 +224,14 @@ export async function fitOod(
   const bgOpts = { shrinkage: opts.shrinkage, session: so };
   const bF = await fitBackgroundGaussian(feats!, dimF, bgOpts);
   const bH = hidden && (await fitBackgroundGaussian(hidden, dimH, bgOpts));
+  // The deep Gaussian is fitted on standardised features and stored on raw ones (deep.ts).
+  let gDeep: TiedGaussian | undefined;
+  if (deepRows) {
+    const { mean, sd } = columnStats(deepRows, train.n, dimDeep);
+    const z = standardise(deepRows, train.n, dimDeep, mean, sd);
+    const gz = await fitTiedGaussian(z, labels, dimDeep, K, bgOpts);
+    gDeep = unstandardiseGaussian(gz, mean, sd);
+  }
   const lk = opts.likelihood ?? false;
   const likelihood = lk === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(lk === true ? {} : lk) };
   const stats: OodStatsFile = {
@@ -188,6 +240,9 @@ export async function fitOod(
       features: tiedGaussianToJson(gF),
       hidden: gH && tiedGaussianToJson(gH),
       background: { features: tiedGaussianToJson(bF), hidden: bH && tiedGaussianToJson(bH) },
+      ...(deepSpec && gDeep
+        ? { deep: { features: deepSpec, gaussian: tiedGaussianToJson(gDeep) } }
+        : {}),
     },
     likelihood,
     fit: {
@@ -202,10 +257,20 @@ export async function fitOod(
   // 2. Held-out scores through the same path inference uses, then thresholds at `tpr`.
   const scorers = scorersFromStats(stats, loaded, so);
   const model = new PrgModel(loaded, so, scorers);
-  // Validation out-of-distribution images for choosing the primary (a seeded subset).
-  const selectSet = select && subsetImages(select, opts.maxSelect ?? maxHeldout, seed + 2);
+  // Validation outlier sets (outliers.ts, role 'validation'; built from the held-out images)
+  // and the user's set, for choosing the primary and for the guard.
+  const perSet = opts.syntheticPerSet ?? 500;
+  const validation: { set: LabeledImages; kind: string }[] = outlierSets('validation').map((d) => ({
+    set: d.make(heldout, perSet, seed + 3),
+    kind: d.kind,
+  }));
+  if (select)
+    validation.push({
+      set: subsetImages(select, opts.maxSelect ?? maxHeldout, seed + 2),
+      kind: 'user',
+    });
   let collected: Record<string, Float32Array>;
-  let selectScores: Record<string, Float32Array> | undefined;
+  const valScores: ValidationSetScores[] = [];
   try {
     collected = await scoreSet(
       model,
@@ -214,14 +279,19 @@ export async function fitOod(
       (d, t) => opts.onProgress?.('heldout', d, t),
       opts.signal,
     );
-    if (selectSet)
-      selectScores = await scoreSet(
+    let done = 0;
+    const total = validation.reduce((a, v) => a + v.set.n, 0);
+    for (const v of validation) {
+      const scores = await scoreSet(
         model,
-        selectSet,
+        v.set,
         batchSize,
-        (d, t) => opts.onProgress?.('select', d, t),
+        (d) => opts.onProgress?.('select', done + d, total),
         opts.signal,
       );
+      done += v.set.n;
+      valScores.push({ name: v.set.name, kind: v.kind, n: v.set.n, scores });
+    }
   } finally {
     await model.release();
   }
@@ -230,27 +300,65 @@ export async function fitOod(
   if (comps.length >= 2) {
     stats.ensemble = fitEnsemble(comps, collected);
     collected.ensemble = ensembleOf(stats.ensemble, collected, heldout.n);
-    if (selectSet && selectScores)
-      selectScores.ensemble = ensembleOf(stats.ensemble, selectScores, selectSet.n);
+    for (const v of valScores) v.scores.ensemble = ensembleOf(stats.ensemble, v.scores, v.n);
   }
   const thresholds: Record<string, OodScoreThreshold> = {};
   for (const [k, v] of Object.entries(collected))
     thresholds[k] = { threshold: thresholdAtTpr(v, tpr), tpr, higherIsInDistribution: true };
+  if (opts.primary !== undefined && !(opts.primary in thresholds))
+    throw new Error(`primary OOD score ${opts.primary} is not one of ${Object.keys(thresholds)}`);
+
+  // The guard: which scores flag noise and constant images at their own thresholds.
+  const minFlagged = opts.guardMinFlagged ?? 0.99;
+  const guardMode = opts.guard ?? 'fallback';
+  const check = guardCheck(
+    thresholds,
+    valScores.filter((v) => GUARD_SETS.includes(v.name)),
+    minFlagged,
+  );
+  const names = Object.keys(collected);
+  const eligible =
+    guardMode !== 'off' && check.passing.length
+      ? names.filter((k) => check.passing.includes(k))
+      : names;
+  // Selection on the validation kinds, among the scores that pass the guard (all, when none do
+  // or the guard is off).
+  const sel = selectRobust(collected, valScores, eligible);
+  const userSet = select ? valScores[valScores.length - 1] : undefined;
   let primarySelection: PrimarySelection | undefined;
-  if (selectSet && selectScores) {
-    const sel = selectPrimary(collected, selectScores, Object.keys(collected));
+  if (opts.primary === undefined) {
     primarySelection = {
-      outDataset: selectSet.name,
-      nOut: selectSet.n,
+      criterion: SELECTION_CRITERION,
+      sets: valScores.map((v) => ({ name: v.name, kind: v.kind, n: v.n })),
+      ...(userSet ? { outDataset: userSet.name, nOut: userSet.n } : {}),
       nIn: heldout.n,
       chosen: sel.chosen,
       auroc: sel.auroc,
+      meanAuroc: sel.meanAuroc,
+      aurocBySet: aurocTable(collected, valScores, names),
     };
     stats.fit.primarySelection = primarySelection;
   }
-  const primary = primarySelection?.chosen ?? opts.primary ?? 'mahalanobis';
-  if (!(primary in thresholds))
-    throw new Error(`primary OOD score ${primary} is not one of ${Object.keys(thresholds)}`);
+  const requested = opts.primary ?? sel.chosen;
+  let primary = requested;
+  let action: GuardRecord['action'] = 'kept';
+  if (guardMode !== 'off' && !check.passing.includes(requested)) {
+    if (guardMode === 'refuse') action = 'refused';
+    else if (!check.passing.length) action = 'failed';
+    else {
+      action = 'fallback';
+      primary = sel.chosen;
+    }
+  }
+  const guard: GuardRecord = { ...check, requested, action, primary };
+  if (guardMode !== 'off') stats.fit.guard = guard;
+  if (action !== 'kept') {
+    const msg = guardMessage(guard);
+    if (action === 'refused') throw new Error(msg);
+    // Loud by default: a fine-tune job passes no callback, and its log must still show it.
+    if (opts.onWarning) opts.onWarning(msg);
+    else console.warn(msg);
+  }
 
   // 3. Write ood.json and the thresholds into the model directory.
   const manifest = {
@@ -271,6 +379,7 @@ export async function fitOod(
     nHeldout: heldout.n,
     shrinkage: { features: gF.shrinkage, hidden: gH?.shrinkage },
     primarySelection,
+    guard: guardMode === 'off' ? undefined : guard,
   };
 }
 

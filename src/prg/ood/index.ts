@@ -4,12 +4,14 @@
  * scorers its ood.json describes.
  */
 export * from './data';
+export * from './deep';
 export * from './evaluate';
 export * from './fit';
 export * from './likelihood';
 export * from './mahalanobis';
 export * from './metrics';
+export * from './outliers';
 export * from './scorers';
+export * from './selection';
 export * from './stats';
 export { pngBitsPerDim } from './complexity';
-

@@ -4,7 +4,8 @@ import { runGraph } from '../../engine/runtime/session';
 import { buildVelocityNet } from '../nets';
 import { TINY_UNET } from '../testing/tiny-model';
 import { Graph, tensor } from '../../engine/onnx/types';
-import { cholesky, expm, invertLower, logDetFromCholesky, matvec } from './linalg';
+import { expm, logDetFromCholesky, matvec } from '../testing/linalg';
+import { cholesky, invertLower } from './linalg';
 import { LOG_SCALE, ProbeRng, buildAugmentedStep, logLikelihood } from './likelihood';
 
 const C = 2;

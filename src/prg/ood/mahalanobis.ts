@@ -173,8 +173,16 @@ function whitenedConstants(g: TiedGaussian) {
   return { wt, wm };
 }
 
-/** ‖W f − W μ_k‖² for every present class: [N, K']. `tag` keeps two Gaussians' constants apart. */
-function squaredDistances(b: GraphBuilder, f: Value, g: TiedGaussian, tag: string): Value {
+/**
+ * Appends ‖W f − W μ_k‖² for every present class to `b`: [N, K']. `tag` keeps two Gaussians'
+ * constants apart.
+ */
+export function appendSquaredDistances(
+  b: GraphBuilder,
+  f: Value,
+  g: TiedGaussian,
+  tag: string,
+): Value {
   const { wt, wm } = whitenedConstants(g);
   const z = b.matmul(f, b.const(wt, `${tag}whiten_t`));
   const diff = b.sub(b.unsqueeze(z, [1]), b.const(wm, `${tag}whitened_means`));
@@ -188,7 +196,7 @@ function squaredDistances(b: GraphBuilder, f: Value, g: TiedGaussian, tag: strin
 export function mahalanobisGraph(g: TiedGaussian, name = 'mahalanobis'): Graph {
   const b = new GraphBuilder(name);
   const f = b.input('features', ['N', g.dim]);
-  const d2 = squaredDistances(b, f, g, '');
+  const d2 = appendSquaredDistances(b, f, g, '');
   b.output(b.reduceMax(b.neg(d2), [1], false), 'score');
   b.output(d2, 'd2');
   return b.build();
@@ -219,8 +227,8 @@ export function relativeMahalanobisGraph(
     );
   const b = new GraphBuilder(name);
   const f = b.input('features', ['N', g.dim]);
-  const d2 = squaredDistances(b, f, g, '');
-  const d0 = squaredDistances(b, f, background, 'bg_');
+  const d2 = appendSquaredDistances(b, f, g, '');
+  const d0 = appendSquaredDistances(b, f, background, 'bg_');
   b.output(b.add(b.reduceMax(b.neg(d2), [1], false), b.reduceSum(d0, [1], false)), 'score');
   b.output(b.sub(d2, d0), 'd2');
   return b.build();

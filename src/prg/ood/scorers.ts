@@ -12,16 +12,16 @@
  *   complexity_ratio     PNG bits/dim − model bits/dim: log₂ of the likelihood ratio between the
  *                        flow and a universal compressor, per dimension (Serrà et al. 2020)
  */
-import { GraphBuilder } from '../../engine/onnx/builder';
-import { pruneGraph } from '../../engine/onnx/graph-utils';
 import { Graph } from '../../engine/onnx/types';
 import { Device } from '../../engine/runtime/device';
-import { SessionLease, sessionCache } from '../../engine/runtime/session';
+import { Feeds, SessionLease, sessionCache } from '../../engine/runtime/session';
 import type { ImageBatch } from '../inference-api';
 import type { OodContext, OodScorer } from '../inference';
-import type { LoadedModelDir } from '../model-dir';
+import type { LoadedModelDir } from '../model-dir/io';
 import { pngBitsPerDim } from './complexity';
+import { headHiddenGraph } from './head-hidden';
 import { LikelihoodEstimator, LikelihoodOptions, LikelihoodResult } from './likelihood';
+import { DeepFeatureSpec, deepMahalanobisGraph } from './deep';
 import {
   TiedGaussian,
   mahalanobisGraph,
@@ -30,20 +30,13 @@ import {
 } from './mahalanobis';
 import { OodStatsFile, parseOodStats } from './stats';
 
+export { headHiddenGraph };
+
 export interface ScorerOptions {
   device?: Device;
   threads?: number;
   /** Leave out the ensemble when a component is unavailable (ood-eval without bits/dim). */
   partial?: boolean;
-}
-
-/** The head graph with its first tanh activation (the hidden layer, paper §3.1) as output. */
-export function headHiddenGraph(head: Graph): Graph {
-  const tanh = head.nodes.find((n) => n.op === 'Tanh');
-  if (!tanh) throw new Error(`head ${head.name}: no Tanh node, so no hidden layer to score`);
-  const b = GraphBuilder.from(head);
-  b.output(b.value(tanh.outputs[0]), 'hidden');
-  return pruneGraph(b.build(), ['hidden']);
 }
 
 /** Lazily acquired session from the shared cache, released with the scorer. */
@@ -127,6 +120,57 @@ export class MahalanobisScorer implements OodScorer {
   async release(): Promise<void> {
     await this.scoreSession.release();
     await this.hidden?.release();
+  }
+}
+
+/**
+ * The feeds of the deep-feature graphs (deep.ts) for a batch: the images, x_{t*} flattened and
+ * the head's input. When the model pools its features, x_{t*} is not the head's input, so it is
+ * computed by a second forward pass at pool = null.
+ */
+export async function deepFeeds(
+  ctx: Pick<OodContext, 'features' | 'batch' | 'model'>,
+  shape: [number, number, number],
+): Promise<Feeds> {
+  const n = ctx.batch.n;
+  const D = shape[0] * shape[1] * shape[2];
+  const xt =
+    ctx.model.manifest.featurePool === null
+      ? ctx.features
+      : (await ctx.model.features(ctx.batch, { pool: null })).data;
+  return {
+    images: { dtype: 'float32', dims: [n, ...shape], data: ctx.batch.data },
+    xt: { dtype: 'float32', dims: [n, D], data: xt },
+    features: { dtype: 'float32', dims: [n, ctx.features.length / n], data: ctx.features },
+  };
+}
+
+/** `mahalanobis_deep` (deep.ts): one ONNX graph from the image and x_{t*} to the score. */
+export class DeepMahalanobisScorer implements OodScorer {
+  readonly name = 'mahalanobis_deep';
+  private readonly session: LazySession;
+  private readonly shape: [number, number, number];
+  constructor(
+    model: Pick<LoadedModelDir, 'velocity' | 'head' | 'manifest'>,
+    readonly spec: DeepFeatureSpec,
+    readonly stats: TiedGaussian,
+    opts: ScorerOptions,
+  ) {
+    const { channels, height, width } = model.manifest.input;
+    this.shape = [channels, height, width];
+    this.session = new LazySession(
+      () => deepMahalanobisGraph(model.velocity, model.head, spec, this.shape, stats),
+      opts,
+    );
+  }
+  async score(ctx: Pick<OodContext, 'features' | 'batch' | 'model'>): Promise<Float32Array> {
+    const feeds = await deepFeeds(ctx, this.shape);
+    if (!this.spec.hidden) delete feeds.features;
+    const out = await this.session.run(feeds);
+    return out.score.data as Float32Array;
+  }
+  release(): Promise<void> {
+    return this.session.release();
   }
 }
 
@@ -295,6 +339,16 @@ export function scorersFromStats(
       out.push(new MahalanobisScorer(rel, g, l.head, opts, tiedGaussianFromJson(l.bg, rel)));
     }
   }
+  const deep = stats.mahalanobis.deep;
+  if (deep)
+    out.push(
+      new DeepMahalanobisScorer(
+        model,
+        deep.features,
+        tiedGaussianFromJson(deep.gaussian, 'mahalanobis_deep'),
+        opts,
+      ),
+    );
   if (stats.likelihood) {
     const bpd = new BitsPerDim(model.velocity, {
       ...stats.likelihood,

@@ -2,7 +2,9 @@
  * The model directory's OOD statistics file (manifest.files.ood, normally ood.json), schema
  * `prg.ood/v1`. Written by fitOod (fit.ts); thresholds live in manifest.ood, not here.
  */
+import type { DeepFeatureSpec } from './deep';
 import { LikelihoodOptions } from './likelihood';
+import type { GuardRecord } from './selection';
 import { TiedGaussianJson } from './mahalanobis';
 import type { EnsembleStats } from './scorers';
 
@@ -19,6 +21,8 @@ export interface OodStatsFile {
     features?: TiedGaussianJson;
     hidden?: TiedGaussianJson;
     background?: { features?: TiedGaussianJson; hidden?: TiedGaussianJson };
+    /** `mahalanobis_deep` (deep.ts): the feature layout and the Gaussian on it; absent in older files. */
+    deep?: { features: DeepFeatureSpec; gaussian: TiedGaussianJson };
   };
   /** Settings of the bits/dim estimate the thresholds were calibrated with; null = not used. */
   likelihood: Omit<LikelihoodOptions, 'session'> | null;
@@ -30,21 +34,31 @@ export interface OodStatsFile {
     tpr: number;
     /** How the primary score was chosen, when it was chosen on validation OOD data. */
     primarySelection?: PrimarySelection;
+    /** The fit-time guard's check of the primary on noise and constant images (selection.ts). */
+    guard?: GuardRecord;
     fittedAt: string;
     command: string;
   };
 }
 
 /**
- * The primary chosen as the score with the best AUROC of `nIn` held-out in-distribution images
- * against `nOut` images of `outDataset` (fitOod's selectPrimaryWith).
+ * How the primary was chosen (fitOod, selection.ts): the score with the best worst-case AUROC of
+ * `nIn` held-out in-distribution images against each validation outlier set — the synthetic
+ * validation kinds of outliers.ts, plus `outDataset` (`nOut` images) when the user gave one.
  */
 export interface PrimarySelection {
-  outDataset: string;
-  nOut: number;
+  criterion: string;
+  sets: { name: string; kind: string; n: number }[];
+  /** The user-supplied validation set (fitOod's selectPrimaryWith), when there was one. */
+  outDataset?: string;
+  nOut?: number;
   nIn: number;
   chosen: string;
+  /** The criterion (worst-case AUROC) of each candidate that passed the guard. */
   auroc: Record<string, number>;
+  meanAuroc: Record<string, number>;
+  /** AUROC of every score on every validation set: [score][set]. */
+  aurocBySet: Record<string, Record<string, number>>;
 }
 
 export function parseOodStats(raw: unknown, where: string): OodStatsFile {

@@ -14,7 +14,6 @@ export {
 } from './tableau';
 export {
   rkStep,
-  solveAt,
   solveOde,
   type SolveOptions,
   type SolveResult,

@@ -273,28 +273,3 @@ async function solveAdaptive<T extends Vec>(
   if (!xs) ts.push(t1);
   return { x, ts, xs, nfe, accepted, rejected };
 }
-
-/**
- * States at each of `times` (monotone, times[0] = start), integrating segment by segment with
- * `steps` fixed steps per segment (or adaptively). Used for trajectory frames.
- */
-export async function solveAt<T extends Vec>(
-  f: VelocityFn<T>,
-  x0: T,
-  times: readonly number[],
-  opts: Omit<SolveOptions, 't0' | 't1' | 'trajectory'> = {},
-): Promise<{ xs: T[]; nfe: number }> {
-  if (times.length < 1) throw new Error('solveAt: need at least one time');
-  const up = times.length < 2 || times[1] >= times[0];
-  for (let i = 1; i < times.length; i++)
-    if (up ? times[i] < times[i - 1] : times[i] > times[i - 1])
-      throw new Error(`solveAt: times must be monotone, got ${times.join(', ')}`);
-  const xs = [x0];
-  let nfe = 0;
-  for (let i = 1; i < times.length; i++) {
-    const r = await solveOde(f, xs[i - 1], { ...opts, t0: times[i - 1], t1: times[i] });
-    xs.push(r.x);
-    nfe += r.nfe;
-  }
-  return { xs, nfe };
-}

@@ -8,7 +8,6 @@ import {
   SOLVERS,
   integrateGraph,
   rkStep,
-  solveAt,
   solveOde,
   stagesPerStep,
   stepGraph,
@@ -92,7 +91,7 @@ describe('numeric solvers', () => {
     }
   });
 
-  it('float32 state, trajectory grid, solveAt, and bad input', async () => {
+  it('float32 state, trajectory grid and bad input', async () => {
     const r = await solveOde((x: Float32Array, t) => x.map((v) => -v * t), new Float32Array(X0), {
       solver: 'midpoint',
       steps: 5,
@@ -103,12 +102,6 @@ describe('numeric solvers', () => {
     expect(r.ts).toHaveLength(6);
     expect(r.ts[5]).toBe(0.5);
     expect(r.nfe).toBe(10);
-    const at = await solveAt(decay, new Float64Array(X0), [0, 0.5, 1], {
-      solver: 'rk4',
-      steps: 10,
-    });
-    expect(at.xs).toHaveLength(3);
-    expect(at.xs[2][0]).toBeCloseTo(decayExact(1, 1), 6);
     await expect(solveOde(decay, new Float64Array(1), { solver: 'heun' })).rejects.toThrow(
       /unknown solver "heun"/,
     );

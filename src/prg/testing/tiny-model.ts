@@ -5,7 +5,8 @@
  */
 import { buildHead } from '../heads';
 import { MANIFEST_SCHEMA, ModelManifest, SolverName } from '../manifest';
-import { writeModelDir, featureDim } from '../model-dir';
+import { featureDim } from '../model-dir/graph-check';
+import { writeModelDir } from '../model-dir/io';
 import { UNetConfig, buildVelocityNet } from '../nets';
 
 export interface TinyModelOptions {

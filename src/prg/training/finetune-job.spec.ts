@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeIdxPair } from '../data';
 import { loadPrgModel } from '../inference';
-import { readModelDir } from '../model-dir';
+import { readModelDir } from '../model-dir/io';
 import { createTinyModel } from '../testing/tiny-model';
 import { tinyDataset } from '../testing/tiny-data';
 import { TrainingAborted } from './common';

@@ -32,8 +32,9 @@ import {
 import { stepGraph } from '../solvers';
 import { GradRunner, ParamSession, specializeBatch } from './grad-runner';
 import { mseLoss, smoothedCrossEntropy } from './common';
+import type { GradientMode } from './hyperparameters';
 
-export type GradientMode = 'direct' | 'adjoint';
+export type { GradientMode };
 
 export interface FineTuneGraphConfig {
   batch: number;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedSolverName } from '../features';
-import { readModelDir } from '../model-dir';
+import { readModelDir } from '../model-dir/io';
 import { Rng } from '../rng';
 import { createTinyModel } from '../testing/tiny-model';
 import { smoothTargets } from './common';

@@ -2,27 +2,10 @@
  * What a fine-tuning job (server worker or CLI) needs from the PRG pipeline.
  * Implemented in src/prg/training/finetune-job.ts; the server's job processor only calls this.
  */
-import { SolverName } from '../manifest';
+import type { FineTuneHyperparameters } from './hyperparameters';
 
-export interface FineTuneHyperparameters {
-  epochs?: number;
-  batchSize?: number;
-  learningRate?: number;
-  weightDecay?: number;
-  warmupEpochs?: number;
-  /** Label smoothing for the cross-entropy (paper appendix C.1). */
-  labelSmoothing?: number;
-  /** Weight of the flow-matching loss in the fine-tuning objective (paper eq. 3); 0 allowed. */
-  lambdaFlow?: number;
-  steps?: number;
-  tStar?: number;
-  solver?: Exclude<SolverName, 'dopri5'>;
-  gradientMode?: 'direct' | 'adjoint';
-  freezeFlow?: boolean;
-  seed?: number;
-  /** Resize dataset images to the model's input shape when they differ. */
-  allowResize?: boolean;
-}
+/** Defined (kinds, ranges, defaults) in hyperparameters.ts. */
+export type { FineTuneHyperparameters };
 
 export interface FineTuneProgress {
   epoch: number;

@@ -1,5 +1,5 @@
 /**
- * The loop pre-training (pretrain.ts) and fine-tuning (finetune-job.ts) share: epochs of batches
+ * The loop pre-training (pretrain.ts) and fine-tuning (finetune-loop.ts) share: epochs of batches
  * from a seeded loader, resumed mid-epoch at the checkpoint's step, stopped at totalSteps (epochs ×
  * batches per epoch, or maxSteps) or on an AbortSignal, a progress record after every step, and a
  * checkpoint every n steps, every m minutes and at each epoch end. What a step computes, which

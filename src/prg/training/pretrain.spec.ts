@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPrgModel } from '../inference';
-import { readModelDir } from '../model-dir';
+import { readModelDir } from '../model-dir/io';
 import { TINY_UNET } from '../testing/tiny-model';
 import { tinyDataset } from '../testing/tiny-data';
 import { TrainingAborted } from './common';

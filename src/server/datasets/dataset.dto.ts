@@ -1,15 +1,18 @@
-/** Shapes of /datasets, for the OpenAPI document (/docs) and validation. Mirror DatasetInfo. */
+/**
+ * Shapes of /datasets: a stored dataset as /datasets reports it (its OpenAPI schema; DatasetInfo
+ * is this class), and the thumbnails route's query and answer.
+ */
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import type { ClassSamples } from './dataset-samples';
 import { MAX_SAMPLE_CLASSES } from './dataset-samples';
-import type { DatasetInfo } from './datasets.service';
+import type { DatasetFormat } from './datasets.service';
 
-export class DatasetResponse implements DatasetInfo {
+export class DatasetResponse {
   @ApiProperty({ example: 'ds_9243f37a7965' }) id!: string;
   @ApiProperty({ example: 'mnist-test' }) name!: string;
-  @ApiProperty({ enum: ['imagefolder', 'idx'] }) format!: 'imagefolder' | 'idx';
+  @ApiProperty({ enum: ['imagefolder', 'idx'] }) format!: DatasetFormat;
   @ApiProperty({ type: [String], description: 'sorted folder names, or label names (IDX)' })
   classes!: string[];
   @ApiProperty({ type: [Number], description: 'images per class, aligned with classes' })

@@ -8,7 +8,6 @@ import { INestApplication } from '@nestjs/common';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
@@ -17,6 +16,7 @@ import { loadDataset } from '../../prg/data';
 import { createTestApp, TestApp } from '../testing/test-app';
 import { DatasetsConfig } from './datasets.config';
 import { DATASETS_CONFIG, DatasetsService } from './datasets.service';
+import { tempJobsEnv } from '../jobs/testing/helpers';
 import { idx, imageFolderZip, png, renameEntry, setDeclaredSizes, zip } from './testing/fixtures';
 
 let t: TestApp;
@@ -25,11 +25,7 @@ let root: string;
 let cfg: DatasetsConfig;
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-datasets-'));
-  Object.assign(process.env, {
-    DATA_DIR: path.join(root, 'datasets'),
-    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
-    JOBS_DIR: path.join(root, 'jobs'),
+  root = await tempJobsEnv('prg-datasets-', {
     DATASET_MAX_UPLOAD_BYTES: String(64 * 1024),
     DATASET_MAX_ENTRIES: '40',
     DATASET_MAX_UNCOMPRESSED_BYTES: String(4 * 1024 * 1024),

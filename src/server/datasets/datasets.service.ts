@@ -18,25 +18,14 @@ import { classCounts, IdxTensor, idxPairToDataset, ImageDataset, parseIdx } from
 import { ClassSamples, datasetSamples } from './dataset-samples';
 import { planImageFolder } from './image-folder';
 import { SafeZip } from './safe-zip';
+import type { DatasetResponse } from './dataset.dto';
 
 export const DATASETS_CONFIG = Symbol('DATASETS_CONFIG');
 
 export type DatasetFormat = 'imagefolder' | 'idx';
 
-export interface DatasetInfo {
-  id: string;
-  name: string;
-  format: DatasetFormat;
-  classes: string[];
-  /** Images per class, aligned with `classes`. */
-  counts: number[];
-  total: number;
-  /** [channels, height, width] shared by every image; null when images differ (see `shapes`). */
-  shape: number[] | null;
-  /** Distinct shapes "CxHxW" (at most 10) when they differ. */
-  shapes?: string[];
-  createdAt: string;
-}
+/** A stored dataset as the API reports it: the response class (dataset.dto.ts) is the type. */
+export type DatasetInfo = DatasetResponse;
 
 export interface DatasetLocation {
   info: DatasetInfo;

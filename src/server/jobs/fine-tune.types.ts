@@ -9,9 +9,17 @@ import type {
   FineTuneJobResult,
   FineTuneProgress,
 } from '../../prg/training/job-api';
+import type { EpochMetricsDto, FineTuneJobResponse, FineTuneResultDto } from './fine-tune.dto';
 
-export type FineTuneStatus =
-  'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+export const FINE_TUNE_STATUSES = [
+  'queued',
+  'running',
+  'cancelling',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const;
+export type FineTuneStatus = (typeof FINE_TUNE_STATUSES)[number];
 
 export const TERMINAL: ReadonlySet<FineTuneStatus> = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -49,49 +57,10 @@ export interface FineTuneJobData {
   createdAt: string;
 }
 
-export interface FineTuneResultView {
-  /** "name@version" of the new model, servable at once. */
-  model: string;
-  modelDir: string;
-  metrics: Record<string, number>;
-  resumedFromEpoch?: number;
-  /** OOD thresholds fitted on the new model (src/prg/ood/fit.ts), or why not. */
-  ood:
-    | {
-        primary: string;
-        scores: string[];
-        /** Each score's AUROC against the job's oodDataset, when it chose the primary. */
-        selectionAuroc?: Record<string, number>;
-      }
-    | { error: string };
-}
-
-export interface EpochMetrics {
-  epoch: number;
-  loss?: number;
-  metrics?: Record<string, number>;
-}
-
-export interface FineTuneJobView {
-  id: string;
-  status: FineTuneStatus;
-  model: string;
-  dataset: string;
-  evalDataset: string | null;
-  oodDataset: string | null;
-  hyperparameters: FineTuneHyperparameters;
-  /** Latest progress report (per step and per epoch). */
-  progress: FineTuneProgress | null;
-  /** One entry per finished epoch. */
-  history: EpochMetrics[];
-  result: FineTuneResultView | null;
-  error: string | null;
-  /** Times a worker started this job (> 1 after a worker died or the server shut down). */
-  attempts: number;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+/** A job as the API reports it: the REST response class (fine-tune.dto.ts) is the type. */
+export type FineTuneJobView = FineTuneJobResponse;
+export type FineTuneResultView = FineTuneResultDto;
+export type EpochMetrics = EpochMetricsDto;
 
 export type FineTuneEvent =
   | { type: 'status'; jobId: string; status: FineTuneStatus; error?: string; at: string }

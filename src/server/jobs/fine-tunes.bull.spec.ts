@@ -4,17 +4,14 @@
  * through Redis and pub/sub. Cross-process resume is in fine-tunes.resume.spec.ts.
  */
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
 import { FineTuneJobView, JOB_QUEUE, JobQueue } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
-import { readSse, switchableTrainer, waitForJob } from './testing/helpers';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
-import { useTrainer } from './trainer';
+import { readSse, switchableTrainer, tempJobsEnv, waitForJob } from './testing/helpers';
+import { deletePrefix, redisAvailable, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
 
 let t: TestApp;
 let root: string;
@@ -25,19 +22,19 @@ const http = () => request(t.app.getHttpServer());
 const terminal = (j: FineTuneJobView) => ['succeeded', 'failed', 'cancelled'].includes(j.status);
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-ft-bull-'));
-  Object.assign(process.env, {
-    DATA_DIR: path.join(root, 'datasets'),
-    JOBS_DIR: path.join(root, 'jobs'),
-    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
+  root = await tempJobsEnv('prg-ft-bull-', {
     QUEUE_PREFIX: prefix,
     // Nothing dies here: a long lock, so a loaded CI machine never makes a job look stalled.
     JOB_LOCK_MS: '10000',
     JOB_STALLED_INTERVAL_MS: '5000',
   });
   delete process.env.WORKER;
-  useTrainer(trainer.trainer);
-  t = await createTestApp([{ name: 'tiny', version: '0.0.1' }], { redisUrl: TEST_REDIS_URL });
+  t = await createTestApp(
+    [{ name: 'tiny', version: '0.0.1' }],
+    { redisUrl: TEST_REDIS_URL },
+    undefined,
+    { trainer: trainer.trainer },
+  );
   const up = await http()
     .post('/datasets')
     .attach('file', await imageFolderZip({ a: 2, b: 2 }, { w: 8, h: 8 }), 'd.zip');
@@ -46,13 +43,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  useTrainer(null);
   await t?.close();
   await deletePrefix(prefix);
   await fs.rm(root, { recursive: true, force: true });
 });
 
-describe('fine-tunes on bull (in-process worker)', () => {
+describe.skipIf(!redisAvailable)('fine-tunes on bull (in-process worker; needs Redis)', () => {
   it('uses the bull queue', () => {
     expect(t.app.get<JobQueue>(JOB_QUEUE).kind).toBe('bull');
   });

@@ -16,65 +16,18 @@ import {
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
-  ApiProperty,
-  ApiPropertyOptional,
   ApiProduces,
   ApiSecurity,
   ApiTags,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { ErrorResponse } from '../schemas/error.schema';
-import { FineTuneJobResponse } from './fine-tune.dto';
-import { IsObject, IsOptional, IsString } from 'class-validator';
+import { CreateFineTuneInput, FineTuneJobResponse } from './fine-tune.dto';
 import { map, Observable } from 'rxjs';
 import { ApiKeyGuard } from '../common/api-key.guard';
 import { RateLimitGuard } from '../common/rate-limit.guard';
 import { FineTuneJobView } from './fine-tune.types';
 import { FineTunesService } from './fine-tunes.service';
-
-export class CreateFineTuneDto {
-  @ApiPropertyOptional({
-    description:
-      'Base model: "name@version", a name for its latest version, or absent for the default model',
-  })
-  @IsOptional()
-  @IsString()
-  model?: string;
-
-  @ApiProperty({ description: 'Dataset id from POST /datasets' })
-  @IsString()
-  dataset!: string;
-
-  @ApiPropertyOptional({
-    description:
-      'Held-out dataset id: evaluation each epoch and OOD calibration (default: a held-out part of `dataset`)',
-  })
-  @IsOptional()
-  @IsString()
-  evalDataset?: string;
-
-  @ApiPropertyOptional({
-    description:
-      'Dataset id of images the new model should flag as out-of-distribution: the OOD score that best separates them from held-out training images becomes its primary score',
-  })
-  @IsOptional()
-  @IsString()
-  oodDataset?: string;
-
-  @ApiPropertyOptional({
-    description:
-      'epochs, batchSize, learningRate, weightDecay, warmupEpochs, labelSmoothing, lambdaFlow, steps, tStar, solver, gradientMode, freezeFlow, seed, allowResize',
-    example: { epochs: 2, learningRate: 0.0001, allowResize: false },
-  })
-  @IsOptional()
-  @IsObject()
-  hyperparameters?: Record<string, unknown>;
-
-  @ApiPropertyOptional({ description: "New model's name (default: the base model's name)" })
-  @IsOptional()
-  @IsString()
-  name?: string;
-}
 
 const ERRORS = { type: ErrorResponse, description: '{statusCode, code, message}' };
 
@@ -95,7 +48,7 @@ export class FineTunesController {
     description: 'INVALID_HYPERPARAMETERS, SHAPE_MISMATCH (without allowResize), CLASS_MISMATCH',
   })
   @ApiNotFoundResponse({ ...ERRORS, description: 'MODEL_NOT_FOUND, DATASET_NOT_FOUND' })
-  create(@Body() body: CreateFineTuneDto): Promise<FineTuneJobView> {
+  create(@Body() body: CreateFineTuneInput): Promise<FineTuneJobView> {
     return this.fineTunes.create(body);
   }
 

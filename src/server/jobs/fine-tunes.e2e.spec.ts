@@ -7,7 +7,6 @@ import { createClient } from 'graphql-ws';
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +15,7 @@ import { createTestApp, TestApp } from '../testing/test-app';
 import { HealthService } from '../health/health.service';
 import { FineTuneJobView } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
-import { readSse, switchableTrainer, waitForJob } from './testing/helpers';
-import { useTrainer } from './trainer';
+import { readSse, switchableTrainer, tempJobsEnv, waitForJob } from './testing/helpers';
 
 const KEY = { 'x-api-key': 'fine-tune-test-key' };
 let t: TestApp;
@@ -30,15 +28,14 @@ const http = () => request(t.app.getHttpServer());
 const terminal = (j: FineTuneJobView) => ['succeeded', 'failed', 'cancelled'].includes(j.status);
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-ft-'));
-  process.env.DATA_DIR = path.join(root, 'datasets');
-  process.env.JOBS_DIR = path.join(root, 'jobs');
-  process.env.UPLOAD_TMP_DIR = path.join(root, 'uploads');
+  root = await tempJobsEnv('prg-ft-');
   delete process.env.REDIS_URL;
-  useTrainer(trainer.trainer);
-  t = await createTestApp([{ name: 'tiny', version: '0.0.1' }], {
-    apiKeys: [KEY['x-api-key']],
-  });
+  t = await createTestApp(
+    [{ name: 'tiny', version: '0.0.1' }],
+    { apiKeys: [KEY['x-api-key']] },
+    undefined,
+    { trainer: trainer.trainer },
+  );
   const up = await http()
     .post('/datasets')
     .set(KEY)
@@ -53,7 +50,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  useTrainer(null);
   await t?.close();
   await fs.rm(root, { recursive: true, force: true });
 });

@@ -14,6 +14,7 @@ import {
   OOD_FITTER,
   FineTuneTrainer,
   JOB_QUEUE,
+  OodFitter,
   JOBS_CONFIG,
   JobQueue,
 } from './fine-tune.types';
@@ -22,11 +23,14 @@ import { FineTunesResolver } from './fine-tunes.resolver';
 import { FineTunesService, MODEL_CATALOG, ModelCatalog } from './fine-tunes.service';
 import { JobsConfig, loadJobsConfig } from './jobs.config';
 import { MemoryJobQueue } from './memory-queue';
-import { currentTrainer } from './trainer';
 import { fitOodFromSpecs } from '../../prg/ood/fit';
+import { fineTuneModel } from '../../prg/training/finetune-job';
 
 export interface FineTunesModuleOptions {
+  /** The trainer jobs run (tests pass a fake); default fineTuneModel. */
   trainer?: FineTuneTrainer;
+  /** OOD calibration of the new model; default fitOodFromSpecs. */
+  oodFitter?: OodFitter;
   /** Overrides of the env-derived JobsConfig (tests). */
   jobs?: Partial<JobsConfig>;
 }
@@ -48,8 +52,8 @@ function providers(o: FineTunesModuleOptions): Provider[] {
         return q;
       },
     },
-    { provide: FINE_TUNE_TRAINER, useFactory: () => o.trainer ?? currentTrainer() },
-    { provide: OOD_FITTER, useValue: fitOodFromSpecs },
+    { provide: FINE_TUNE_TRAINER, useValue: o.trainer ?? fineTuneModel },
+    { provide: OOD_FITTER, useValue: o.oodFitter ?? fitOodFromSpecs },
     FineTuneHandler,
     FineTunesService,
   ];

@@ -6,13 +6,8 @@ import { ApiKeyGuard } from '../common/api-key.guard';
 import { RateLimitGuard } from '../common/rate-limit.guard';
 import { FineTunesService } from './fine-tunes.service';
 import { toAsyncIterator } from './async-iterator';
-import {
-  CreateFineTuneInput,
-  eventToGraphql,
-  FineTuneEvent,
-  FineTuneJob,
-  toGraphql,
-} from './fine-tunes.types.graphql';
+import { CreateFineTuneInput } from './fine-tune.dto';
+import { eventToGraphql, FineTuneEvent, FineTuneJob, toGraphql } from './fine-tunes.types.graphql';
 
 @Resolver(() => FineTuneJob)
 @UseGuards(ApiKeyGuard)
@@ -34,16 +29,7 @@ export class FineTunesResolver {
   })
   @UseGuards(RateLimitGuard)
   async createFineTune(@Args('input') input: CreateFineTuneInput): Promise<FineTuneJob> {
-    return toGraphql(
-      await this.service.create({
-        model: input.model,
-        dataset: input.dataset,
-        evalDataset: input.evalDataset,
-        oodDataset: input.oodDataset,
-        hyperparameters: input.hyperparameters ? { ...input.hyperparameters } : undefined,
-        name: input.name,
-      }),
-    );
+    return toGraphql(await this.service.create(input));
   }
 
   @Subscription(() => FineTuneEvent, {

@@ -10,15 +10,14 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { AddressInfo, createServer } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
 import { FineTuneJobView } from './fine-tune.types';
-import { waitForJob } from './testing/helpers';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
+import { tempJobsEnv, waitForJob } from './testing/helpers';
+import { deletePrefix, redisAvailable, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
 
 const STEPS = 3;
 let t: TestApp;
@@ -30,11 +29,7 @@ const http = () => request(t.app.getHttpServer());
 const terminal = (j: FineTuneJobView) => ['succeeded', 'failed', 'cancelled'].includes(j.status);
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-ft-resume-'));
-  Object.assign(process.env, {
-    DATA_DIR: path.join(root, 'datasets'),
-    JOBS_DIR: path.join(root, 'jobs'),
-    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
+  root = await tempJobsEnv('prg-ft-resume-', {
     QUEUE_PREFIX: prefix,
     // Short enough to keep the test quick after a SIGKILL, long enough for a busy machine to renew.
     JOB_LOCK_MS: '2000',
@@ -124,7 +119,7 @@ async function createJob(epochs: number): Promise<string> {
 const pastEpoch2 = (j: FineTuneJobView) =>
   j.status === 'running' && (j.progress?.epoch ?? 0) >= 3 && (j.progress?.step ?? 0) >= 1;
 
-describe('fine-tune workers in other processes', () => {
+describe.skipIf(!redisAvailable)('fine-tune workers in other processes (needs Redis)', () => {
   it('a job whose worker is SIGKILLed resumes from its last checkpoint in another worker', async () => {
     const a = await startWorker(60);
     const id = await createJob(5);

@@ -33,6 +33,7 @@ import {
 } from './fine-tune.types';
 import { cleanHyperparameters, hyperparameterProblems } from './hyperparameters';
 import { JobsConfig } from './jobs.config';
+import type { CreateFineTuneInput } from './fine-tune.dto';
 import type { ModelManifest } from '../../prg/manifest';
 
 /** What jobs need from the model catalog (the ML boundary, MlService, implements it). */
@@ -41,19 +42,6 @@ export interface ModelCatalog {
   rescan(): Promise<void>;
 }
 export const MODEL_CATALOG = Symbol('MODEL_CATALOG');
-
-export interface CreateFineTuneInput {
-  /** "name@version" or a name; absent = the default model. */
-  model?: string | null;
-  dataset: string;
-  /** Held-out dataset id: per-epoch evaluation and OOD calibration (default: part of `dataset`). */
-  evalDataset?: string | null;
-  /** Dataset id of images the new model should flag: they choose its primary OOD score. */
-  oodDataset?: string | null;
-  hyperparameters?: Record<string, unknown> | null;
-  /** Name of the new model; default the base model's name (a new version of it). */
-  name?: string | null;
-}
 
 export interface SseMessage {
   type: string;
@@ -243,18 +231,25 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
         if (this.health?.isDraining) sub.complete();
       }, 200);
       const done = (e: FineTuneEvent) => e.type === 'status' && TERMINAL.has(e.status);
+      // Live events are subscribed to before the snapshot is read (none is missed), but held back
+      // until the snapshot has gone out, so a stream always starts with it.
+      let held: FineTuneEvent[] | null = [];
+      const forward = (e: FineTuneEvent) => {
+        sub.next({ type: e.type, data: e });
+        if (done(e)) sub.complete();
+      };
       const live = this.queue.events.pipe(filter((e) => e.jobId === id)).subscribe({
-        next: (e) => {
-          sub.next({ type: e.type, data: e });
-          if (done(e)) sub.complete();
-        },
+        next: (e) => (held ? held.push(e) : forward(e)),
         complete: () => sub.complete(),
       });
       this.queue.get(id).then(
         (view) => {
           if (!view || sub.closed) return;
           sub.next({ type: 'snapshot', data: view });
-          if (TERMINAL.has(view.status)) sub.complete();
+          if (TERMINAL.has(view.status)) return sub.complete();
+          const backlog = held ?? [];
+          held = null;
+          for (const e of backlog) if (!sub.closed) forward(e);
         },
         (err) => sub.error(err),
       );

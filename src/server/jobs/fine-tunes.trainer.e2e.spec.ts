@@ -4,7 +4,6 @@
  * trainer's metrics → the new version classifies at once. Cancel of a real run.
  */
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import request from 'supertest';
@@ -12,8 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { zip, ZipSpec } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp, testPng } from '../testing/test-app';
 import { FineTuneJobView } from './fine-tune.types';
-import { waitForJob } from './testing/helpers';
-import { useTrainer } from './trainer';
+import { tempJobsEnv, waitForJob } from './testing/helpers';
 
 let t: TestApp;
 let root: string;
@@ -28,15 +26,9 @@ const postJob = (body: Record<string, unknown>) =>
 const terminal = (j: FineTuneJobView) => ['succeeded', 'failed', 'cancelled'].includes(j.status);
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'prg-ft-real-'));
-  Object.assign(process.env, {
-    DATA_DIR: path.join(root, 'datasets'),
-    JOBS_DIR: path.join(root, 'jobs'),
-    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
-  });
+  root = await tempJobsEnv('prg-ft-real-');
   delete process.env.REDIS_URL;
   delete process.env.WORKER;
-  useTrainer(null); // the default: the real fineTuneModel
   t = await createTestApp(
     [
       {

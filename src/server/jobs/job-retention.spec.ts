@@ -19,7 +19,7 @@ import {
 } from './fine-tune.types';
 import { JobsConfig, loadJobsConfig } from './jobs.config';
 import { MemoryJobQueue } from './memory-queue';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
+import { deletePrefix, redisAvailable, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';
 
 let root: string;
 
@@ -108,7 +108,7 @@ const kinds: Kind[] = [
   },
 ];
 
-describe.each(kinds)('JOBS_KEEP=1 on the $name queue', (kind) => {
+function retention(kind: Kind): void {
   let config: JobsConfig;
   let q: JobQueue;
   let dispose: () => Promise<void>;
@@ -195,4 +195,10 @@ describe.each(kinds)('JOBS_KEEP=1 on the $name queue', (kind) => {
       expect(await q.get(running.id)).toBeNull();
       expect(await q.get(y.id)).toMatchObject({ status: 'cancelled' });
     });
-});
+}
+
+describe.each(kinds.filter((k) => k.name !== 'bull'))('JOBS_KEEP=1 on the $name queue', retention);
+describe.skipIf(!redisAvailable).each(kinds.filter((k) => k.name === 'bull'))(
+  'JOBS_KEEP=1 on the $name queue (needs Redis)',
+  retention,
+);

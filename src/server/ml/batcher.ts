@@ -140,7 +140,7 @@ export class DynamicBatcher<I, O> {
       const out = await this.runBatch(batch.map((p) => p.item));
       if (out.length !== batch.length)
         throw new Error(`batch returned ${out.length} outputs for ${batch.length} items`);
-      batch.forEach((p, i) => Promise.resolve(out[i]).then(p.resolve, p.reject));
+      for (const [i, p] of batch.entries()) void Promise.resolve(out[i]).then(p.resolve, p.reject);
       // The executor slot is held until the whole run is done.
       await Promise.allSettled(out);
     } catch (e) {

@@ -38,9 +38,9 @@ async function main(): Promise<void> {
     port.postMessage({ ready: false, error: (e as Error).message } satisfies WorkerInit);
     return;
   }
-  port.on('message', async (msg: WorkerCall | 'release') => {
+  const handle = async (msg: WorkerCall | 'release'): Promise<void> => {
     if (msg === 'release') {
-      await model.release();
+      await model.release().catch(() => {});
       port.postMessage('released');
       return;
     }
@@ -56,7 +56,8 @@ async function main(): Promise<void> {
         error: (e as Error).message,
       } satisfies WorkerReply);
     }
-  });
+  };
+  port.on('message', (msg: WorkerCall | 'release') => void handle(msg));
   port.postMessage({ ready: true } satisfies WorkerInit);
 }
 

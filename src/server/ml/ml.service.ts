@@ -17,6 +17,7 @@ import {
   OnApplicationBootstrap,
   OnApplicationShutdown,
 } from '@nestjs/common';
+import { POOL_NONE, poolProblem } from '../../prg/heads/pool';
 import { ImageCodec } from '../../prg/images';
 import { FeatureOptions, PrgModelApi, SolveOptions } from '../../prg/inference-api';
 import { isFlagged, predict } from '../../prg/predictions';
@@ -422,14 +423,10 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
   private featureSetting(entry: ModelEntry, p: FeaturesArgs): { t: number; pool: number | null } {
     const t = p.t ?? entry.manifest.solver.tStar;
     if (!(t > 0 && t <= 1)) throw badRequest('INVALID_T', `t must be in (0, 1], got ${p.t}`);
-    if (p.pool === undefined || p.pool === null || p.pool === 'none') return { t, pool: null };
+    if (p.pool === undefined || p.pool === null || p.pool === POOL_NONE) return { t, pool: null };
     const pool = Number(p.pool);
-    const side = Math.min(entry.manifest.input.height, entry.manifest.input.width);
-    if (!Number.isInteger(pool) || pool < 1 || pool > side)
-      throw badRequest(
-        'INVALID_POOL',
-        `pool must be "none" or an integer in [1, ${side}], got ${p.pool}`,
-      );
+    const bad = poolProblem(pool, entry.manifest.input);
+    if (bad) throw badRequest('INVALID_POOL', bad);
     return { t, pool };
   }
 

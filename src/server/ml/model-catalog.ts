@@ -9,7 +9,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ModelManifest } from '../../prg/manifest';
-import { validateManifest } from '../../prg/model-dir';
+import { validateManifest } from '../../prg/model-dir/manifest-schema';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
 

@@ -16,7 +16,7 @@ import {
   SolveOptions,
 } from '../../prg/inference-api';
 import { ModelManifest } from '../../prg/manifest';
-import { readManifest } from '../../prg/model-dir';
+import { readManifest } from '../../prg/model-dir/io';
 import type { WorkerCall, WorkerInit, WorkerMethod, WorkerReply } from './inference-worker';
 import { LoadOptions, ModelLoader } from './model-loader';
 

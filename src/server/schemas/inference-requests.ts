@@ -5,10 +5,11 @@
  * numbers, images as base64 strings) and multipart (every field a string, images as files):
  * numeric fields convert with @Type. Limits that depend on configuration (MAX_STEPS, MAX_IMAGES,
  * MAX_FRAMES) or on the model (t, pool) are checked by the ML boundary (src/server/ml).
- * A field without @Field is REST-only.
+ * A field with only @ApiPropertyOptional is REST-only.
  */
 import { ArgsType, Field, Float, Int } from '@nestjs/graphql';
 import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiField } from '../common/api-field';
 import { Transform, Type } from 'class-transformer';
 import {
   IsArray,
@@ -22,18 +23,15 @@ import {
   MaxLength,
   Min,
 } from 'class-validator';
+import { POOL_SPELLING } from '../../prg/heads/pool';
 import { SOLVER_NAMES, SolverName } from '../../prg/manifest';
 
 @ArgsType()
 export class ImagesArgs {
-  @Field(() => [String], {
-    nullable: true,
-    description: 'base64 PNG/JPEG/WebP images (a data: URL prefix is allowed)',
-  })
-  @ApiPropertyOptional({
-    type: [String],
+  @ApiField([String], {
+    optional: true,
     description:
-      'JSON bodies: base64 PNG/JPEG/WebP images (a data: URL prefix is allowed). Multipart: send files in the repeatable field "images" instead.',
+      'base64 PNG/JPEG/WebP images (a data: URL prefix is allowed). REST multipart: send files in the repeatable field "images" instead.',
   })
   @IsOptional()
   @IsArray()
@@ -43,19 +41,21 @@ export class ImagesArgs {
 
 @ArgsType()
 export class SolveArgs extends ImagesArgs {
-  @Field(() => Int, { nullable: true, description: 'ODE steps (default: the manifest)' })
-  @ApiPropertyOptional({ description: 'ODE steps of the reverse process (default: the manifest)' })
+  @ApiField(Int, {
+    optional: true,
+    description: 'ODE steps of the reverse process (default: the manifest)',
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInt({ message: 'steps must be an integer' })
   @Min(1, { message: 'steps must be at least 1' })
   steps?: number;
 
-  @Field(() => String, {
-    nullable: true,
+  @ApiField(String, {
+    optional: true,
     description: `ODE solver: ${SOLVER_NAMES.join(', ')} (default: the manifest)`,
+    openapi: { enum: SOLVER_NAMES },
   })
-  @ApiPropertyOptional({ enum: SOLVER_NAMES, description: 'ODE solver (default: the manifest)' })
   @IsOptional()
   @IsIn(SOLVER_NAMES, { message: `solver must be one of ${SOLVER_NAMES.join(', ')}` })
   solver?: SolverName;
@@ -63,11 +63,8 @@ export class SolveArgs extends ImagesArgs {
 
 @ArgsType()
 export class ClassifyArgs extends SolveArgs {
-  @Field(() => String, {
-    nullable: true,
-    description: 'Model id "name@version" or name (latest version); default model when absent',
-  })
-  @ApiPropertyOptional({
+  @ApiField(String, {
+    optional: true,
     description: 'Model id "name@version" or name (latest version); default model when absent',
   })
   @IsOptional()
@@ -75,8 +72,8 @@ export class ClassifyArgs extends SolveArgs {
   @MaxLength(200)
   model?: string;
 
-  @Field(() => Int, { nullable: true, description: 'Top classes per image (default 5)' })
-  @ApiPropertyOptional({
+  @ApiField(Int, {
+    optional: true,
     description: 'How many top classes to list per image (default 5, capped at the class count)',
   })
   @IsOptional()
@@ -88,8 +85,10 @@ export class ClassifyArgs extends SolveArgs {
 
 @ArgsType()
 export class FeaturesArgs extends SolveArgs {
-  @Field(() => Float, { nullable: true, description: 'Trajectory time t in (0, 1]' })
-  @ApiPropertyOptional({ description: 'Trajectory time t in (0, 1] (default: the manifest tStar)' })
+  @ApiField(Float, {
+    optional: true,
+    description: 'Trajectory time t in (0, 1] (default: the manifest tStar)',
+  })
   @IsOptional()
   @Type(() => Number)
   @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 't must be a number' })
@@ -105,7 +104,7 @@ export class FeaturesArgs extends SolveArgs {
   @Transform(({ value }: { value: unknown }) =>
     value === undefined || value === null ? value : String(value),
   )
-  @Matches(/^(none|[1-9]\d*)$/, { message: 'pool must be "none" or a positive integer' })
+  @Matches(POOL_SPELLING, { message: 'pool must be "none" or a positive integer' })
   pool?: string;
 
   // REST only: GraphQL answers number lists.

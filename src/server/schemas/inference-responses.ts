@@ -1,27 +1,24 @@
 /**
- * Results of the inference operations: one class per shape, carrying the OpenAPI (REST response)
- * and GraphQL (object type) decorators; the ML boundary returns objects of these types. A field
- * without @Field is REST-only.
+ * Results of the inference operations: one class per shape, each field declared once for OpenAPI
+ * (REST response) and GraphQL (object type) with ApiField; the ML boundary returns objects of
+ * these types. A field with only @ApiProperty is REST-only.
  */
 import { Field, Float, Int, ObjectType } from '@nestjs/graphql';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiField } from '../common/api-field';
 
 @ObjectType()
 export class LabelProbability {
-  @Field() @ApiProperty() label!: string;
-  @Field(() => Float) @ApiProperty() probability!: number;
+  @ApiField(String) label!: string;
+  @ApiField(Float) probability!: number;
 }
 
 @ObjectType()
 export class OodFlag {
-  @Field({ description: 'name of the primary OOD score' })
-  @ApiProperty({ description: 'name of the primary OOD score' })
-  name!: string;
+  @ApiField(String, { description: 'name of the primary OOD score' }) name!: string;
+  @ApiField(Float) score!: number;
 
-  @Field(() => Float) @ApiProperty() score!: number;
-
-  @Field({ description: 'true when the score is on the out-of-distribution side of the threshold' })
-  @ApiProperty({
+  @ApiField(Boolean, {
     description: 'true when the score is on the out-of-distribution side of the threshold',
   })
   flagged!: boolean;
@@ -29,43 +26,36 @@ export class OodFlag {
 
 @ObjectType()
 export class Classification {
-  @Field() @ApiProperty() label!: string;
-  @Field(() => Int) @ApiProperty() index!: number;
-  @Field(() => Float) @ApiProperty() probability!: number;
-  @Field(() => [LabelProbability])
-  @ApiProperty({ type: [LabelProbability] })
-  topK!: LabelProbability[];
+  @ApiField(String) label!: string;
+  @ApiField(Int) index!: number;
+  @ApiField(Float) probability!: number;
+  @ApiField([LabelProbability]) topK!: LabelProbability[];
 
-  @Field(() => OodFlag, {
+  @ApiField(OodFlag, {
     nullable: true,
     description: 'primary OOD score and flag; null when the model has no thresholds',
   })
-  @ApiPropertyOptional({ type: OodFlag, nullable: true })
   ood!: OodFlag | null;
 }
 
 @ObjectType()
 export class ClassifyResponse {
-  @Field() @ApiProperty({ example: 'prg-mnist@4' }) model!: string;
-
-  @Field(() => [Classification])
-  @ApiProperty({ type: [Classification], description: 'one per image, in request order' })
+  @ApiField(String, { openapi: { example: 'prg-mnist@4' } }) model!: string;
+  @ApiField([Classification], { description: 'one per image, in request order' })
   results!: Classification[];
 }
 
 @ObjectType()
 export class FeaturesResponse {
-  @Field() @ApiProperty() model!: string;
-  @Field(() => Float) @ApiProperty() t!: number;
-
-  @Field(() => [Int], { description: '[images, ...per-image feature shape]' })
-  @ApiProperty({ type: [Number], description: '[images, ...per-image feature shape]' })
-  shape!: number[];
+  @ApiField(String) model!: string;
+  @ApiField(Float) t!: number;
+  @ApiField([Int], { description: '[images, ...per-image feature shape]' }) shape!: number[];
 
   // REST only: GraphQL always answers number lists.
   @ApiProperty({ enum: ['json', 'base64'] }) format!: 'json' | 'base64';
   @ApiPropertyOptional({ enum: ['float32'] }) dtype?: 'float32';
 
+  // A list of lists for GraphQL; REST may also answer base64 strings, so the two are declared apart.
   @Field(() => [[Float]], { description: 'one flattened vector per image' })
   @ApiProperty({
     description:

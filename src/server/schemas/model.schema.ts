@@ -1,25 +1,26 @@
 /**
  * A servable model as the API shows it: one class for REST (GET /models, /models/:id) and GraphQL
  * (`models`, `model`). Metrics and OOD thresholds are records in REST; GraphQL has no map type, so
- * there they are lists, resolved from the same object by ModelsResolver (fields without @Field
- * below are REST-only).
+ * there they are lists, resolved from the same object by ModelsResolver (fields with only
+ * @ApiProperty below are REST-only).
  */
 import { Field, Float, Int, ObjectType } from '@nestjs/graphql';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiField } from '../common/api-field';
 import type { MetricRecord, ModelManifest } from '../../prg/manifest';
 
 @ObjectType()
 export class ModelInput {
-  @Field(() => Int) @ApiProperty() channels!: number;
-  @Field(() => Int) @ApiProperty() height!: number;
-  @Field(() => Int) @ApiProperty() width!: number;
+  @ApiField(Int) channels!: number;
+  @ApiField(Int) height!: number;
+  @ApiField(Int) width!: number;
 }
 
 @ObjectType()
 export class ModelSolver {
-  @Field() @ApiProperty() name!: string;
-  @Field(() => Int) @ApiProperty() steps!: number;
-  @Field(() => Float) @ApiProperty() tStar!: number;
+  @ApiField(String) name!: string;
+  @ApiField(Int) steps!: number;
+  @ApiField(Float) tStar!: number;
 }
 
 @ObjectType({ description: 'A metric of the model and the command that measured it' })
@@ -43,25 +44,21 @@ export class OodThreshold {
 
 @ObjectType()
 export class Model {
-  @Field() @ApiProperty({ example: 'prg-mnist@4' }) id!: string;
-  @Field() @ApiProperty() name!: string;
-  @Field() @ApiProperty() version!: string;
-
-  @Field(() => String, { nullable: true })
-  @ApiProperty({ nullable: true, type: String })
-  description!: string | null;
-
-  @Field() @ApiProperty() isDefault!: boolean;
-  @Field() @ApiProperty() loaded!: boolean;
+  @ApiField(String, { openapi: { example: 'prg-mnist@4' } }) id!: string;
+  @ApiField(String) name!: string;
+  @ApiField(String) version!: string;
+  @ApiField(String, { nullable: true }) description!: string | null;
+  @ApiField(Boolean) isDefault!: boolean;
+  @ApiField(Boolean) loaded!: boolean;
 
   @ApiProperty({ nullable: true, type: String, description: 'why its last load failed' })
   loadError!: string | null;
 
-  @Field() @ApiProperty() createdAt!: string;
-  @Field(() => ModelInput) @ApiProperty() input!: ModelInput;
-  @Field(() => [String]) @ApiProperty({ type: [String] }) classes!: string[];
-  @Field() @ApiProperty({ enum: ['icfm', 'otcfm', 'gvp'] }) interpolant!: string;
-  @Field(() => ModelSolver) @ApiProperty() solver!: ModelSolver;
+  @ApiField(String) createdAt!: string;
+  @ApiField(ModelInput) input!: ModelInput;
+  @ApiField([String]) classes!: string[];
+  @ApiField(String, { openapi: { enum: ['icfm', 'otcfm', 'gvp'] } }) interpolant!: string;
+  @ApiField(ModelSolver) solver!: ModelSolver;
 
   @ApiProperty({ type: 'object', additionalProperties: true, description: 'name → record' })
   metrics!: Record<string, MetricRecord>;

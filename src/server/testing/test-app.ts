@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { createTinyModel, TinyModelOptions } from '../../prg/testing/tiny-model';
 import { createApp } from '../app';
+import type { AppOptions } from '../app.module';
 import { ServerConfig, testConfig } from '../config/config';
 import { MlService } from '../ml/ml.service';
 import { ModelLoader } from '../ml/model-loader';
@@ -30,10 +31,12 @@ export async function createTestApp(
   models: TinyModelOptions[],
   overrides: Partial<ServerConfig> = {},
   loader?: ModelLoader,
+  options: Omit<AppOptions, 'loader'> = {},
 ): Promise<TestApp> {
   const modelsDir = await tempModelsDir(models);
   const config = testConfig({ modelsDir, rateLimitRps: 0, maxWaitMs: 2, ...overrides });
   const app = await createApp(config, {
+    ...options,
     loader,
     logger: false,
     inferenceWorkerEntry: path.join(__dirname, 'inference-worker-entry.cjs'),

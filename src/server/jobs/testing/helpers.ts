@@ -1,5 +1,8 @@
 /** Spec helpers for fine-tune jobs: polling, SSE collection, a switchable fake trainer. */
 import type { INestApplication } from '@nestjs/common';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import request from 'supertest';
 import type { FineTuneJobOptions, FineTuneJobResult } from '../../../prg/training/job-api';
 import type { FineTuneJobView, FineTuneTrainer } from '../fine-tune.types';
@@ -79,4 +82,22 @@ export function switchableTrainer(initial: FineTuneTrainer): {
     trainer: (o: FineTuneJobOptions): Promise<FineTuneJobResult> => current(o),
     set: (t) => (current = t),
   };
+}
+
+/**
+ * A temp directory holding this spec's DATA_DIR, JOBS_DIR and UPLOAD_TMP_DIR, set in the
+ * environment with `env` (read when the app is built). Returns the directory.
+ */
+export async function tempJobsEnv(
+  prefix: string,
+  env: Record<string, string> = {},
+): Promise<string> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  Object.assign(process.env, {
+    DATA_DIR: path.join(root, 'datasets'),
+    JOBS_DIR: path.join(root, 'jobs'),
+    UPLOAD_TMP_DIR: path.join(root, 'uploads'),
+    ...env,
+  });
+  return root;
 }

@@ -1,0 +1,177 @@
+/**
+ * Reading and writing model directories: `manifest.json` (schema prg.model/v1,
+ * src/prg/manifest.ts), the velocity net ONNX, the head ONNX and optionally `ood.json`.
+ *
+ * Writing is atomic at the directory level: everything goes into a hidden sibling temp directory
+ * (each file fsynced), which is then renamed onto the target; a reader never sees a half-written
+ * model. Reading validates the manifest (./manifest-schema.ts) and checks the two graphs against
+ * it (./graph-check.ts), so a bad directory fails at load time with an error naming the file and
+ * field, not inside ORT on the first request.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { decodeModel, encodeModel } from '../../engine/onnx/proto';
+import { writeFileAtomic } from '../../engine/runtime/checkpoint';
+import { Graph } from '../../engine/onnx/types';
+import { ModelManifest } from '../manifest';
+import { checkGraphs } from './graph-check';
+import { MANIFEST_FILE, validateManifest } from './manifest-schema';
+
+export const DEFAULT_FILES = { velocity: 'velocity.onnx', head: 'head.onnx', ood: 'ood.json' };
+
+export interface ModelDirContents {
+  manifest: ModelManifest;
+  velocity: Graph;
+  head: Graph;
+  /** Free-form OOD statistics (src/prg/ood); written to manifest.files.ood when present. */
+  ood?: unknown;
+}
+
+export interface LoadedModelDir extends ModelDirContents {
+  dir: string;
+}
+
+async function readGraph(path: string): Promise<Graph> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read (${(e as Error).message})`, { cause: e });
+  }
+  try {
+    return decodeModel(bytes);
+  } catch (e) {
+    throw new Error(`${path}: not a valid ONNX model (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** Read and validate only the manifest of a model directory. */
+export async function readManifest(dir: string): Promise<ModelManifest> {
+  const path = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read (${(e as Error).message})`, { cause: e });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+  return validateManifest(raw, path);
+}
+
+/**
+ * Change only the manifest of an existing model directory (e.g. record a measured metric):
+ * the new manifest is validated, written beside the old one and renamed over it, so a reader
+ * sees either the old or the new file, never half of one.
+ */
+export async function updateManifest(
+  dir: string,
+  change: (m: ModelManifest) => ModelManifest,
+): Promise<ModelManifest> {
+  const next = validateManifest(change(await readManifest(dir)));
+  await writeFileAtomic(
+    join(dir, MANIFEST_FILE),
+    new TextEncoder().encode(JSON.stringify(next, null, 2) + '\n'),
+  );
+  return next;
+}
+
+/** Load a model directory: manifest, both graphs and ood.json; everything cross-checked. */
+export async function readModelDir(dir: string): Promise<LoadedModelDir> {
+  const manifest = await readManifest(dir);
+  const velocity = await readGraph(join(dir, manifest.files.velocity));
+  const head = await readGraph(join(dir, manifest.files.head));
+  checkGraphs(manifest, velocity, head, dir);
+  let ood: unknown;
+  if (manifest.files.ood) {
+    const p = join(dir, manifest.files.ood);
+    try {
+      ood = JSON.parse(await fs.readFile(p, 'utf8'));
+    } catch (e) {
+      throw new Error(`${p}: cannot read as JSON (${(e as Error).message})`, { cause: e });
+    }
+  }
+  return { dir, manifest, velocity, head, ood };
+}
+
+async function writeSynced(path: string, data: Uint8Array | string): Promise<void> {
+  const fh = await fs.open(path, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Replacing a model directory (e.g. `prg ood-fit` adding thresholds) must not lose what people
+ * keep beside the model — its README, notes — so every regular file that is not part of the
+ * model payload (manifest, or a file either manifest names) is copied into the new directory.
+ */
+async function carryOverExtraFiles(from: string, to: string, next: ModelManifest): Promise<void> {
+  const payload = new Set<string>([MANIFEST_FILE, ...Object.values(next.files)]);
+  const previous = await readManifest(from).catch(() => undefined);
+  for (const f of Object.values(previous?.files ?? {})) payload.add(f);
+  for (const e of await fs.readdir(from, { withFileTypes: true }))
+    if (e.isFile() && !payload.has(e.name)) await fs.copyFile(join(from, e.name), join(to, e.name));
+}
+
+/**
+ * Write a model directory atomically: files go to `.<name>.<random>.tmp` beside `dir`, which is
+ * renamed to `dir`. An existing `dir` is only replaced with `overwrite: true` (it is moved aside
+ * first and removed after the rename, so `dir` is never missing a file).
+ */
+export async function writeModelDir(
+  dir: string,
+  c: ModelDirContents,
+  opts: { overwrite?: boolean } = {},
+): Promise<string> {
+  const target = resolve(dir);
+  const manifest = validateManifest(
+    JSON.parse(JSON.stringify(c.manifest)),
+    `manifest for ${target}`,
+  );
+  if (c.ood !== undefined && !manifest.files.ood)
+    throw new Error(`model ${target}: ood data given but manifest.files.ood is not set`);
+  if (c.ood === undefined && manifest.files.ood)
+    throw new Error(`model ${target}: manifest.files.ood is set but no ood data was given`);
+  checkGraphs(manifest, c.velocity, c.head, target);
+  await fs.mkdir(dirname(target), { recursive: true });
+  const exists = await fs
+    .stat(target)
+    .then(() => true)
+    .catch(() => false);
+  if (exists && !opts.overwrite)
+    throw new Error(`model directory ${target} already exists (pass overwrite to replace it)`);
+  const tag = randomBytes(6).toString('hex');
+  const tmp = join(dirname(target), `.${basename(target)}.${tag}.tmp`);
+  await fs.mkdir(tmp);
+  try {
+    await writeSynced(join(tmp, manifest.files.velocity), encodeModel(c.velocity));
+    await writeSynced(join(tmp, manifest.files.head), encodeModel(c.head));
+    if (manifest.files.ood)
+      await writeSynced(join(tmp, manifest.files.ood), JSON.stringify(c.ood, null, 2) + '\n');
+    await writeSynced(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    if (exists) await carryOverExtraFiles(target, tmp, manifest);
+    if (exists) {
+      const old = join(dirname(target), `.${basename(target)}.${tag}.old`);
+      await fs.rename(target, old);
+      await fs.rename(tmp, target);
+      await fs.rm(old, { recursive: true, force: true });
+    } else {
+      await fs.rename(tmp, target);
+    }
+  } catch (e) {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw new Error(`cannot write model directory ${target}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  return target;
+}
