@@ -8,7 +8,7 @@
  * user-supplied sets (--out): AUROC, FPR95 and the fraction flagged at the stored threshold, per
  * score and set, with each score's worst case and mean over the sets its primary was not chosen on.
  */
-import { readManifest } from '../prg/model-dir';
+import { readManifest } from '../prg/model-dir/io';
 import { benchOod, formatBenchTables } from '../prg/ood/bench';
 import { OUTLIER_SETS } from '../prg/ood/outliers';
 import { UsageError, flag, num, parse, required, str } from './args';

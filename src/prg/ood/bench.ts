@@ -10,7 +10,7 @@
  * score does on outliers nobody chose it for.
  */
 import { PrgModel } from '../inference';
-import { readModelDir } from '../model-dir';
+import { readModelDir } from '../model-dir/io';
 import { ImageSet, LabeledImages, checkShape, subsetImages, toLabeledImages } from './data';
 import { scoreSet } from './evaluate';
 import { LikelihoodOptions } from './likelihood';

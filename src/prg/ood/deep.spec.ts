@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../engine/onnx/builder';
 import { runGraph } from '../../engine/runtime/session';
 import { PrgModel } from '../inference';
-import { LoadedModelDir, readModelDir } from '../model-dir';
+import { LoadedModelDir, readModelDir } from '../model-dir/io';
 import { createTinyModel } from '../testing/tiny-model';
 import {
   columnStats,

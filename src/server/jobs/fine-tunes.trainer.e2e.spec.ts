@@ -100,14 +100,22 @@ describe('fine-tune jobs with the real trainer', () => {
     for (const h of job.history) expect(Number.isFinite(h.loss)).toBe(true);
     expect(job.result!.model).toBe(`tiny@0.0.1-ft.${job.id.slice(3)}`);
 
-    // OOD thresholds fitted on the new model before it was published.
-    expect(job.result!.ood).toMatchObject({ primary: 'mahalanobis' });
-    expect((job.result!.ood as { scores: string[] }).scores).toContain('mahalanobis');
+    // OOD thresholds fitted on the new model before it was published; the primary is the score
+    // the fit's robust selection chose and its guard passed (src/prg/ood/selection.ts), as
+    // recorded in the model's ood.json, and the served manifest says the same.
+    const ood = job.result!.ood as { primary: string; scores: string[] };
+    const stats = JSON.parse(
+      await fs.readFile(path.join(job.result!.modelDir, 'ood.json'), 'utf8'),
+    ) as { fit: { guard: { primary: string; passing: string[]; action: string } } };
+    expect(ood.primary).toBe(stats.fit.guard.primary);
+    // 'failed' (no score passes on this untrained tiny model) keeps the requested primary.
+    if (stats.fit.guard.action !== 'failed') expect(stats.fit.guard.passing).toContain(ood.primary);
+    expect(ood.scores).toContain(ood.primary);
     const model = await http().get(`/models/${encodeURIComponent(job.result!.model)}`);
     expect(model.status).toBe(200);
     expect(model.body.classes).toEqual(['dark', 'light']);
-    expect(model.body.ood.primary).toBe('mahalanobis');
-    expect(Number.isFinite(model.body.ood.scores.mahalanobis.threshold)).toBe(true);
+    expect(model.body.ood.primary).toBe(ood.primary);
+    expect(Number.isFinite(model.body.ood.scores[ood.primary].threshold)).toBe(true);
     // Nothing left in MODELS_DIR but published models.
     expect((await fs.readdir(t.modelsDir)).filter((n) => n.startsWith('.'))).toEqual([]);
     const cls = await http()
