@@ -3,11 +3,13 @@ import { INestApplication, Logger, LoggerService, ValidationPipe } from '@nestjs
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { json } from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { AllExceptionsFilter } from './common/http-exception.filter';
 import { AppModule, AppOptions } from './app.module';
 import { ServerConfig } from './config/config';
 import { InFlightRequests } from './common/in-flight';
+import { rejectPrototypeKeys, verifyJsonDepth } from './common/json-body';
 import { MetricsService } from './metrics/metrics.service';
 
 export async function createApp(
@@ -43,7 +45,10 @@ export async function createApp(
     });
     next();
   });
-  app.useBodyParser('json', { limit: config.maxUploadBytes });
+  // express.json directly: Nest's useBodyParser reserves `verify` (for its rawBody option).
+  app.use(
+    json({ limit: config.maxUploadBytes, verify: verifyJsonDepth, reviver: rejectPrototypeKeys }),
+  );
   app.useGlobalFilters(new AllExceptionsFilter());
   app.useGlobalPipes(
     new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }),
