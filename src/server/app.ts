@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { json } from 'express';
+import helmet from 'helmet';
 import type { NextFunction, Request, Response } from 'express';
 import { AllExceptionsFilter } from './common/http-exception.filter';
 import { AppModule, AppOptions } from './app.module';
@@ -54,6 +55,16 @@ export async function createApp(
     new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }),
   );
   app.set('trust proxy', 'loopback');
+  // Security headers (helmet's defaults) on every answer. Its Content-Security-Policy is left out:
+  // the API answers JSON, and its two HTML pages (Swagger UI at /docs, the GraphQL landing page)
+  // run inline scripts the default policy blocks.
+  app.use(helmet({ contentSecurityPolicy: false }));
+  if (config.corsOrigins.length)
+    app.enableCors({
+      origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
+      allowedHeaders: ['content-type', 'x-api-key', 'authorization', 'apollo-require-preflight'],
+      exposedHeaders: ['retry-after'],
+    });
 
   const doc = new DocumentBuilder()
     .setTitle('PRG server')

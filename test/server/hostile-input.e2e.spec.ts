@@ -393,6 +393,15 @@ add(GQL, 'fragment cycle', 400, 'GRAPHQL_VALIDATION_FAILED', () =>
 add(GQL, '10,000 nested selections', 400, 'GRAPHQL_PARSE_FAILED', () =>
   gql(`{ models ${'{ id '.repeat(10_000)}${'}'.repeat(10_000)} }`),
 );
+add(GQL, 'alias bomb: 20 classify calls', 400, 'GRAPHQL_VALIDATION_FAILED', () =>
+  gql(
+    `query($i: [String!]!) { ${Array.from({ length: 20 }, (_, k) => `c${k}: classify(images: $i) { model }`).join(' ')} }`,
+    { i: [B['ok:png'].toString('base64')] },
+  ),
+);
+add(GQL, 'query deeper than GRAPHQL_MAX_DEPTH', 400, 'GRAPHQL_VALIDATION_FAILED', () =>
+  gql('{ a: models { input { channels } } }'),
+);
 add(GQL, '__proto__ in variables', 400, 'INVALID_JSON', () =>
   http()
     .post('/graphql')
@@ -711,6 +720,7 @@ beforeAll(async () => {
       maxSteps: 20,
       maxFrames: 8,
       defaultModel: 'tiny',
+      graphqlMaxDepth: 2,
     },
     undefined,
     { trainer: fakeTrainer() },
