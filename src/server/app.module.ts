@@ -16,6 +16,7 @@ import { ShutdownService } from './health/shutdown.service';
 import type { FineTuneTrainer, OodFitter } from './jobs/fine-tune.types';
 import { FineTunesModule } from './jobs/fine-tunes.module';
 import { graphqlContext } from './common/graphql-context';
+import { graphqlArmor, graphqlParseOptions } from './common/graphql-limits';
 import { ClassifyController } from './models/classify.controller';
 import { ModelsController } from './models/models.controller';
 import { ModelsResolver } from './models/models.resolver';
@@ -50,7 +51,14 @@ export class AppModule {
           path: '/graphql',
           autoSchemaFile: true,
           sortSchema: true,
-          introspection: true,
+          introspection: config.graphqlIntrospection,
+          playground: config.graphqlPlayground,
+          // Apollo refuses GET and simple-content-type POSTs without a preflight-forcing header.
+          csrfPrevention: true,
+          // Depth, alias, cost and token limits as validation rules (graphql-armor), so an alias
+          // bomb of classify calls is refused before any inference runs.
+          ...graphqlArmor(config),
+          parseOptions: graphqlParseOptions(config),
           // Errors carry code and statusCode (common/http-exception.filter.ts), never server stacks.
           includeStacktraceInErrorResponses: false,
           context: graphqlContext,

@@ -3,12 +3,15 @@ import { INestApplication, Logger, LoggerService, ValidationPipe } from '@nestjs
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { json } from 'express';
+import helmet from 'helmet';
 import type { NextFunction, Request, Response } from 'express';
 import type { IncomingMessage } from 'node:http';
 import { AllExceptionsFilter } from './common/http-exception.filter';
 import { AppModule, AppOptions } from './app.module';
 import { ServerConfig } from './config/config';
 import { InFlightRequests } from './common/in-flight';
+import { rejectPrototypeKeys, verifyJsonDepth } from './common/json-body';
 import { MetricsService } from './metrics/metrics.service';
 import { SERVER_VERSION } from './server-info';
 import { V2_PREFIX, v2ErrorBody } from './v2/v2-errors';
@@ -56,12 +59,25 @@ export async function createApp(
     limit: config.maxUploadBytes,
     type: (req: IncomingMessage) => isV2Path(req.url),
   });
-  app.useBodyParser('json', { limit: config.maxUploadBytes });
+  // express.json directly: Nest's useBodyParser reserves `verify` (for its rawBody option).
+  app.use(
+    json({ limit: config.maxUploadBytes, verify: verifyJsonDepth, reviver: rejectPrototypeKeys }),
+  );
   app.useGlobalFilters(new AllExceptionsFilter({ [V2_PREFIX]: v2ErrorBody }));
   app.useGlobalPipes(
     new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }),
   );
   app.set('trust proxy', 'loopback');
+  // Security headers (helmet's defaults) on every answer. Its Content-Security-Policy is left out:
+  // the API answers JSON, and its two HTML pages (Swagger UI at /docs, the GraphQL landing page)
+  // run inline scripts the default policy blocks.
+  app.use(helmet({ contentSecurityPolicy: false }));
+  if (config.corsOrigins.length)
+    app.enableCors({
+      origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
+      allowedHeaders: ['content-type', 'x-api-key', 'authorization', 'apollo-require-preflight'],
+      exposedHeaders: ['retry-after'],
+    });
 
   const doc = new DocumentBuilder()
     .setTitle('PRG server')

@@ -33,9 +33,9 @@ const STATUS_CODES: Record<number, ErrorCode> = {
 const BODY_PARSER_CODES: Record<string, ErrorCode> = {
   'entity.too.large': 'PAYLOAD_TOO_LARGE',
   'entity.parse.failed': 'INVALID_JSON',
-  'encoding.unsupported': 'BAD_REQUEST',
+  'encoding.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
   'request.aborted': 'BAD_REQUEST',
-  'charset.unsupported': 'BAD_REQUEST',
+  'charset.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
 };
 
 /** src/prg's input problems → HTTP statuses. */
@@ -88,7 +88,7 @@ export function toErrorBody(exception: unknown): ErrorBody {
     const type = typeof e.type === 'string' ? e.type : '';
     let message = typeof e.message === 'string' ? e.message : 'bad request';
     if (type === 'entity.too.large') message = `request body too large: ${message}`;
-    if (type === 'entity.parse.failed') message = `request body is not valid JSON: ${message}`;
+    if (type === 'entity.parse.failed') message = `request body refused as JSON: ${message}`;
     return {
       statusCode: status,
       code: BODY_PARSER_CODES[type] ?? STATUS_CODES[status] ?? `HTTP_${status}`,

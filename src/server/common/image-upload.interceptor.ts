@@ -19,6 +19,7 @@ import { SERVER_CONFIG } from '../config/config.module';
 import { ApiError, badRequest } from './errors';
 
 export const IMAGE_FIELD = 'images';
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 @Injectable()
 export class ImageUploadInterceptor implements NestInterceptor {
@@ -51,6 +52,11 @@ export class ImageUploadInterceptor implements NestInterceptor {
     await new Promise<void>((resolve, reject) =>
       this.upload(req, res, (err?: unknown) => (err ? reject(this.toApiError(err)) : resolve())),
     );
+    // multer nests "a[b]" field names into objects; class-transformer then drops these keys
+    // silently, so the ValidationPipe's unknown-field check never sees them.
+    for (const key of Object.keys((req.body ?? {}) as object))
+      if (PROTOTYPE_KEYS.has(key))
+        throw badRequest('VALIDATION_FAILED', `field "${key}" is not allowed`);
     return next.handle();
   }
 

@@ -59,6 +59,16 @@ export interface ServerConfig {
   maxLoadedModels: number;
   /** Time allowed for in-flight requests to finish on SIGTERM. */
   shutdownGraceMs: number;
+  /** CORS_ORIGINS: origins allowed cross-origin (`*` = any); empty = no CORS headers at all. */
+  corsOrigins: string[];
+  /** GraphQL introspection and the landing page (playground): off by default when NODE_ENV=production. */
+  graphqlIntrospection: boolean;
+  graphqlPlayground: boolean;
+  /** GraphQL document limits, checked at validation (before any resolver runs). */
+  graphqlMaxDepth: number;
+  graphqlMaxAliases: number;
+  graphqlMaxCost: number;
+  graphqlMaxTokens: number;
 }
 
 export class ConfigError extends Error {
@@ -140,6 +150,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
       `DEFAULT_MODEL=${JSON.stringify(defaultModel)}: expected "name" or "name@version"`,
     );
 
+  const production = str('NODE_ENV') === 'production';
+  const corsOrigins = (str('CORS_ORIGINS') ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o.length > 0);
+  for (const o of corsOrigins)
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o))
+      problems.push(`CORS_ORIGINS: "${o}" is not an origin (scheme://host[:port], no path) or "*"`);
+
   const config: ServerConfig = {
     port: int('PORT', 3000, 0, 65535),
     host: str('HOST') ?? '0.0.0.0',
@@ -164,6 +183,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     warmup,
     maxLoadedModels: int('MAX_LOADED_MODELS', 4, 1, 1000),
     shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
+    corsOrigins,
+    graphqlIntrospection: bool('GRAPHQL_INTROSPECTION', !production),
+    graphqlPlayground: bool('GRAPHQL_PLAYGROUND', !production),
+    graphqlMaxDepth: int('GRAPHQL_MAX_DEPTH', 8, 1, 100),
+    graphqlMaxAliases: int('GRAPHQL_MAX_ALIASES', 4, 0, 1000),
+    graphqlMaxCost: int('GRAPHQL_MAX_COST', 2000, 1, 1e6),
+    graphqlMaxTokens: int('GRAPHQL_MAX_TOKENS', 1000, 10, 1e6),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -26,7 +26,8 @@ export type DatasetErrorCode =
   | 'IDX_INVALID'
   | 'IDX_COUNT_MISMATCH'
   | 'DATASET_NOT_FOUND'
-  | 'DATASET_IN_USE';
+  | 'DATASET_IN_USE'
+  | 'VALIDATION_FAILED';
 
 export class DatasetError extends ApiError {
   constructor(status: 400 | 404 | 409 | 413, code: DatasetErrorCode, message: string) {

@@ -205,7 +205,7 @@ describe('POST /datasets (ImageFolder zip)', () => {
     const buf = setDeclaredSizes(await imageFolderZip({ a: 3, b: 3 }), 1024 * 1024);
     await expectRejected(
       await upload(buf),
-      400,
+      413,
       'ZIP_TOO_LARGE',
       /more than 4194304 uncompressed bytes/,
     );
@@ -290,7 +290,7 @@ describe('POST /datasets (ImageFolder zip)', () => {
       { name: 'a/x.png', data: await png(100, 100) },
       { name: 'b/y.png', data: await png() },
     ]);
-    await expectRejected(await upload(buf), 400, 'DATASET_INVALID_IMAGE', /a\/x.png/);
+    await expectRejected(await upload(buf), 413, 'DATASET_IMAGE_TOO_LARGE', /a\/x.png \(100×100\)/);
   });
 
   it('rejects fewer than 2 classes', async () => {
@@ -439,8 +439,8 @@ describe('POST /datasets (IDX pair)', () => {
     expect(gzBomb.length).toBeLessThan(cfg.maxUploadBytes);
     await expectRejected(
       await idxUpload(gzBomb, idx([n], labels)),
-      400,
-      'IDX_INVALID',
+      413,
+      'ZIP_TOO_LARGE',
       /images: gzip data expands beyond 4194304 bytes/,
     );
   });

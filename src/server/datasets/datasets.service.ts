@@ -151,7 +151,7 @@ export class DatasetsService implements OnModuleInit {
       const [h, w] = images.dims.length === 3 ? images.dims.slice(1) : images.dims.slice(-2);
       if (h * w > this.config.maxPixels)
         throw new DatasetError(
-          400,
+          413,
           'DATASET_IMAGE_TOO_LARGE',
           `images: ${images.dims.join('×')} exceeds the cap of ${this.config.maxPixels} pixels per image (DATASET_MAX_PIXELS)`,
         );
@@ -207,7 +207,7 @@ export class DatasetsService implements OnModuleInit {
     if (name !== undefined && !/^[\w.\- ]{1,100}$/.test(name))
       throw new DatasetError(
         400,
-        'DATASET_LAYOUT',
+        'VALIDATION_FAILED',
         'name: 1-100 letters, digits, spaces, ".", "-" or "_"',
       );
     const id = `ds_${randomBytes(6).toString('hex')}`;
@@ -240,18 +240,25 @@ export class DatasetsService implements OnModuleInit {
   /** Decodes every image fully (truncated data fails here); returns the distinct CxHxW shapes. */
   private async checkImages(files: { file: string; label: string }[]): Promise<string[]> {
     const bad: string[] = [];
+    const tooLarge: string[] = [];
     const shapes = new Set<string>();
     let next = 0;
     const worker = async () => {
       while (next < files.length) {
         const { file, label } = files[next++];
         try {
-          const img = sharp(file, { limitInputPixels: this.config.maxPixels, failOn: 'error' });
-          const meta = await img.metadata();
+          // The header first (no pixel cap), so an oversized image is named as such (a 413),
+          // not as sharp's "exceeds pixel limit" decode failure.
+          const meta = await sharp(file, { limitInputPixels: false }).metadata();
           if (!meta.format || !SHARP_FORMATS.has(meta.format)) {
             bad.push(`${label} (format ${meta.format ?? 'unknown'})`);
             continue;
           }
+          if ((meta.width ?? 0) * (meta.height ?? 0) > this.config.maxPixels) {
+            tooLarge.push(`${label} (${meta.width}×${meta.height})`);
+            continue;
+          }
+          const img = sharp(file, { limitInputPixels: this.config.maxPixels, failOn: 'error' });
           await img.raw().toBuffer();
           const c = (meta.channels ?? 0) - (meta.hasAlpha ? 1 : 0);
           shapes.add(`${c}x${meta.height}x${meta.width}`);
@@ -261,6 +268,12 @@ export class DatasetsService implements OnModuleInit {
       }
     };
     await Promise.all(Array.from({ length: DECODE_CONCURRENCY }, worker));
+    if (tooLarge.length)
+      throw new DatasetError(
+        413,
+        'DATASET_IMAGE_TOO_LARGE',
+        `${tooLarge.length} image(s) exceed the cap of ${this.config.maxPixels} pixels (DATASET_MAX_PIXELS): ${listSome(tooLarge.sort())}`,
+      );
     if (bad.length)
       throw new DatasetError(
         400,

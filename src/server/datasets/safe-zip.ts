@@ -123,7 +123,7 @@ export class SafeZip {
         declared += entry.uncompressedSize;
         if (declared > limits.maxUncompressedBytes)
           throw new DatasetError(
-            400,
+            413,
             'ZIP_TOO_LARGE',
             `zip declares more than ${limits.maxUncompressedBytes} uncompressed bytes (DATASET_MAX_UNCOMPRESSED_BYTES)`,
           );
@@ -192,7 +192,7 @@ export class SafeZip {
         if (this.inflated > this.limits.maxUncompressedBytes)
           return cb(
             new DatasetError(
-              400,
+              413,
               'ZIP_TOO_LARGE',
               `zip inflates to more than ${this.limits.maxUncompressedBytes} bytes (DATASET_MAX_UNCOMPRESSED_BYTES)`,
             ),
