@@ -5,6 +5,7 @@
  *   prg finetune --model models/mnist-flow --data mnist:train --out models/mnist ...
  *   prg eval     --model models/mnist --data mnist:test [--json]
  *   prg features --model models/mnist --data mnist:test --out feats.npy [--t 0.5 --pool 7]
+ *   prg recipe run mnist [--resume] [--smoke]   (recipe-command.ts)
  *
  * Exit codes: 0 ok, 1 runtime error, 2 usage error (unknown flag, bad value), 130 interrupted
  * (Ctrl-C: the run wrote a checkpoint first; rerun with --resume).
@@ -21,6 +22,7 @@ import { COMMON, session } from './common';
 import { runTrainingCommand } from './training-run';
 import { FINETUNE_HELP, finetuneCommand } from './finetune-command';
 import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
+import { RECIPE_HELP, recipeCommand } from './recipe-command';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
 
@@ -275,11 +277,11 @@ async function featuresCommand(argv: string[]): Promise<number> {
 }
 
 function help(cmd?: string): number {
-  const all: Record<string, string> = { ...HELP, ...OOD_HELP };
+  const all: Record<string, string> = { ...HELP, ...OOD_HELP, recipe: RECIPE_HELP };
   if (cmd && all[cmd]) process.stdout.write(all[cmd] + '\n');
   else
     process.stdout.write(
-      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval> [options]   (prg <command> --help)\n',
+      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval|recipe> [options]   (prg <command> --help)\n',
     );
   return 0;
 }
@@ -300,6 +302,8 @@ export async function main(argv: string[]): Promise<number> {
         return await oodEvalCommand(rest);
       case 'ood-fit':
         return await oodFitCommand(rest);
+      case 'recipe':
+        return await recipeCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -307,7 +311,7 @@ export async function main(argv: string[]): Promise<number> {
         return help(rest[0]);
       default:
         throw new UsageError(
-          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval)`,
+          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval, recipe)`,
         );
     }
   } catch (e) {
