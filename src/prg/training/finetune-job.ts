@@ -111,7 +111,8 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
  * hyperparameters.ts): the head on the frozen flow, then flow and head. Each phase checkpoints in
  * its own directory under checkpointDir and a job restarted with it resumes (a finished phase
  * re-exports its model without a step); the last phase replaces outputDir. Only the last phase
- * measures the held-out set (each of its epochs), so the head phase costs one solve per image.
+ * measures the held-out set and reports epochs (each with its metrics: the job's history); the
+ * head phase reports its steps and costs one forward solve per image.
  */
 export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJobResult> {
   const bm = (await readModelDir(opts.baseModelDir)).manifest;
@@ -150,7 +151,10 @@ export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJ
           loss: p.loss,
           metrics: p.metrics,
         }),
+      // Only the last phase's epochs are the job's epochs (its history, with held-out metrics);
+      // an earlier phase reports its steps.
       onEpoch: async (p) =>
+        last &&
         opts.onProgress?.({
           epoch: p.epoch,
           epochs,
