@@ -8,7 +8,8 @@
  *   node dist/bench/uploads.js BASE_MODEL_DIR DATASET:CLASS,CLASS,...:N [...]
  *   e.g. node dist/bench/uploads.js models/prg-mnist fashion-mnist:1,8,9:200
  *
- * Prints one JSON object per case: held-out accuracy, train/OOD-fit/job seconds, the phases.
+ * Prints one JSON object per case: held-out accuracy, train/OOD-fit/job wall seconds, the job's
+ * CPU seconds, the phases.
  */
 import { promises as fs } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
       const spec = `idx:${join(dir, 'images.idx')},${join(dir, 'labels.idx')}`;
       await writeIdxPair(train, join(dir, 'images.idx'), join(dir, 'labels.idx'));
       const load0 = loadavg()[0];
+      const cpu0 = process.cpuUsage();
       const t0 = Date.now();
       const r = await fineTuneModel({
         baseModelDir: baseDir,
@@ -69,6 +71,8 @@ async function main(): Promise<void> {
       const t1 = Date.now();
       const ood = await fitOodFromSpecs(r.modelDir, spec);
       const oodSeconds = (Date.now() - t1) / 1000;
+      // Every thread of this process (ONNX Runtime's included): the job's cost on a shared machine.
+      const cpu = process.cpuUsage(cpu0);
       const model = await loadPrgModel(r.modelDir);
       // The upload's classes are named "0".."K-1" (IDX): the held-out labels use the same indices.
       const ev = await evaluateModel(model, {
@@ -87,6 +91,7 @@ async function main(): Promise<void> {
           train_seconds: trainSeconds,
           ood_fit_seconds: oodSeconds,
           job_seconds: trainSeconds + oodSeconds,
+          job_cpu_seconds: (cpu.user + cpu.system) / 1e6,
           ood_primary: ood.primary,
           phases: autoPhases(train.n, {}),
           cores: cpus().length,
