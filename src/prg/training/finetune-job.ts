@@ -153,9 +153,9 @@ export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJ
         }),
       // Only the last phase's epochs are the job's epochs (its history, with held-out metrics);
       // an earlier phase reports its steps.
-      onEpoch: async (p) =>
-        last &&
-        opts.onProgress?.({
+      onEpoch: async (p) => {
+        if (!last) return;
+        await opts.onProgress?.({
           epoch: p.epoch,
           epochs,
           step: 0,
@@ -163,7 +163,8 @@ export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJ
           progress: at(Math.min(1, (p.epoch + 1) / epochs)),
           loss: p.meanLoss,
           metrics: p.metrics,
-        }),
+        });
+      },
     });
     baseModelDir = r.modelDir;
     done += cost[i];
