@@ -12,4 +12,3 @@ export * from './metrics';
 export * from './scorers';
 export * from './stats';
 export { pngBitsPerDim } from './complexity';
-
