@@ -12,3 +12,4 @@ export * from './metrics';
 export * from './scorers';
 export * from './stats';
 export { pngBitsPerDim } from './complexity';
+
