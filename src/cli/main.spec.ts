@@ -58,6 +58,26 @@ describe('prg CLI', () => {
     expect(r.code).toBe(2);
   });
 
+  it('recipe: list, usage errors, and a run directory with a state needs --resume', async () => {
+    let r = await run(['recipe', 'list']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^mnist v1 .*\nfashion-mnist v1 /);
+    r = await run(['recipe', 'run', 'cifar']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown recipe "cifar"/);
+    r = await run(['recipe', 'go', 'mnist']);
+    expect(r.code).toBe(2);
+    r = await run(['recipe', 'run', 'mnist', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--bogus/);
+    const dir = join(root, 'recipe-run');
+    await fs.mkdir(dir);
+    await fs.writeFile(join(dir, 'state.json'), '{"recipe":"mnist-smoke","version":1,"stages":{}}');
+    r = await run(['recipe', 'run', 'mnist', '--smoke', '--dir', dir, '--quiet']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/state\.json exists: pass resume \(--resume\)/);
+  });
+
   it('eval --json prints one object with accuracy and n; features writes .npy files', async () => {
     const r = await run([
       'eval',

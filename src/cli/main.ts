@@ -6,6 +6,7 @@
  *   prg eval     --model models/mnist --data mnist:test [--json]
  *   prg features --model models/mnist --data mnist:test --out feats.npy [--t 0.5 --pool 7]
  *   prg import sit|torchcfm-unet --checkpoint FILE --out DIR ...   (src/cli/import-command.ts)
+ *   prg recipe run mnist [--resume] [--smoke]   (recipe-command.ts)
  *
  * Exit codes: 0 ok, 1 runtime error, 2 usage error (unknown flag, bad value), 130 interrupted
  * (Ctrl-C: the run wrote a checkpoint first; rerun with --resume).
@@ -24,6 +25,7 @@ import { FINETUNE_HELP, finetuneCommand } from './finetune-command';
 import { OOD_BENCH_HELP, oodBenchCommand } from './ood-bench';
 import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
 import { IMPORT_HELP, importCommand } from './import-command';
+import { RECIPE_HELP, recipeCommand } from './recipe-command';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
 
@@ -283,11 +285,12 @@ function help(cmd?: string): number {
     ...OOD_HELP,
     'ood-bench': OOD_BENCH_HELP,
     import: IMPORT_HELP.import,
+    recipe: RECIPE_HELP,
   };
   if (cmd && all[cmd]) process.stdout.write(all[cmd] + '\n');
   else
     process.stdout.write(
-      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval|ood-bench|import> [options]   (prg <command> --help)\n',
+      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval|ood-bench|import|recipe> [options]   (prg <command> --help)\n',
     );
   return 0;
 }
@@ -312,6 +315,8 @@ export async function main(argv: string[]): Promise<number> {
         return await oodBenchCommand(rest);
       case 'import':
         return await importCommand(rest);
+      case 'recipe':
+        return await recipeCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -319,7 +324,7 @@ export async function main(argv: string[]): Promise<number> {
         return help(rest[0]);
       default:
         throw new UsageError(
-          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval, ood-bench, import)`,
+          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval, ood-bench, import, recipe)`,
         );
     }
   } catch (e) {

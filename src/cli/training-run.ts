@@ -11,6 +11,8 @@ export interface TrainingHooks {
   signal: AbortSignal;
   onStep: (p: StepProgress) => void;
   onEpoch: (p: EpochProgress) => void;
+  /** A new phase begins (recipes): the next step starts a fresh progress bar. */
+  newPhase: () => void;
 }
 
 export async function runTrainingCommand<R extends object>(
@@ -28,6 +30,7 @@ export async function runTrainingCommand<R extends object>(
       signal: intr.signal,
       onStep: (p) => reporter.step(p),
       onEpoch: (p) => reporter.epoch(p),
+      newPhase: () => reporter.stop(),
     });
     reporter.stop();
     reporter.event({ event: 'done', ...res });

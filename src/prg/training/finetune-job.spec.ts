@@ -148,6 +148,17 @@ describe('fine-tuning', () => {
     expect(m.manifest.classes).toEqual(['0', '1']);
     expect(m.manifest.solver.steps).toBe(1);
     expect(r.metrics.evalAccuracy).toBeGreaterThanOrEqual(0);
+    // "auto" phases: the head learned on the frozen flow first, then the flow itself moved.
+    const headPhase = await readModelDir(join(root, 'job.ckpt', 'head-model'));
+    const base = await readModelDir(join(root, 'base'));
+    const w = (d: typeof base) => d.velocity.initializers.get('input.conv.weight')!.data;
+    expect(w(headPhase)).toEqual(w(base));
+    expect(headPhase.manifest.classes).toEqual(['0', '1']);
+    expect(Array.from(w(m) as Float32Array)).not.toEqual(Array.from(w(base) as Float32Array));
+    expect(m.manifest.provenance.phase).toBe('finetune');
+    // One progress scale over both phases (weighted by their cost), also across the resume.
+    for (let i = 1; i < seen.length; i++)
+      expect(seen[i].progress).toBeGreaterThanOrEqual(seen[i - 1].progress);
     // Delivered again after it finished: nothing to train, same model and accuracy written.
     const again = await fineTuneModel({ ...job, signal: undefined });
     expect(again.metrics.evalAccuracy).toBe(r.metrics.evalAccuracy);

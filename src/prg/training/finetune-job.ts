@@ -6,6 +6,7 @@
  * builds the nets to train, finetune-loop.ts trains them (evaluating the held-out split each
  * epoch, checkpointing), finetune-export.ts writes the new model directory atomically.
  */
+import { join } from 'node:path';
 import { PrgModel } from '../inference';
 import { LoadedModelDir, readModelDir } from '../model-dir/io';
 import { commandLine } from '../model-dir/provenance';
@@ -15,7 +16,7 @@ import { loadFineTuneData } from './finetune-data';
 import { fineTunedModel, writeFineTunedModel } from './finetune-export';
 import { FineTuneLoopSettings, trainFineTune } from './finetune-loop';
 import { fineTuneNets } from './finetune-nets';
-import { HYPERPARAMETERS, resolveHyperparameters } from './hyperparameters';
+import { HYPERPARAMETERS, autoPhases, resolveHyperparameters } from './hyperparameters';
 import { FineTuneHyperparameters, FineTuneJobOptions, FineTuneJobResult } from './job-api';
 
 export interface RunFineTuneOptions extends FineTuneLoopSettings {
@@ -105,34 +106,68 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
   };
 }
 
-/** job-api.ts: resume from checkpointDir when it has a checkpoint; replace outputDir. */
+/**
+ * job-api.ts: the job's phases, "auto" for the fields it leaves out (autoPhases,
+ * hyperparameters.ts): the head on the frozen flow, then flow and head. Each phase checkpoints in
+ * its own directory under checkpointDir and a job restarted with it resumes (a finished phase
+ * re-exports its model without a step); the last phase replaces outputDir. Only the last phase
+ * measures the held-out set and reports epochs (each with its metrics: the job's history); the
+ * head phase reports its steps and costs one forward solve per image.
+ */
 export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJobResult> {
-  const epochsTotal = opts.hyperparameters.epochs ?? HYPERPARAMETERS.epochs.default;
-  const r = await runFineTune({
-    ...opts,
-    resume: 'auto',
-    overwrite: true,
-    command: `fine-tune job (base ${opts.baseModelDir}, data ${opts.dataset})`,
-    onStep: async (p) =>
-      opts.onProgress?.({
-        epoch: p.epoch,
-        epochs: p.epochs,
-        step: p.step,
-        stepsPerEpoch: p.stepsPerEpoch,
-        progress: p.globalStep / p.totalSteps,
-        loss: p.loss,
-        metrics: p.metrics,
-      }),
-    onEpoch: async (p) =>
-      opts.onProgress?.({
-        epoch: p.epoch,
-        epochs: epochsTotal,
-        step: 0,
-        stepsPerEpoch: 0,
-        progress: Math.min(1, (p.epoch + 1) / epochsTotal),
-        loss: p.meanLoss,
-        metrics: p.metrics,
-      }),
-  });
-  return { modelDir: r.modelDir, metrics: r.metrics, resumedFromEpoch: r.resumedFromEpoch };
+  const bm = (await readModelDir(opts.baseModelDir)).manifest;
+  const data = await loadFineTuneData(opts, bm, opts.hyperparameters.allowResize ?? false);
+  const phases = autoPhases(data.train.n, opts.hyperparameters);
+  // Progress weights: a head step is one forward solve, a flow step about three (with backward).
+  const cost = phases.map((p) => (p.hyperparameters.epochs ?? 1) * (p.phase === 'head' ? 1 : 3));
+  const total = cost.reduce((a, b) => a + b, 0);
+  let done = 0;
+  let baseModelDir = opts.baseModelDir;
+  let r: RunFineTuneResult | undefined;
+  for (const [i, ph] of phases.entries()) {
+    const last = i === phases.length - 1;
+    const at = (fraction: number) => (done + cost[i] * fraction) / total;
+    const epochs = ph.hyperparameters.epochs ?? HYPERPARAMETERS.epochs.default;
+    r = await runFineTune({
+      ...opts,
+      baseModelDir,
+      data: data.train,
+      evalData: last ? data.eval : undefined,
+      evalDataset: last ? opts.evalDataset : undefined,
+      hyperparameters: ph.hyperparameters,
+      outputDir: last ? opts.outputDir : join(opts.checkpointDir, `${ph.phase}-model`),
+      checkpointDir: phases.length > 1 ? join(opts.checkpointDir, ph.phase) : opts.checkpointDir,
+      version: last ? opts.version : `${opts.version}-${ph.phase}`,
+      resume: 'auto',
+      overwrite: true,
+      command: `fine-tune job (base ${opts.baseModelDir}, data ${opts.dataset}, phase ${ph.phase})`,
+      onStep: async (p) =>
+        opts.onProgress?.({
+          epoch: p.epoch,
+          epochs: p.epochs,
+          step: p.step,
+          stepsPerEpoch: p.stepsPerEpoch,
+          progress: at(p.globalStep / p.totalSteps),
+          loss: p.loss,
+          metrics: p.metrics,
+        }),
+      // Only the last phase's epochs are the job's epochs (its history, with held-out metrics);
+      // an earlier phase reports its steps.
+      onEpoch: async (p) => {
+        if (!last) return;
+        await opts.onProgress?.({
+          epoch: p.epoch,
+          epochs,
+          step: 0,
+          stepsPerEpoch: 0,
+          progress: at(Math.min(1, (p.epoch + 1) / epochs)),
+          loss: p.meanLoss,
+          metrics: p.metrics,
+        });
+      },
+    });
+    baseModelDir = r.modelDir;
+    done += cost[i];
+  }
+  return { modelDir: r!.modelDir, metrics: r!.metrics, resumedFromEpoch: r!.resumedFromEpoch };
 }

@@ -268,6 +268,9 @@ export class FineTuneStep {
     let a = hr.grads.get('xK')!;
     hr.grads.delete('xK');
     accumulate(hr.grads);
+    // A frozen flow has no parameter gradient to collect on the way back: the step costs one
+    // forward solve (the head phase of "auto" jobs, hyperparameters.ts).
+    if (this.cfg.freezeFlow) return this.result(hr.out, grads);
     for (let k = this.cfg.steps - 1; k >= 0; k--) {
       const r = await adj.step.run(params, {
         x: { dtype: 'float32', dims: shape, data: states[k] },
