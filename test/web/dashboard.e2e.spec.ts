@@ -251,7 +251,7 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
       // Datasets need the key: the page asks once, then keeps it for the tab.
       await page.getByRole('link', { name: 'Datasets' }).click();
       await answerKeyPrompt(page, 'wrong-key-123');
-      await until(() => page.getByRole('dialog').getByText('invalid x-api-key').isVisible()).toBe(
+      await until(() => page.getByRole('dialog').getByText('invalid API key').isVisible()).toBe(
         true,
       );
       await page.getByRole('dialog').getByLabel('API key').fill(KEY);

@@ -69,8 +69,13 @@ describe('a built dashboard', () => {
 
   it('leaves API routes and unknown paths to the API', async () => {
     expect((await http().get('/models')).body.models[0].name).toBe('tiny');
-    for (const p of ['/v2/models', '/try', '/assets/missing.js'])
+    for (const p of ['/try', '/assets/missing.js'])
       expect((await http().get(p)).body, p).toMatchObject({ statusCode: 404, code: 'NOT_FOUND' });
+    // Under /v2 the Open Inference Protocol's own error shape answers: {error, code}.
+    const v2 = await http().get('/v2/models');
+    expect(v2.status).toBe(404);
+    expect(v2.body).toMatchObject({ code: 'NOT_FOUND' });
+    expect(typeof v2.body.error).toBe('string');
     expect((await http().post('/')).body).toMatchObject({ statusCode: 404, code: 'NOT_FOUND' });
   });
 });
