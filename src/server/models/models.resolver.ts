@@ -5,12 +5,11 @@
 import { UseGuards } from '@nestjs/common';
 import { Args, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
 import { RateLimitGuard } from '../common/rate-limit.guard';
+import { imageInputs } from '../ml/image-input';
 import { MlService } from '../ml/ml.service';
 import { ClassifyArgs, FeaturesQueryArgs } from '../schemas/inference-requests';
 import { ClassifyResponse, FeaturesResponse } from '../schemas/inference-responses';
 import { Model, ModelMetric, OodThreshold } from '../schemas/model.schema';
-
-const base64Inputs = (images?: string[]) => (images ?? []).map((b) => ({ base64: b }));
 
 @Resolver(() => Model)
 export class ModelsResolver {
@@ -29,13 +28,17 @@ export class ModelsResolver {
   @Query(() => ClassifyResponse, { description: 'Classify base64 PNG/JPEG/WebP images' })
   @UseGuards(RateLimitGuard)
   classify(@Args() args: ClassifyArgs): Promise<ClassifyResponse> {
-    return this.ml.classify(args, base64Inputs(args.images));
+    return this.ml.classify(args, imageInputs(undefined, args.images));
   }
 
   @Query(() => FeaturesResponse, { description: 'x_t features of the reverse process at time t' })
   @UseGuards(RateLimitGuard)
   features(@Args() { model, ...args }: FeaturesQueryArgs): Promise<FeaturesResponse> {
-    return this.ml.features(model, { ...args, format: 'json' }, base64Inputs(args.images));
+    return this.ml.features(
+      model,
+      { ...args, format: 'json' },
+      imageInputs(undefined, args.images),
+    );
   }
 
   @ResolveField(() => [ModelMetric])
