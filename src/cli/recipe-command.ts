@@ -3,8 +3,11 @@
  * versioned recipe end to end, resumable after Ctrl-C, with a progress bar and ETA per stage.
  */
 import { join } from 'node:path';
+import { AblationResults, runAblation } from '../prg/recipes/ablate';
+import { ABLATIONS, ablationNamed } from '../prg/recipes/ablations';
+import { exportRecipeFlow } from '../prg/recipes/base-flow';
 import { RECIPES, recipeNamed } from '../prg/recipes/definitions';
-import { RecipeResults, runRecipe } from '../prg/recipes/run';
+import { RecipeResults, StageEvent, runRecipe } from '../prg/recipes/run';
 import { OptionSpec, UsageError, flag, parse, str } from './args';
 import { COMMON, session } from './common';
 import { runTrainingCommand } from './training-run';
@@ -14,6 +17,9 @@ const OPTIONS: OptionSpec = {
   resume: { type: 'boolean' },
   smoke: { type: 'boolean' },
   dir: { type: 'string' },
+  units: { type: 'string' },
+  out: { type: 'string' },
+  force: { type: 'boolean' },
   log: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   json: { type: 'boolean' },
@@ -21,12 +27,29 @@ const OPTIONS: OptionSpec = {
 
 export const RECIPE_HELP = `prg recipe run NAME [--resume] [--smoke] [--dir DIR] [options]
 prg recipe list
+prg recipe export-flow NAME [--dir DIR] [--out models/flow-DATASET] [--force]
   Runs recipe NAME end to end: pretrain → fine-tune each candidate → choose on a validation split
   carved from the training set → test accuracy → OOD fit. Writes DIR (default runs/recipes/NAME,
   runs/recipes/NAME-smoke with --smoke): state.json, results.json, flow/, candidates/<i>/.
   Ctrl-C checkpoints the current stage (exit 130); --resume skips finished stages and continues.
   --smoke   a tiny version of the recipe that runs in seconds (checks the pipeline, not results)
-  --log FILE.jsonl --quiet --json --threads N --device cpu|cuda`;
+  Ablations (ablate-<question>-<dataset>): every variant and seed, mean ± std in results.json's
+  "ablation" block; pretrains, fine-tunes and evaluations with identical settings are shared
+  across variants and recipes through --units DIR (default: ablation-units beside DIR).
+  --log FILE.jsonl --quiet --json --threads N --device cpu|cuda
+  export-flow: the run's pretrained flow (EMA weights, untrained head; its pretrain stage must be
+  finished) as the model directory flow-<dataset>, the default base of fine-tune jobs.`;
+
+function ablationSummary(r: AblationResults): string {
+  const pct = (x: number | null | undefined) => (x == null ? '—' : (100 * x).toFixed(2));
+  return [
+    `recipe ${r.recipe} v${r.version}: ${r.ablation.metric}`,
+    ...r.ablation.variants.map((v) => {
+      const a = v.testAccuracy;
+      return `  ${v.name.padEnd(12)} ${a ? `${pct(a.mean)} ± ${pct(a.std)} % (n = ${a.n})` : 'not run'}  ${v.label}`;
+    }),
+  ].join('\n');
+}
 
 function summary(r: RecipeResults): string {
   const lines = Object.entries(r.stages).map(
@@ -45,8 +68,27 @@ function summary(r: RecipeResults): string {
 export async function recipeCommand(argv: string[]): Promise<number> {
   const [sub, name, ...rest] = argv;
   if (sub === 'list') {
-    for (const r of Object.values(RECIPES))
+    for (const r of [...Object.values(RECIPES), ...Object.values(ABLATIONS)])
       process.stdout.write(`${r.name} v${r.version}  ${r.description}\n`);
+    return 0;
+  }
+  if (sub === 'export-flow' && name && !name.startsWith('-')) {
+    const v = parse(rest, OPTIONS, 'recipe export-flow');
+    let recipe;
+    try {
+      recipe = recipeNamed(name, flag(v, 'smoke'));
+    } catch (e) {
+      throw new UsageError(`prg recipe export-flow: ${(e as Error).message}`);
+    }
+    const out = await exportRecipeFlow(
+      recipe,
+      str(v, 'dir') ?? join('runs', 'recipes', recipe.name),
+      {
+        out: str(v, 'out'),
+        overwrite: flag(v, 'force'),
+      },
+    );
+    process.stdout.write(`${out}\n`);
     return 0;
   }
   if (sub !== 'run' || !name || name.startsWith('-')) {
@@ -54,12 +96,43 @@ export async function recipeCommand(argv: string[]): Promise<number> {
       process.stdout.write(RECIPE_HELP + '\n');
       return 0;
     }
-    throw new UsageError(`usage: prg recipe run NAME [--resume] [--smoke] | prg recipe list`);
+    throw new UsageError(
+      'usage: prg recipe run NAME [--resume] [--smoke] | prg recipe list | prg recipe export-flow NAME',
+    );
   }
   const v = parse(rest, OPTIONS, 'recipe run');
   if (flag(v, 'help')) {
     process.stdout.write(RECIPE_HELP + '\n');
     return 0;
+  }
+  const resume = flag(v, 'resume');
+  const onStage = (newPhase: () => void) => (e: StageEvent) => {
+    if (e.status === 'done') return;
+    newPhase();
+    if (flag(v, 'quiet')) return;
+    process.stderr.write(
+      `\n[${e.index + 1}/${e.total}] ${e.stage}${e.status === 'skip' ? ': done before, skipped' : ''}\n`,
+    );
+  };
+  const ablation = ablationNamed(name, flag(v, 'smoke'));
+  if (ablation) {
+    const dir = str(v, 'dir') ?? join('runs', 'recipes', ablation.name);
+    return runTrainingCommand(
+      'recipe',
+      v,
+      { recipe: ablation.name, version: ablation.version, dir, resume },
+      async ({ newPhase, ...hooks }) =>
+        runAblation({
+          recipe: ablation,
+          dir,
+          unitsDir: str(v, 'units'),
+          resume,
+          ...session(v),
+          ...hooks,
+          onStage: onStage(newPhase),
+        }),
+      ablationSummary,
+    );
   }
   let recipe;
   try {
@@ -68,7 +141,6 @@ export async function recipeCommand(argv: string[]): Promise<number> {
     throw new UsageError(`prg recipe run: ${(e as Error).message}`);
   }
   const dir = str(v, 'dir') ?? join('runs', 'recipes', recipe.name);
-  const resume = flag(v, 'resume');
   return runTrainingCommand(
     'recipe',
     v,
@@ -80,14 +152,7 @@ export async function recipeCommand(argv: string[]): Promise<number> {
         resume,
         ...session(v),
         ...hooks,
-        onStage: (e) => {
-          if (e.status === 'done') return;
-          newPhase();
-          if (flag(v, 'quiet')) return;
-          process.stderr.write(
-            `\n[${e.index + 1}/${e.total}] ${e.stage}${e.status === 'skip' ? ': done before, skipped' : ''}\n`,
-          );
-        },
+        onStage: onStage(newPhase),
       }),
     summary,
   );

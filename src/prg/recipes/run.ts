@@ -112,7 +112,7 @@ export function chooseCandidate(validationAccuracy: number[]): number {
   return best;
 }
 
-async function readJson<T>(file: string): Promise<T | null> {
+export async function readJson<T>(file: string): Promise<T | null> {
   try {
     return JSON.parse(await fs.readFile(file, 'utf8')) as T;
   } catch (e) {
@@ -121,10 +121,10 @@ async function readJson<T>(file: string): Promise<T | null> {
   }
 }
 
-const writeJson = (file: string, v: unknown) =>
+export const writeJson = (file: string, v: unknown) =>
   writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(v, null, 2) + '\n'));
 
-function machine(): RecipeResults['machine'] {
+export function machine(): RecipeResults['machine'] {
   return {
     cpus: os.cpus().length,
     cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -133,7 +133,8 @@ function machine(): RecipeResults['machine'] {
   };
 }
 
-const cpuNow = () => {
+/** CPU seconds of this process so far (every thread, ONNX Runtime's included). */
+export const cpuNow = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 };

@@ -63,6 +63,7 @@ function providers(o: FineTunesModuleOptions): Provider[] {
 const noCatalog: ModelCatalog = {
   resolve: () => Promise.reject(new Error('no model registry in a worker process')),
   rescan: () => Promise.resolve(),
+  find: () => undefined,
 };
 
 @Module({})

@@ -33,12 +33,15 @@ import {
 } from './fine-tune.types';
 import { cleanHyperparameters, hyperparameterProblems } from './hyperparameters';
 import { JobsConfig } from './jobs.config';
+import { defaultFineTuneBase } from './default-base';
 import type { CreateFineTuneInput } from './fine-tune.dto';
 import type { ModelManifest } from '../../prg/manifest';
 
 /** What jobs need from the model catalog (the ML boundary, MlService, implements it). */
 export interface ModelCatalog {
   resolve(ref?: string | null): Promise<{ id: string; dir: string; manifest: ModelManifest }>;
+  /** The installed model `ref` names, or undefined (no rescan, no error). */
+  find(ref: string): { id: string; dir: string; manifest: ModelManifest } | undefined;
   rescan(): Promise<void>;
 }
 export const MODEL_CATALOG = Symbol('MODEL_CATALOG');
@@ -140,7 +143,11 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       throw new ApiError(HttpStatus.BAD_REQUEST, 'INVALID_HYPERPARAMETERS', problems.join('; '));
     const hp = cleanHyperparameters(input.hyperparameters);
 
-    const model = await this.models.resolve(input.model ?? null); // 404 MODEL_NOT_FOUND
+    // 404 MODEL_NOT_FOUND; no model named: the default model's base flow when installed.
+    const model =
+      input.model != null
+        ? await this.models.resolve(input.model)
+        : defaultFineTuneBase(await this.models.resolve(null), (ref) => this.models.find(ref));
     const ds = await this.datasets.locate(input.dataset); // 404 DATASET_NOT_FOUND
     const evalDs = input.evalDataset ? await this.datasets.locate(input.evalDataset) : null;
     const oodDs = input.oodDataset ? await this.datasets.locate(input.oodDataset) : null;

@@ -261,6 +261,11 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
    * The entry for `ref` ("name@version", "name" = latest version, absent = default model).
    * Unknown: rescans once (a version may have just been written), then 404 listing what exists.
    */
+  /** The installed model `ref` names, or undefined: no rescan, no error (fine-tune jobs' base). */
+  find(ref: string): ModelEntry | undefined {
+    return this.catalog.find(ref);
+  }
+
   async resolve(ref?: string | null): Promise<ModelEntry> {
     const pick = () =>
       ref ? this.catalog.find(ref) : this.defaultId ? this.catalog.find(this.defaultId) : undefined;
