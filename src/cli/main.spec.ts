@@ -78,6 +78,26 @@ describe('prg CLI', () => {
     expect(r.err).toMatch(/state\.json exists: pass resume \(--resume\)/);
   });
 
+  it('recipe: ablations are listed and run like recipes; export-flow needs a finished pretrain', async () => {
+    let r = await run(['recipe', 'list']);
+    expect(r.out).toMatch(/\nablate-lambda-mnist v1 .*Budget per seed: first 6000 training images/);
+    expect(r.out).toMatch(/\nablate-supervised-fashion-mnist v1 /);
+    const dir = join(root, 'ablate-run');
+    await fs.mkdir(dir);
+    await fs.writeFile(
+      join(dir, 'state.json'),
+      '{"recipe":"ablate-lambda-mnist-smoke","version":1,"stages":{}}',
+    );
+    r = await run(['recipe', 'run', 'ablate-lambda-mnist', '--smoke', '--dir', dir, '--quiet']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/state\.json exists: pass resume \(--resume\)/);
+    r = await run(['recipe', 'export-flow', 'mnist', '--dir', join(root, 'nothing')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/has no state\.json: run the recipe mnist first/);
+    r = await run(['recipe', 'export-flow', 'cifar']);
+    expect(r.code).toBe(2);
+  });
+
   it('eval --json prints one object with accuracy and n; features writes .npy files', async () => {
     const r = await run([
       'eval',
