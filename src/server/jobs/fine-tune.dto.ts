@@ -26,7 +26,7 @@ export class CreateFineTuneInput {
   @ApiField(String, {
     optional: true,
     description:
-      'Base model: "name@version", a name for its latest version, or absent for the default model',
+      'Base model: "name@version", a name for its latest version, or absent for the default base (flow-<dataset> of the default model when installed, else the default model)',
   })
   @IsOptional()
   @IsString()
