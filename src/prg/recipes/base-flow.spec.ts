@@ -2,7 +2,6 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultFineTuneBase } from '../../server/jobs/default-base';
 import { readModelDir } from '../model-dir/io';
 import { TINY_UNET, createTinyModel } from '../testing/tiny-model';
 import { tinyDataset } from '../testing/tiny-data';
@@ -80,29 +79,4 @@ describe('base flows', () => {
       exportBaseFlow({ flowDir: ft.dir, out: join(r0, 'x'), name: 'flow-x' }),
     ).rejects.toThrow(/not a pretrained flow.*phase null/);
   }, 120_000);
-
-  it("makes a job's default base the default model's flow-<dataset> when installed", async () => {
-    const r0 = await root;
-    const flow = await readModelDir(join(r0, 'models', 'flow-tiny'));
-    const cls = await createTinyModel(join(r0, 'prg-tiny'), { name: 'prg-tiny' });
-    const dflt = {
-      id: 'prg-tiny@1',
-      dir: cls.dir,
-      manifest: {
-        ...cls.manifest,
-        provenance: { ...cls.manifest.provenance, dataset: 'tiny:train' },
-      },
-    };
-    const flowEntry = { id: 'flow-tiny@1', dir: flow.dir, manifest: flow.manifest };
-    const installed = new Map([[flowEntry.manifest.name, flowEntry]]);
-    expect(defaultFineTuneBase(dflt, (r) => installed.get(r)).id).toBe('flow-tiny@1');
-    // Not installed: today's default.
-    expect(defaultFineTuneBase(dflt, () => undefined).id).toBe('prg-tiny@1');
-    // A default model trained on other data (the fixture's "random"): no flow of its own.
-    expect(
-      defaultFineTuneBase({ ...dflt, manifest: cls.manifest }, (r) => installed.get(r)).id,
-    ).toBe('prg-tiny@1');
-    // The default model already a flow: itself.
-    expect(defaultFineTuneBase(flowEntry, (r) => installed.get(r)).id).toBe('flow-tiny@1');
-  }, 60_000);
 });

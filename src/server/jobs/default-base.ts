@@ -21,12 +21,35 @@ export interface BaseCandidate {
   manifest: ModelManifest;
 }
 
-/** The job's default base: the default model's `flow-<dataset>` when `find` has it, else the default. */
+/** A model written by pretraining: a flow with an untrained head, not a classifier. */
+export function isPretrainedFlow(m: ModelManifest): boolean {
+  return m.provenance?.phase === 'pretrain';
+}
+
+/**
+ * The job's default base: the default model's `flow-<dataset>` when `find` has it and it is a
+ * pretrained flow (a model fine-tuned under that name would not be), else the default model.
+ */
 export function defaultFineTuneBase<T extends BaseCandidate>(
   defaultModel: T,
   find: (ref: string) => T | undefined,
 ): T {
   const flow = baseFlowName(defaultModel.manifest);
   if (!flow || flow === defaultModel.manifest.name) return defaultModel;
-  return find(flow) ?? defaultModel;
+  const found = find(flow);
+  return found && isPretrainedFlow(found.manifest) ? found : defaultModel;
+}
+
+/**
+ * The name of a job's new model when the job gives none: the base's name (a new version of it),
+ * except for a pretrained flow, whose name stays the flow's: `prg-<dataset id>` then, so the
+ * uploads' classifiers never become the latest `flow-<dataset>` (the next job's default base).
+ */
+export function fineTuneOutputName(
+  base: ModelManifest,
+  given: string | null | undefined,
+  datasetId: string,
+): string {
+  if (given) return given;
+  return isPretrainedFlow(base) ? `prg-${datasetId}` : base.name;
 }

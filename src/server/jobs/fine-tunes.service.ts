@@ -33,7 +33,7 @@ import {
 } from './fine-tune.types';
 import { cleanHyperparameters, hyperparameterProblems } from './hyperparameters';
 import { JobsConfig } from './jobs.config';
-import { defaultFineTuneBase } from './default-base';
+import { defaultFineTuneBase, fineTuneOutputName } from './default-base';
 import type { CreateFineTuneInput } from './fine-tune.dto';
 import type { ModelManifest } from '../../prg/manifest';
 
@@ -173,7 +173,7 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       );
 
     const id = `ft_${randomBytes(6).toString('hex')}`;
-    const outputName = input.name ?? model.manifest.name;
+    const outputName = fineTuneOutputName(model.manifest, input.name, ds.info.id);
     // A fine-tune of a fine-tune: "1.0-ft.<a>" becomes "1.0-ft.<b>", not "1.0-ft.<a>-ft.<b>"
     // (the manifest's provenance.parent records the lineage).
     const baseVersion = model.manifest.version.replace(/(-ft\.[0-9a-f]{12})+$/, '');
