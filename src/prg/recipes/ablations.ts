@@ -91,7 +91,7 @@ export interface AblationRecipe {
 
 /**
  * The budget of every ablation run (per dataset, variant and seed). Sized so that a variant × seed
- * (two candidates of 120 steps at batch 64, then 2 000 test images) takes about 5-10 minutes on
+ * (two candidates of 100 steps at batch 64, then 2 000 test images) takes about 5-10 minutes on
  * an idle 2-core machine, and a pretrain (300 steps at batch 64, shared by every variant of its
  * flow and seed) about as long; docs/training.md has the measured times.
  */
@@ -102,8 +102,8 @@ export const BUDGET = {
   pretrainSteps: 300,
   batchSize: 64,
   candidates: [
-    { learningRate: 1e-3, steps: 120 },
-    { learningRate: 3e-4, steps: 120 },
+    { learningRate: 1e-3, steps: 100 },
+    { learningRate: 3e-4, steps: 100 },
   ] as FineTuneCandidate[],
   seeds: [0, 1],
 };
