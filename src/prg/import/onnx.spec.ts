@@ -1,0 +1,223 @@
+/**
+ * `prg import onnx` on user graphs with other names, the upstream time convention, a t scale and
+ * a class-label input. The graphs are the tiny SiT fixture (test/fixtures/import) in upstream form
+ * — imported, then flipped back with flipTimeConvention, renamed and fed t × 1000 — so the wrapped
+ * graph can be checked against the reference outputs the upstream SiT code made (tolerance 1e-4,
+ * as in conformance.spec.ts: float32 on both sides, summation order differs; the extra t / 1000 ·
+ * 1000 and 1 − (1 − t) round t by at most a few ulps).
+ */
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GraphBuilder } from '../../engine/onnx/builder';
+import { encodeModel } from '../../engine/onnx/proto';
+import { Graph, attr, tensor } from '../../engine/onnx/types';
+import { ImportProvenance } from '../manifest';
+import { readModelDir } from '../model-dir/io';
+import { flipTimeConvention } from './convention';
+import { writeImportedModel } from './model';
+import { OnnxContract, importOnnx } from './onnx';
+import { importNet } from './plan';
+import { planSit } from './sit';
+import { readReference, sha256File, verifyVelocity } from './verify';
+
+const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'import');
+const TOL = 1e-4;
+let root: string;
+
+/** A user's graph: inputs sample, timestep (× 1000) [, class_labels]; output out. */
+function userGraph(upstream: Graph, tScale: number): Graph {
+  const b = new GraphBuilder('user_net');
+  const x = upstream.inputs.find((i) => i.name === 'x')!;
+  const sample = b.input('sample', x.shape);
+  const timestep = b.input('timestep', ['N']);
+  const feeds: Record<string, ReturnType<GraphBuilder['input']>> = {
+    x: sample,
+    t: tScale === 1 ? timestep : b.div(timestep, tScale),
+  };
+  if (upstream.inputs.some((i) => i.name === 'y'))
+    feeds.y = b.input('class_labels', ['N'], 'int64');
+  b.output(b.call(upstream, feeds, { prefix: 'net' }).v, 'out');
+  return b.build();
+}
+
+async function sitUpstream(classConditional: boolean): Promise<Graph> {
+  const imp = await importNet(join(FIX, 'sit-tiny.torch1.pt'), ['ema'], (sd, r) =>
+    planSit(sd, r, 'sit-tiny.torch1.pt', { path: 'linear', heads: 4, classConditional }),
+  );
+  // Back to SiT's own convention (data at t = 1): −v(x, 1 − t) undoes the import's flip.
+  return flipTimeConvention(imp.velocity);
+}
+
+async function writeUser(name: string, g: Graph): Promise<string> {
+  const p = join(root, name);
+  await fs.writeFile(p, encodeModel(g));
+  return p;
+}
+
+const SIT_CONTRACT: OnnxContract = {
+  input: 'sample',
+  time: 'timestep',
+  output: 'out',
+  convention: 'data-at-1',
+  tScale: 1000,
+};
+
+const modelOptions = (out: string, verify?: string) => ({
+  out: join(root, out),
+  name: out,
+  classes: ['a', 'b'],
+  head: { kind: 'pooled' as const, hidden: 16, featurePool: 4 },
+  solver: { name: 'euler' as const, steps: 2, tStar: 0.5 },
+  ...(verify ? { verify: { file: verify, tolerance: TOL } } : {}),
+});
+
+beforeAll(async () => {
+  root = await fs.mkdtemp(join(tmpdir(), 'prg-import-onnx-'));
+});
+afterAll(async () => fs.rm(root, { recursive: true, force: true }));
+
+describe('prg import onnx', () => {
+  it('wraps a data-at-1 graph fed t × 1000 into our contract, matching the upstream reference', async () => {
+    const file = await writeUser('sit-user.onnx', userGraph(await sitUpstream(false), 1000));
+    const imp = await importOnnx(file, { contract: SIT_CONTRACT, interpolant: 'icfm' });
+    expect(imp.velocity.inputs.map((i) => i.name)).toEqual(['x', 't']);
+    expect(imp.untrainableOps).toEqual([]);
+    const ref = await readReference(join(FIX, 'sit-tiny.torch1.ref.safetensors'));
+    const r = await verifyVelocity(imp.velocity, ref);
+    console.log(`onnx import of SiT tiny: max |Δv| ${r.maxAbsDiff.toExponential(2)}`);
+    expect(r.maxAbsRef).toBeGreaterThan(0.1);
+    expect(r.maxAbsDiff).toBeLessThanOrEqual(TOL);
+
+    const ref1 = join(FIX, 'sit-tiny.torch1.ref.safetensors');
+    const res = await writeImportedModel(imp, modelOptions('sit-onnx', ref1));
+    const dir = await readModelDir(res.dir);
+    const m = dir.manifest;
+    expect(m.architecture.velocity.kind).toBe('onnx');
+    expect(m.architecture.velocity.untrainableOps).toBeUndefined();
+    const prov = m.provenance.import as ImportProvenance;
+    expect(prov.family).toBe('onnx');
+    expect(prov.source.sha256).toBe(await sha256File(file));
+    expect(prov.source.format).toBe('onnx');
+    expect(prov.contract).toMatchObject(SIT_CONTRACT);
+    expect(prov.convention.transform).toBe('v(x, t) = -v_upstream(x, 1000 * (1 - t))');
+    expect(prov.verify.maxAbsDiff).toBeLessThanOrEqual(TOL);
+    // The parameters keep their names, so fine-tuning sees them (pos_embed included: ONNX
+    // carries no requires_grad).
+    expect(m.architecture.velocity.params).toBeGreaterThan(10_000);
+  });
+
+  it('the wrong convention misses the reference and writes nothing', async () => {
+    const file = await writeUser('sit-user2.onnx', userGraph(await sitUpstream(false), 1000));
+    const imp = await importOnnx(file, {
+      contract: { ...SIT_CONTRACT, convention: 'data-at-0' },
+      interpolant: 'icfm',
+    });
+    const ref1 = join(FIX, 'sit-tiny.torch1.ref.safetensors');
+    await expect(writeImportedModel(imp, modelOptions('wrong', ref1))).rejects.toThrow(
+      /exceeds the tolerance/,
+    );
+    await expect(fs.stat(join(root, 'wrong'))).rejects.toThrow();
+  });
+
+  it('a class-label input becomes y; the manifest records the labels', async () => {
+    const file = await writeUser('sit-cond.onnx', userGraph(await sitUpstream(true), 1));
+    const labels = { classes: 10, nullClass: 10 };
+    const imp = await importOnnx(file, {
+      contract: { ...SIT_CONTRACT, tScale: 1, label: 'class_labels' },
+      labels,
+      interpolant: 'icfm',
+    });
+    expect(imp.velocity.inputs.map((i) => `${i.name}:${i.dtype}`)).toEqual([
+      'x:float32',
+      't:float32',
+      'y:int64',
+    ]);
+    const refCond = join(FIX, 'sit-tiny.torch1.ref-cond.safetensors');
+    const res = await writeImportedModel(imp, modelOptions('sit-onnx-cond', refCond));
+    expect(res.manifest.architecture.velocity.labels).toEqual(labels);
+    expect(res.verify!.maxAbsDiff).toBeLessThanOrEqual(TOL);
+    await expect(
+      importOnnx(file, {
+        contract: { ...SIT_CONTRACT, tScale: 1, label: 'class_labels' },
+        interpolant: 'icfm',
+      }),
+    ).rejects.toThrow(/--num-classes/);
+  });
+
+  it('names what is wrong with the contract', async () => {
+    const file = await writeUser('sit-user3.onnx', userGraph(await sitUpstream(false), 1000));
+    const go = (c: Partial<OnnxContract>) =>
+      importOnnx(file, { contract: { ...SIT_CONTRACT, ...c }, interpolant: 'icfm' });
+    await expect(go({ input: 'image' })).rejects.toThrow(
+      /no input "image".*sample float32\[N,4,8,8\], timestep float32\[N\]/,
+    );
+    await expect(go({ output: 'velocity' })).rejects.toThrow(/no output "velocity".*out/);
+    await expect(go({ input: 'timestep', time: 'sample' })).rejects.toThrow(
+      /timestep is float32\[N\]; the image must be float32 \[N, C, H, W\]/,
+    );
+    await expect(go({ tScale: 0 })).rejects.toThrow(/--t-scale 0/);
+    await expect(
+      importOnnx(join(root, 'missing.onnx'), { contract: SIT_CONTRACT, interpolant: 'icfm' }),
+    ).rejects.toThrow(/missing\.onnx/);
+  });
+
+  it('a graph with a non-finite output fails the smoke run', async () => {
+    const b = new GraphBuilder('nan_net');
+    const s = b.input('sample', ['N', 1, 4, 4]);
+    const ts = b.input('timestep', ['N']);
+    const w = b.param('w.weight', tensor('float32', [1, 1], [1]));
+    const tt = b.reshape(ts, [-1, 1, 1, 1]);
+    // log of a negative number: NaN everywhere.
+    b.output(b.log(b.sub(b.mul(b.add(s, tt), 0), b.add(b.reshape(w, [1, 1, 1, 1]), 1))), 'out');
+    const file = await writeUser('nan.onnx', b.build());
+    await expect(
+      importOnnx(file, {
+        contract: { ...SIT_CONTRACT, convention: 'data-at-0', tScale: 1 },
+        interpolant: 'icfm',
+      }),
+    ).rejects.toThrow(/smoke run: the velocity is not finite/);
+  });
+
+  it('an op without a gradient rule makes the flow inference-only, named in the manifest', async () => {
+    const file = await writeUser('layernorm.onnx', layerNormNet());
+    const imp = await importOnnx(file, {
+      contract: { ...SIT_CONTRACT, convention: 'data-at-0', tScale: 1 },
+      interpolant: 'icfm',
+    });
+    expect(imp.untrainableOps).toEqual(['LayerNormalization']);
+    const res = await writeImportedModel(imp, modelOptions('ln'));
+    expect(res.manifest.architecture.velocity.untrainableOps).toEqual(['LayerNormalization']);
+    expect((await readModelDir(res.dir)).manifest.architecture.velocity.untrainableOps).toEqual([
+      'LayerNormalization',
+    ]);
+  });
+});
+
+/**
+ * A small user net whose LayerNormalization (opset 17, as torch exports nn.LayerNorm) has a shape
+ * rule but no VJP rule: out = conv1x1(LayerNorm_W(sample)) · (1 + timestep).
+ */
+export function layerNormNet(): Graph {
+  const b = new GraphBuilder('ln_net');
+  const s = b.input('sample', ['N', 4, 8, 8]);
+  const ts = b.input('timestep', ['N']);
+  const scale = b.param('norm.weight', tensor('float32', [8], Array(8).fill(1.1)));
+  const bias = b.param('norm.bias', tensor('float32', [8], Array(8).fill(0.1)));
+  const w = b.param(
+    'proj.weight',
+    tensor(
+      'float32',
+      [4, 4, 1, 1],
+      Array.from({ length: 16 }, (_, i) => ((i * 7) % 5) / 5 - 0.4),
+    ),
+  );
+  const [ln] = b.op('LayerNormalization', [s, scale, bias], {
+    axis: attr.i(-1),
+    epsilon: attr.f(1e-5),
+  });
+  const tt = b.reshape(b.add(ts, 1), [-1, 1, 1, 1]);
+  b.output(b.mul(b.conv(ln, w), tt), 'out');
+  return b.build();
+}
