@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../engine/onnx/builder';
 import { encodeModel } from '../../engine/onnx/proto';
-import { Graph, attr, tensor } from '../../engine/onnx/types';
+import { Graph, tensor } from '../../engine/onnx/types';
 import { ImportProvenance } from '../manifest';
 import { readModelDir } from '../model-dir/io';
 import { flipTimeConvention } from './convention';
@@ -20,6 +20,7 @@ import { writeImportedModel } from './model';
 import { OnnxContract, importOnnx } from './onnx';
 import { importNet } from './plan';
 import { planSit } from './sit';
+import { layerNormNet } from './testing/user-graphs';
 import { readReference, sha256File, verifyVelocity } from './verify';
 
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'import');
@@ -102,7 +103,7 @@ describe('prg import onnx', () => {
     expect(prov.source.format).toBe('onnx');
     expect(prov.contract).toMatchObject(SIT_CONTRACT);
     expect(prov.convention.transform).toBe('v(x, t) = -v_upstream(x, 1000 * (1 - t))');
-    expect(prov.verify.maxAbsDiff).toBeLessThanOrEqual(TOL);
+    expect(prov.verify!.maxAbsDiff).toBeLessThanOrEqual(TOL);
     // The parameters keep their names, so fine-tuning sees them (pos_embed included: ONNX
     // carries no requires_grad).
     expect(m.architecture.velocity.params).toBeGreaterThan(10_000);
@@ -194,30 +195,3 @@ describe('prg import onnx', () => {
     ]);
   });
 });
-
-/**
- * A small user net whose LayerNormalization (opset 17, as torch exports nn.LayerNorm) has a shape
- * rule but no VJP rule: out = conv1x1(LayerNorm_W(sample)) · (1 + timestep).
- */
-export function layerNormNet(): Graph {
-  const b = new GraphBuilder('ln_net');
-  const s = b.input('sample', ['N', 4, 8, 8]);
-  const ts = b.input('timestep', ['N']);
-  const scale = b.param('norm.weight', tensor('float32', [8], Array(8).fill(1.1)));
-  const bias = b.param('norm.bias', tensor('float32', [8], Array(8).fill(0.1)));
-  const w = b.param(
-    'proj.weight',
-    tensor(
-      'float32',
-      [4, 4, 1, 1],
-      Array.from({ length: 16 }, (_, i) => ((i * 7) % 5) / 5 - 0.4),
-    ),
-  );
-  const [ln] = b.op('LayerNormalization', [s, scale, bias], {
-    axis: attr.i(-1),
-    epsilon: attr.f(1e-5),
-  });
-  const tt = b.reshape(b.add(ts, 1), [-1, 1, 1, 1]);
-  b.output(b.mul(b.conv(ln, w), tt), 'out');
-  return b.build();
-}

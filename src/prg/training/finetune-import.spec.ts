@@ -12,7 +12,7 @@ import { encodeModel } from '../../engine/onnx/proto';
 import { Graph } from '../../engine/onnx/types';
 import { ImportModelOptions, writeImportedModel } from '../import/model';
 import { importOnnx } from '../import/onnx';
-import { layerNormNet } from '../import/onnx.spec';
+import { layerNormNet } from '../import/testing/user-graphs';
 import { importNet } from '../import/plan';
 import { planSit } from '../import/sit';
 import { TORCHCFM_CIFAR10, planTorchcfmUNet } from '../import/torchcfm-unet';
