@@ -15,41 +15,14 @@ import { encodeModel } from '../../engine/onnx/proto';
 import { Graph, tensor } from '../../engine/onnx/types';
 import { ImportProvenance } from '../manifest';
 import { readModelDir } from '../model-dir/io';
-import { flipTimeConvention } from './convention';
 import { writeImportedModel } from './model';
 import { OnnxContract, importOnnx } from './onnx';
-import { importNet } from './plan';
-import { planSit } from './sit';
-import { layerNormNet } from './testing/user-graphs';
+import { layerNormNet, sitUpstream, userGraph } from './testing/user-graphs';
 import { readReference, sha256File, verifyVelocity } from './verify';
 
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'import');
 const TOL = 1e-4;
 let root: string;
-
-/** A user's graph: inputs sample, timestep (× 1000) [, class_labels]; output out. */
-function userGraph(upstream: Graph, tScale: number): Graph {
-  const b = new GraphBuilder('user_net');
-  const x = upstream.inputs.find((i) => i.name === 'x')!;
-  const sample = b.input('sample', x.shape);
-  const timestep = b.input('timestep', ['N']);
-  const feeds: Record<string, ReturnType<GraphBuilder['input']>> = {
-    x: sample,
-    t: tScale === 1 ? timestep : b.div(timestep, tScale),
-  };
-  if (upstream.inputs.some((i) => i.name === 'y'))
-    feeds.y = b.input('class_labels', ['N'], 'int64');
-  b.output(b.call(upstream, feeds, { prefix: 'net' }).v, 'out');
-  return b.build();
-}
-
-async function sitUpstream(classConditional: boolean): Promise<Graph> {
-  const imp = await importNet(join(FIX, 'sit-tiny.torch1.pt'), ['ema'], (sd, r) =>
-    planSit(sd, r, 'sit-tiny.torch1.pt', { path: 'linear', heads: 4, classConditional }),
-  );
-  // Back to SiT's own convention (data at t = 1): −v(x, 1 − t) undoes the import's flip.
-  return flipTimeConvention(imp.velocity);
-}
 
 async function writeUser(name: string, g: Graph): Promise<string> {
   const p = join(root, name);

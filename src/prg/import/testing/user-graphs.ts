@@ -1,6 +1,21 @@
 /** Test fixtures: small "user" velocity graphs for `prg import onnx`. */
+import { join } from 'node:path';
 import { GraphBuilder } from '../../../engine/onnx/builder';
 import { Graph, attr, tensor } from '../../../engine/onnx/types';
+import { flipTimeConvention } from '../convention';
+import { importNet } from '../plan';
+import { planSit } from '../sit';
+
+export const IMPORT_FIXTURES = join(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  '..',
+  'test',
+  'fixtures',
+  'import',
+);
 
 /**
  * A small user net whose LayerNormalization (opset 17, as torch exports nn.LayerNorm) has a shape
@@ -27,4 +42,28 @@ export function layerNormNet(): Graph {
   const tt = b.reshape(b.add(ts, 1), [-1, 1, 1, 1]);
   b.output(b.mul(b.conv(ln, w), tt), 'out');
   return b.build();
+}
+
+/** A user's graph: inputs sample, timestep (× 1000) [, class_labels]; output out. */
+export function userGraph(upstream: Graph, tScale: number): Graph {
+  const b = new GraphBuilder('user_net');
+  const x = upstream.inputs.find((i) => i.name === 'x')!;
+  const sample = b.input('sample', x.shape);
+  const timestep = b.input('timestep', ['N']);
+  const feeds: Record<string, ReturnType<GraphBuilder['input']>> = {
+    x: sample,
+    t: tScale === 1 ? timestep : b.div(timestep, tScale),
+  };
+  if (upstream.inputs.some((i) => i.name === 'y'))
+    feeds.y = b.input('class_labels', ['N'], 'int64');
+  b.output(b.call(upstream, feeds, { prefix: 'net' }).v, 'out');
+  return b.build();
+}
+
+export async function sitUpstream(classConditional: boolean): Promise<Graph> {
+  const imp = await importNet(join(IMPORT_FIXTURES, 'sit-tiny.torch1.pt'), ['ema'], (sd, r) =>
+    planSit(sd, r, 'sit-tiny.torch1.pt', { path: 'linear', heads: 4, classConditional }),
+  );
+  // Back to SiT's own convention (data at t = 1): −v(x, 1 − t) undoes the import's flip.
+  return flipTimeConvention(imp.velocity);
 }
