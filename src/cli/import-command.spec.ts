@@ -67,3 +67,27 @@ describe('prg import onnx (CLI)', () => {
     expect(m.architecture.head.hidden).toBe(8);
   });
 });
+
+describe('prg import sit --class-conditional (CLI)', () => {
+  it('keeps the label input and records the label range and the CFG scale', async () => {
+    const out = join(root, 'sit-cond');
+    const write = process.stdout.write;
+    process.stdout.write = (() => true) as typeof write;
+    try {
+      const argv = ['sit', '--checkpoint', join(FIX, 'sit-tiny.torch1.pt'), '--path', 'linear'];
+      const rest = ['--heads', '4', '--classes', 'a,b', '--pool', '4', '--out', out];
+      const more = ['--class-conditional', '--cfg-scale', '4'];
+      const ref = ['--verify', join(FIX, 'sit-tiny.torch1.ref-cond.safetensors')];
+      expect(await importCommand([...argv, ...rest, ...more, ...ref])).toBe(0);
+    } finally {
+      process.stdout.write = write;
+    }
+    const d = await readModelDir(out);
+    expect(d.velocity.inputs.map((i) => i.name)).toEqual(['x', 't', 'y']);
+    expect(d.manifest.architecture.velocity.labels).toEqual({
+      classes: 10,
+      nullClass: 10,
+      cfgScale: 4,
+    });
+  });
+});
