@@ -109,7 +109,7 @@ export function wrapOnnxVelocity(user: Graph, c: OnnxContract, file: string): Gr
   const tRank2 = t.shape.length === 2 && t.shape[1] === 1;
   if (t.dtype !== 'float32' || !(t.shape.length === 1 || tRank2))
     fail(file, `input ${t.name} is ${t.dtype}[${t.shape}]; the time must be float32 [N] or [N, 1]`);
-  if (y && !(y.dtype === 'int64' || y.dtype === 'int32') && y.shape.length !== 1)
+  if (y && (!(y.dtype === 'int64' || y.dtype === 'int32') || y.shape.length !== 1))
     fail(file, `input ${y.name} is ${y.dtype}[${y.shape}]; the label must be int64 or int32 [N]`);
   if (out.dtype !== 'float32' || out.shape.length !== 4)
     fail(
