@@ -14,6 +14,7 @@ import { GraphBuilder } from '../../engine/onnx/builder';
 import { encodeModel } from '../../engine/onnx/proto';
 import { Graph, tensor } from '../../engine/onnx/types';
 import { ImportProvenance } from '../manifest';
+import { loadPrgModel } from '../inference';
 import { readModelDir } from '../model-dir/io';
 import { writeImportedModel } from './model';
 import { OnnxContract, importOnnx } from './onnx';
@@ -77,6 +78,18 @@ describe('prg import onnx', () => {
     expect(prov.contract).toMatchObject(SIT_CONTRACT);
     expect(prov.convention.transform).toBe('v(x, t) = -v_upstream(x, 1000 * (1 - t))');
     expect(prov.verify!.maxAbsDiff).toBeLessThanOrEqual(TOL);
+    const model = await loadPrgModel(res.dir, { threads: 1 });
+    try {
+      const x = new Float32Array(3 * 4 * 8 * 8).map((_, i) => Math.cos(i));
+      const c = await model.classify({ data: x, n: 3 });
+      expect(c.probabilities.length).toBe(6);
+      expect(c.probabilities.every(Number.isFinite)).toBe(true);
+      await expect(model.features({ data: x, n: 3 }, { classLabel: 0 })).rejects.toThrow(
+        /unconditional/,
+      );
+    } finally {
+      await model.release();
+    }
     // The parameters keep their names, so fine-tuning sees them (pos_embed included: ONNX
     // carries no requires_grad).
     expect(m.architecture.velocity.params).toBeGreaterThan(10_000);
@@ -112,6 +125,22 @@ describe('prg import onnx', () => {
     const res = await writeImportedModel(imp, modelOptions('sit-onnx-cond', refCond));
     expect(res.manifest.architecture.velocity.labels).toEqual(labels);
     expect(res.verify!.maxAbsDiff).toBeLessThanOrEqual(TOL);
+    // Served: the null class by default, another label gives other features.
+    const model = await loadPrgModel(res.dir, { threads: 1 });
+    try {
+      const batch = { data: new Float32Array(2 * 4 * 8 * 8).map((_, i) => Math.sin(i)), n: 2 };
+      const dflt = await model.features(batch);
+      expect(dflt.shape).toEqual([2, 4 * 4 * 4]); // pooled to 4×4 (the manifest's featurePool)
+      expect((await model.features(batch, { classLabel: 10 })).data).toEqual(dflt.data);
+      expect((await model.features(batch, { classLabel: 3 })).data).not.toEqual(dflt.data);
+      await expect(model.features(batch, { classLabel: 11 })).rejects.toThrow(
+        /classLabel must be an integer in \[0, 9\] or 10/,
+      );
+      const c = await model.classify(batch, { classLabel: 3 });
+      expect(c.probabilities.every(Number.isFinite)).toBe(true);
+    } finally {
+      await model.release();
+    }
     await expect(
       importOnnx(file, {
         contract: { ...SIT_CONTRACT, tScale: 1, label: 'class_labels' },

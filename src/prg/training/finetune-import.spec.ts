@@ -19,7 +19,7 @@ import { TORCHCFM_CIFAR10, planTorchcfmUNet } from '../import/torchcfm-unet';
 import { readModelDir } from '../model-dir/io';
 import { tinyDataset } from '../testing/tiny-data';
 import { FineTuneHyperparameters } from './hyperparameters';
-import { runFineTune } from './finetune-job';
+import { fineTuneModel, runFineTune } from './finetune-job';
 
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'import');
 let root: string;
@@ -146,5 +146,33 @@ describe('fine-tuning imported models (adjoint, the default)', () => {
       );
       expect(Number.isFinite(r.metrics.finalLoss)).toBe(true);
     }
+  }, 120_000);
+
+  it('the job API (fineTuneModel): head-only on an imported SiT; an inference-only flow fails before any phase', async () => {
+    const base = await importSit('sit-job');
+    const job = (name: string, baseModelDir: string, hp: FineTuneHyperparameters) =>
+      fineTuneModel({
+        baseModelDir,
+        dataset: 'tiny',
+        hyperparameters: { epochs: 1, batchSize: 2, ...hp },
+        outputDir: join(root, name),
+        name,
+        version: '1',
+        checkpointDir: join(root, `${name}.ckpt`),
+        data: tinyDataset({ n: 4, classes: 2, shape: [4, 8, 8], seed: 7 }),
+      } as Parameters<typeof fineTuneModel>[0]);
+    const r = await job('sit-job-head', base, { freezeFlow: true });
+    const b = await readModelDir(base);
+    const f = await readModelDir(r.modelDir);
+    for (const [k, t] of b.velocity.initializers)
+      expect(f.velocity.initializers.get(k)!.data, k).toEqual(t.data);
+    expect(Number.isFinite(r.metrics.finalLoss)).toBe(true);
+    expect(f.manifest.provenance.import).toBeUndefined(); // a fine-tune records its parent instead
+    expect(f.manifest.provenance.parent).toBe('sit-job@1');
+
+    const ln = (await fs.readdir(root)).includes('ln') ? join(root, 'ln') : undefined;
+    if (!ln) throw new Error('the inference-only model of the previous test is missing');
+    await expect(job('ln-job', ln, {})).rejects.toThrow(/inference-only.*LayerNormalization/);
+    await expect(fs.stat(join(root, 'ln-job.ckpt'))).rejects.toThrow();
   }, 120_000);
 });
