@@ -124,6 +124,9 @@ describe('prg import onnx', () => {
     const refCond = join(FIX, 'sit-tiny.torch1.ref-cond.safetensors');
     const res = await writeImportedModel(imp, modelOptions('sit-onnx-cond', refCond));
     expect(res.manifest.architecture.velocity.labels).toEqual(labels);
+    expect((res.manifest.provenance.import as ImportProvenance).convention.transform).toBe(
+      'v(x, t) = -v_upstream(x, 1 - t)',
+    );
     expect(res.verify!.maxAbsDiff).toBeLessThanOrEqual(TOL);
     // Served: the null class by default, another label gives other features.
     const model = await loadPrgModel(res.dir, { threads: 1 });

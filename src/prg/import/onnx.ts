@@ -86,6 +86,15 @@ export function onnxParamNames(g: Graph): string[] {
     .map(([k]) => k);
 }
 
+/** The applied transform as recorded, e.g. `v(x, t) = -v_upstream(x, 1000 * (1 - t))`. */
+function transformOf(c: OnnxContract): string {
+  if (c.convention === 'data-at-0')
+    return `v(x, t) = v_user(x, ${c.tScale === 1 ? '' : `${c.tScale} * `}t)`;
+  return c.tScale === 1
+    ? CONVENTION_TRANSFORM
+    : CONVENTION_TRANSFORM.replace('1 - t', `${c.tScale} * (1 - t)`);
+}
+
 /** Wrap the user's graph so that it takes x, t (this project's convention) [, y] and gives v. */
 export function wrapOnnxVelocity(user: Graph, c: OnnxContract, file: string): Graph {
   const x = findInput(user, c.input, file, '--input, the image');
@@ -134,12 +143,7 @@ export function wrapOnnxVelocity(user: Graph, c: OnnxContract, file: string): Gr
   const v = b.call(inner, feeds, { prefix: 'user' })[c.output];
   b.output(c.convention === 'data-at-1' ? b.neg(v) : b.identity(v), 'v');
   const g = b.build();
-  g.metadata = {
-    'prg.convention':
-      c.convention === 'data-at-1'
-        ? CONVENTION_TRANSFORM.replace('1 - t', `${c.tScale === 1 ? '' : `${c.tScale} * `}(1 - t)`)
-        : `v(x, t) = v_user(x, ${c.tScale === 1 ? '' : `${c.tScale} * `}t)`,
-  };
+  g.metadata = { 'prg.convention': transformOf(c) };
   return withParamNames(g, params);
 }
 
