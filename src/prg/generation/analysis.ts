@@ -153,7 +153,7 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
         const s = await m.sample({ n, steps, solver, seed });
         const seconds = (Date.now() - t0) / 1000;
         const file = `samples-${solver}-${steps}.png`;
-        const shown = 64;
+        const shown = Math.min(64, n);
         await writeFileAtomic(
           join(o.out, file),
           await imageGridPng(s.data.subarray(0, shown * d), [shown, C, H, W], { cols: 8, scale: 2 }),
