@@ -11,6 +11,7 @@ import { analyzeModel } from '../prg/generation/analysis';
 import { imageGridPng } from '../prg/generation/grid';
 import { NoiseStats, reverseNoiseStats } from '../prg/generation/noise-stats';
 import { loadPrgModel } from '../prg/inference';
+import { oodScorerFactory } from '../prg/ood';
 import { SOLVER_NAMES, SolverName } from '../prg/manifest';
 import { loadDatasetFor } from '../prg/training/evaluate';
 import { OptionSpec, UsageError, choice, flag, num, parse, required, str } from './args';
@@ -105,7 +106,8 @@ const STATS_OPTIONS: OptionSpec = {
 function statsTable(s: NoiseStats): string {
   const f = (x: number) => x.toFixed(4);
   const r = s.reference;
-  const row = (name: string, a: string, b: string) => `  ${name.padEnd(34)} ${a.padStart(9)} ${b.padStart(9)}`;
+  const row = (name: string, a: string, b: string) =>
+    `  ${name.padEnd(34)} ${a.padStart(9)} ${b.padStart(9)}`;
   return [
     `x_1 of ${s.n} images (${s.dim} values each), ${s.solver} K = ${s.steps}:`,
     row('', 'x_1', 'N(0,I)'),
@@ -115,10 +117,22 @@ function statsTable(s: NoiseStats): string {
     row('per-pixel std, mean', f(s.pixelStd.mean), f(r.pixelStd.mean)),
     row('per-pixel skew, mean', f(s.pixelSkew.mean), f(r.pixelSkew.mean)),
     row('per-pixel skew, max |.|', f(s.pixelSkew.maxAbs), f(r.pixelSkew.maxAbs)),
-    row('per-pixel excess kurtosis, mean', f(s.pixelExcessKurtosis.mean), f(r.pixelExcessKurtosis.mean)),
-    row('per-pixel excess kurtosis, max |.|', f(s.pixelExcessKurtosis.maxAbs), f(r.pixelExcessKurtosis.maxAbs)),
+    row(
+      'per-pixel excess kurtosis, mean',
+      f(s.pixelExcessKurtosis.mean),
+      f(r.pixelExcessKurtosis.mean),
+    ),
+    row(
+      'per-pixel excess kurtosis, max |.|',
+      f(s.pixelExcessKurtosis.maxAbs),
+      f(r.pixelExcessKurtosis.maxAbs),
+    ),
     row('KS statistic (pooled values)', f(s.ks), f(r.ks)),
-    row('corr(x_0, x_1), mean over images', s.correlationWithImage === null ? '—' : f(s.correlationWithImage), '—'),
+    row(
+      'corr(x_0, x_1), mean over images',
+      s.correlationWithImage === null ? '—' : f(s.correlationWithImage),
+      '—',
+    ),
   ].join('\n');
 }
 
@@ -140,7 +154,9 @@ export async function noiseStatsCommand(argv: string[]): Promise<number> {
       seed: num(v, 'seed', { int: true, min: 0 }),
     });
     const rec = { model: model.id, data: spec, ...s };
-    process.stdout.write(flag(v, 'json') ? JSON.stringify(rec) + '\n' : `${model.id} on ${spec}\n${statsTable(s)}\n`);
+    process.stdout.write(
+      flag(v, 'json') ? JSON.stringify(rec) + '\n' : `${model.id} on ${spec}\n${statsTable(s)}\n`,
+    );
     return 0;
   } finally {
     await model.release();
@@ -181,7 +197,8 @@ export async function analyzeCommand(argv: string[]): Promise<number> {
     .map((s) => s.trim());
   if (solvers?.some((s) => !(SOLVER_NAMES as readonly string[]).includes(s)))
     throw new UsageError(`--solvers=${str(v, 'solvers')}: use ${SOLVER_NAMES.join(', ')}`);
-  const model = await loadPrgModel(dir, session(v));
+  // With the model's OOD scorers (ood.json), so its primary score is the one histogrammed.
+  const model = await loadPrgModel(dir, { ...session(v), oodFactories: [oodScorerFactory] });
   try {
     await fs.mkdir(out, { recursive: true });
     const r = await analyzeModel({
@@ -205,7 +222,9 @@ export async function analyzeCommand(argv: string[]): Promise<number> {
       `${r.model}: ${out}/analysis.json` +
         (r.sampleQuality
           ? `; FID in ${r.sampleQuality.featureModel}: ` +
-            r.sampleQuality.rows.map((x) => `${x.solver} K=${x.steps} ${x.fid.toFixed(2)}`).join(', ') +
+            r.sampleQuality.rows
+              .map((x) => `${x.solver} K=${x.steps} ${x.fid.toFixed(2)}`)
+              .join(', ') +
             ` (test vs test ${r.sampleQuality.realVsReal.toFixed(2)})`
           : '') +
         '\n',

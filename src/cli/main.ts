@@ -29,7 +29,12 @@ import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
 import { IMPORT_HELP, importCommand } from './import-command';
 import { RECIPE_HELP, recipeCommand } from './recipe-command';
 import { npy } from './npy';
-import { GENERATION_HELP, analyzeCommand, noiseStatsCommand, sampleCommand } from './generation-commands';
+import {
+  GENERATION_HELP,
+  analyzeCommand,
+  noiseStatsCommand,
+  sampleCommand,
+} from './generation-commands';
 import { REPORT_HELP, reportCommand } from './report-command';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];

@@ -24,7 +24,12 @@ export async function reportCommand(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   let positionals: string[];
   try {
-    const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    const parsed = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
     values = parsed.values as Record<string, string | boolean | undefined>;
     positionals = parsed.positionals;
   } catch (e) {
@@ -38,7 +43,10 @@ export async function reportCommand(argv: string[]): Promise<number> {
   const out = str(values, 'out') ?? 'docs/RESULTS.md';
   const figuresDir = str(values, 'figures') ?? 'docs/results';
   const inputs = await findInputs(paths);
-  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const load = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   const r = await buildReport({
     inputs,
     out,

@@ -187,8 +187,7 @@ export class PrgModel implements PrgModelApi {
     classLabel: number | null = null,
   ) {
     const tv = new Float32Array(n);
-    const y: Feeds =
-      classLabel === null ? {} : { y: this.labelTensor(classLabel, n) };
+    const y: Feeds = classLabel === null ? {} : { y: this.labelTensor(classLabel, n) };
     const f = async (z: Float32Array, t: number) => {
       tv.fill(t);
       const out = await this.runGraph('velocity', () => this.velocity, {

@@ -44,7 +44,8 @@ const fmt = (x: number | null, digits = 4) => (x === null ? '—' : x.toFixed(di
 const short = (c: unknown) => strOr(c, 'unknown').slice(0, 10);
 
 function table(head: string[], rows: (string | number)[][]): string {
-  const line = (r: (string | number)[]) => `| ${r.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`;
+  const line = (r: (string | number)[]) =>
+    `| ${r.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`;
   return [line(head), `|${head.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n');
 }
 
@@ -110,12 +111,23 @@ async function recipesSection(r: Report, recipes: ReportInput[]): Promise<void> 
     ),
   );
   if (!recipes.length) {
-    r.add(`Recipe results: ${NOT_RUN} (\`npx prg recipe run mnist\`, \`npx prg recipe run fashion-mnist\`).`);
+    r.add(
+      `Recipe results: ${NOT_RUN} (\`npx prg recipe run mnist\`, \`npx prg recipe run fashion-mnist\`).`,
+    );
     return;
   }
   r.add(
     table(
-      ['recipe', 'version', 'complete', 'test accuracy (%)', 'chosen candidate (validation acc.)', 'CPU h', 'commit', 'machine'],
+      [
+        'recipe',
+        'version',
+        'complete',
+        'test accuracy (%)',
+        'chosen candidate (validation acc.)',
+        'CPU h',
+        'commit',
+        'machine',
+      ],
       recipes.map(({ json: j }) => {
         const sel = isObj(j.selection) ? j.selection : null;
         const val = sel && Array.isArray(sel.validationAccuracy) ? sel.validationAccuracy : [];
@@ -142,7 +154,13 @@ async function recipesSection(r: Report, recipes: ReportInput[]): Promise<void> 
         ['stage', 'done', 'CPU s', 'wall s', 'runs'],
         Object.entries(stages).map(([k, v]) =>
           isObj(v)
-            ? [k, v.done === true ? 'yes' : 'no', fmt(numOr(v.cpuSeconds), 0), fmt(numOr(v.wallSeconds), 0), String(v.runs ?? '—')]
+            ? [
+                k,
+                v.done === true ? 'yes' : 'no',
+                fmt(numOr(v.cpuSeconds), 0),
+                fmt(numOr(v.wallSeconds), 0),
+                String(v.runs ?? '—'),
+              ]
             : [k, '—', '—', '—', '—'],
         ),
       ),
@@ -218,14 +236,21 @@ function variantsOf(inp: ReportInput): VariantRow[] {
 }
 
 const meanStd = (v: VariantRow) =>
-  v.mean === null ? NOT_RUN : `${pct(v.mean)}${v.std === null ? '' : ` ± ${pct(v.std)}`} (n = ${v.n})`;
+  v.mean === null
+    ? NOT_RUN
+    : `${pct(v.mean)}${v.std === null ? '' : ` ± ${pct(v.std)}`} (n = ${v.n})`;
 
 /** t* of a variant: its own fine-tuning setting, else the recipe's. */
 function tStarOf(v: VariantRow, recipe: Json): number | null {
   const ft = isObj(v.settings.finetune) ? v.settings.finetune : {};
   const settings = isObj(recipe.settings) ? recipe.settings : {};
-  const rf = isObj(settings.finetune) && isObj(settings.finetune.hyperparameters) ? settings.finetune.hyperparameters : {};
-  return numOr(ft.tStar) ?? numOr(v.settings.tStar) ?? (v.kind === 'train' ? numOr(rf.tStar) : null);
+  const rf =
+    isObj(settings.finetune) && isObj(settings.finetune.hyperparameters)
+      ? settings.finetune.hyperparameters
+      : {};
+  return (
+    numOr(ft.tStar) ?? numOr(v.settings.tStar) ?? (v.kind === 'train' ? numOr(rf.tStar) : null)
+  );
 }
 
 async function ablationsSection(r: Report, abl: ReportInput[]): Promise<void> {
@@ -294,15 +319,32 @@ async function ablationsSection(r: Report, abl: ReportInput[]): Promise<void> {
       `accuracy-vs-K-${slug(recipe)}`,
       {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        title: provenanceTitle('Test accuracy vs solver steps K', `recipe ${recipe}`, pts[0].commit),
+        title: provenanceTitle(
+          'Test accuracy vs solver steps K',
+          `recipe ${recipe}`,
+          pts[0].commit,
+        ),
         data: { values: pts },
         encoding: {
           x: { field: 'K', type: 'quantitative', scale: { type: 'log' }, title: 'steps K (log)' },
           color: { field: 'solver', type: 'nominal' },
         },
         layer: [
-          { mark: { type: 'line', point: true }, encoding: { y: { field: 'accuracy', type: 'quantitative', scale: { zero: false }, title: 'test accuracy (%)' } } },
-          { mark: 'errorbar', encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+          {
+            mark: { type: 'line', point: true },
+            encoding: {
+              y: {
+                field: 'accuracy',
+                type: 'quantitative',
+                scale: { zero: false },
+                title: 'test accuracy (%)',
+              },
+            },
+          },
+          {
+            mark: 'errorbar',
+            encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+          },
         ],
         width: 420,
         height: 240,
@@ -336,8 +378,21 @@ async function ablationsSection(r: Report, abl: ReportInput[]): Promise<void> {
         },
         encoding: { x: { field: 't', type: 'quantitative', title: 't*' } },
         layer: [
-          { mark: { type: 'line', point: true }, encoding: { y: { field: 'accuracy', type: 'quantitative', scale: { zero: false }, title: 'test accuracy (%)' } } },
-          { mark: 'errorbar', encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+          {
+            mark: { type: 'line', point: true },
+            encoding: {
+              y: {
+                field: 'accuracy',
+                type: 'quantitative',
+                scale: { zero: false },
+                title: 'test accuracy (%)',
+              },
+            },
+          },
+          {
+            mark: 'errorbar',
+            encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+          },
         ],
         width: 420,
         height: 240,
@@ -352,8 +407,18 @@ async function ablationsSection(r: Report, abl: ReportInput[]): Promise<void> {
     table(
       ['question', 'paper', 'where'],
       [
-        ['frozen flow vs end-to-end', PAPER_FROZEN_GAP.map((g) => `${g.dataset}: +${g.gap.toFixed(2)} points end-to-end`).join('; '), PAPER_FROZEN_GAP[0].where],
-        ...(['lambda', 'flows', 'pretraining'] as const).map((k) => [k, PAPER_CLAIMS[k].claim, PAPER_CLAIMS[k].where]),
+        [
+          'frozen flow vs end-to-end',
+          PAPER_FROZEN_GAP.map((g) => `${g.dataset}: +${g.gap.toFixed(2)} points end-to-end`).join(
+            '; ',
+          ),
+          PAPER_FROZEN_GAP[0].where,
+        ],
+        ...(['lambda', 'flows', 'pretraining'] as const).map((k) => [
+          k,
+          PAPER_CLAIMS[k].claim,
+          PAPER_CLAIMS[k].where,
+        ]),
       ],
     ),
   );
@@ -364,7 +429,9 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
   r.add('## Generation: does the reverse process reach noise, and how good are the samples?');
   r.add(`Paper (${PAPER_CLAIMS.generation.where}): ${PAPER_CLAIMS.generation.claim}`);
   if (!analyses.length) {
-    r.add(`${NOT_RUN} (\`npx prg analyze --model DIR --data mnist:test --out runs/analysis/NAME ...\`).`);
+    r.add(
+      `${NOT_RUN} (\`npx prg analyze --model DIR --data mnist:test --out runs/analysis/NAME ...\`).`,
+    );
     return;
   }
   for (const inp of analyses) {
@@ -379,7 +446,8 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
     const ns = isObj(j.noiseStats) ? j.noiseStats : null;
     if (ns) {
       const ref = isObj(ns.reference) ? ns.reference : {};
-      const g = (o: Json, k: string, f: 'mean' | 'maxAbs') => (isObj(o[k]) ? numOr((o[k] as Json)[f]) : null);
+      const g = (o: Json, k: string, f: 'mean' | 'maxAbs') =>
+        isObj(o[k]) ? numOr((o[k] as Json)[f]) : null;
       r.add(
         `x_1 = reverse ODE (${strOr(ns.solver)}, K = ${String(ns.steps)}) of ${String(ns.n)} images of ${strOr(j.data)}, against a seeded N(0, I) sample of the same size:`,
         '',
@@ -388,12 +456,42 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
           [
             ['mean', fmt(numOr(ns.mean)), fmt(numOr(ref.mean)), '0'],
             ['std', fmt(numOr(ns.std)), fmt(numOr(ref.std)), '1'],
-            ['per-pixel mean, max |·|', fmt(g(ns, 'pixelMean', 'maxAbs')), fmt(g(ref, 'pixelMean', 'maxAbs')), '0'],
-            ['per-pixel std, mean', fmt(g(ns, 'pixelStd', 'mean')), fmt(g(ref, 'pixelStd', 'mean')), '1'],
-            ['per-pixel skew, mean', fmt(g(ns, 'pixelSkew', 'mean')), fmt(g(ref, 'pixelSkew', 'mean')), '0'],
-            ['per-pixel skew, max |·|', fmt(g(ns, 'pixelSkew', 'maxAbs')), fmt(g(ref, 'pixelSkew', 'maxAbs')), '0'],
-            ['per-pixel excess kurtosis, mean', fmt(g(ns, 'pixelExcessKurtosis', 'mean')), fmt(g(ref, 'pixelExcessKurtosis', 'mean')), '0'],
-            ['per-pixel excess kurtosis, max |·|', fmt(g(ns, 'pixelExcessKurtosis', 'maxAbs')), fmt(g(ref, 'pixelExcessKurtosis', 'maxAbs')), '0'],
+            [
+              'per-pixel mean, max |·|',
+              fmt(g(ns, 'pixelMean', 'maxAbs')),
+              fmt(g(ref, 'pixelMean', 'maxAbs')),
+              '0',
+            ],
+            [
+              'per-pixel std, mean',
+              fmt(g(ns, 'pixelStd', 'mean')),
+              fmt(g(ref, 'pixelStd', 'mean')),
+              '1',
+            ],
+            [
+              'per-pixel skew, mean',
+              fmt(g(ns, 'pixelSkew', 'mean')),
+              fmt(g(ref, 'pixelSkew', 'mean')),
+              '0',
+            ],
+            [
+              'per-pixel skew, max |·|',
+              fmt(g(ns, 'pixelSkew', 'maxAbs')),
+              fmt(g(ref, 'pixelSkew', 'maxAbs')),
+              '0',
+            ],
+            [
+              'per-pixel excess kurtosis, mean',
+              fmt(g(ns, 'pixelExcessKurtosis', 'mean')),
+              fmt(g(ref, 'pixelExcessKurtosis', 'mean')),
+              '0',
+            ],
+            [
+              'per-pixel excess kurtosis, max |·|',
+              fmt(g(ns, 'pixelExcessKurtosis', 'maxAbs')),
+              fmt(g(ref, 'pixelExcessKurtosis', 'maxAbs')),
+              '0',
+            ],
             ['KS statistic (pooled values)', fmt(numOr(ns.ks)), fmt(numOr(ref.ks)), '0'],
             ['corr(x_0, x_1), mean over images', fmt(numOr(ns.correlationWithImage)), '—', '0'],
           ],
@@ -417,20 +515,40 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
         '',
         table(
           ['solver', 'K', 'FID (classifier features)', `generation s (${String(sq.n)} images)`],
-          rows.map((x) => [strOr(x.solver), String(x.steps), fmt(numOr(x.fid), 2), fmt(numOr(x.seconds), 1)]),
+          rows.map((x) => [
+            strOr(x.solver),
+            String(x.steps),
+            fmt(numOr(x.fid), 2),
+            fmt(numOr(x.seconds), 1),
+          ]),
         ),
       );
       await r.figure(
         `fid-vs-K-${slug(model)}`,
         {
           $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-          title: provenanceTitle(`FID in classifier features vs K: ${model}`, `model ${model}`, commit),
-          data: { values: rows.map((x) => ({ solver: strOr(x.solver), K: numOr(x.steps), fid: numOr(x.fid) })) },
+          title: provenanceTitle(
+            `FID in classifier features vs K: ${model}`,
+            `model ${model}`,
+            commit,
+          ),
+          data: {
+            values: rows.map((x) => ({
+              solver: strOr(x.solver),
+              K: numOr(x.steps),
+              fid: numOr(x.fid),
+            })),
+          },
           layer: [
             {
               mark: { type: 'line', point: true },
               encoding: {
-                x: { field: 'K', type: 'quantitative', scale: { type: 'log' }, title: 'steps K (log)' },
+                x: {
+                  field: 'K',
+                  type: 'quantitative',
+                  scale: { type: 'log' },
+                  title: 'steps K (log)',
+                },
                 y: { field: 'fid', type: 'quantitative', title: 'FID (classifier features)' },
                 color: { field: 'solver', type: 'nominal' },
               },
@@ -467,11 +585,20 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
         `ood-hist-${slug(model)}`,
         {
           $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-          title: provenanceTitle(`OOD score ${strOr(ood.score)}: in vs out`, `model ${model}`, commit),
+          title: provenanceTitle(
+            `OOD score ${strOr(ood.score)}: in vs out`,
+            `model ${model}`,
+            commit,
+          ),
           data: { values: vals },
           mark: { type: 'bar', opacity: 0.6 },
           encoding: {
-            x: { field: 'score', type: 'quantitative', bin: { maxbins: 40 }, title: `${strOr(ood.score)} (higher = in-distribution)` },
+            x: {
+              field: 'score',
+              type: 'quantitative',
+              bin: { maxbins: 40 },
+              title: `${strOr(ood.score)} (higher = in-distribution)`,
+            },
             y: { aggregate: 'count', type: 'quantitative', stack: null, title: 'images' },
             color: { field: 'set', type: 'nominal' },
           },

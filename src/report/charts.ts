@@ -8,7 +8,6 @@
  */
 import sharp from 'sharp';
 
-// eslint-disable-next-line @typescript-eslint/no-implied-eval
 const nativeImport = new Function('specifier', 'return import(specifier)') as (
   specifier: string,
 ) => Promise<unknown>;
@@ -29,7 +28,10 @@ async function esmImport(specifier: string): Promise<unknown> {
 
 interface VegaModule {
   parse(spec: unknown): unknown;
-  View: new (runtime: unknown, opts: { renderer: 'none' }) => { toSVG(scale?: number): Promise<string> };
+  View: new (
+    runtime: unknown,
+    opts: { renderer: 'none' },
+  ) => { toSVG(scale?: number): Promise<string> };
 }
 interface VegaLiteModule {
   compile(spec: unknown): { spec: unknown };

@@ -36,7 +36,7 @@ async function readJson(file: string): Promise<Json | null> {
     return isObj(v) ? v : null;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new Error(`${file}: ${(e as Error).message}`);
+    throw new Error(`${file}: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -52,11 +52,13 @@ export const PAPER_CLAIMS: Record<string, { where: string; claim: string }> = {
   },
   lambda: {
     where: '§4.5.2, Tab. 9',
-    claim: 'λ in eq. 3 balances the flow-matching bound and the task (values not legible in our copy).',
+    claim:
+      'λ in eq. 3 balances the flow-matching bound and the task (values not legible in our copy).',
   },
   flows: {
     where: '§4.5.3, Tab. 10',
-    claim: 'GVP, ICFM and OTCFM reach comparable accuracy; straighter paths need fewer pretraining steps.',
+    claim:
+      'GVP, ICFM and OTCFM reach comparable accuracy; straighter paths need fewer pretraining steps.',
   },
   pretraining: {
     where: '§4.5.1, Tab. 8; §4.3.1',

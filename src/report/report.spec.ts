@@ -96,7 +96,10 @@ beforeAll(async () => {
   await createTinyModel(mdir, {
     classes: 2,
     inputShape: [1, 8, 8],
-    ood: { primary: 'msp', scores: { msp: { threshold: 0.5, tpr: 0.95, higherIsInDistribution: true } } },
+    ood: {
+      primary: 'msp',
+      scores: { msp: { threshold: 0.5, tpr: 0.95, higherIsInDistribution: true } },
+    },
   });
   const model = await loadPrgModel(mdir, { threads: 1 });
   try {
@@ -128,22 +131,37 @@ afterAll(async () => {
 
 describe('prg report', () => {
   it('finds the three kinds of results files', async () => {
-    const inputs = await findInputs([join(root, 'runs', 'recipes'), join(root, 'runs', 'analysis')]);
+    const inputs = await findInputs([
+      join(root, 'runs', 'recipes'),
+      join(root, 'runs', 'analysis'),
+    ]);
     expect(inputs.map((i) => i.kind).sort()).toEqual(['ablation', 'analysis', 'recipe']);
     expect(inputs.find((i) => i.kind === 'recipe')!.logs).toHaveLength(1);
   });
 
   it('writes tables with the files’ numbers and a PNG per figure', async () => {
-    const inputs = await findInputs([join(root, 'runs', 'recipes'), join(root, 'runs', 'analysis')]);
+    const inputs = await findInputs([
+      join(root, 'runs', 'recipes'),
+      join(root, 'runs', 'analysis'),
+    ]);
     const out = join(root, 'docs', 'RESULTS.md');
     const figuresDir = join(root, 'docs', 'results');
-    const r = await buildReport({ inputs, out, figuresDir, commit: 'f00dcafe', command: 'test', machine: 'test' });
+    const r = await buildReport({
+      inputs,
+      out,
+      figuresDir,
+      commit: 'f00dcafe',
+      command: 'test',
+      machine: 'test',
+    });
     const md = await fs.readFile(out, 'utf8');
     expect(md).toBe(r.markdown);
 
     // The recipe's test accuracy and commit, as the results file has them.
     const acc = (100 * recipe.testAccuracy!).toFixed(2);
-    expect(md).toMatch(new RegExp(`\\| mnist-smoke \\| 1 \\| yes \\| ${acc.replace('.', '\\.')} \\|`));
+    expect(md).toMatch(
+      new RegExp(`\\| mnist-smoke \\| 1 \\| yes \\| ${acc.replace('.', '\\.')} \\|`),
+    );
     expect(md).toContain(recipe.commit.slice(0, 10));
     // The paper's numbers beside ours.
     expect(md).toContain('| CIFAR-10 | 97.59 |');
@@ -155,7 +173,9 @@ describe('prg report', () => {
     const analysis = JSON.parse(
       await fs.readFile(join(root, 'runs', 'analysis', 'tiny', 'analysis.json'), 'utf8'),
     );
-    expect(md).toContain(`| mean | ${analysis.noiseStats.mean.toFixed(4)} | ${analysis.noiseStats.reference.mean.toFixed(4)} | 0 |`);
+    expect(md).toContain(
+      `| mean | ${analysis.noiseStats.mean.toFixed(4)} | ${analysis.noiseStats.reference.mean.toFixed(4)} | 0 |`,
+    );
     for (const row of analysis.sampleQuality.rows)
       expect(md).toContain(`| ${row.solver} | ${row.steps} | ${row.fid.toFixed(2)} |`);
     expect(md).toContain('FID in TINY classifier features');
@@ -184,7 +204,14 @@ describe('prg report', () => {
 
   it('says "not run yet" where there are no results, and invents nothing', async () => {
     const out = join(root, 'empty', 'RESULTS.md');
-    const r = await buildReport({ inputs: [], out, figuresDir: join(root, 'empty', 'results'), commit: 'x', command: 'test', machine: 'test' });
+    const r = await buildReport({
+      inputs: [],
+      out,
+      figuresDir: join(root, 'empty', 'results'),
+      commit: 'x',
+      command: 'test',
+      machine: 'test',
+    });
     expect(r.figures).toEqual([]);
     for (const section of ['## Recipes', '## Training curves', '## Ablations', '## Generation'])
       expect(r.markdown.split(section)[1].split('\n## ')[0]).toContain(NOT_RUN);

@@ -58,7 +58,13 @@ export interface ModelAnalysis {
     rows: SampleQualityRow[];
   } | null;
   samples: { solver: SolverName; steps: number; seed: number; n: number; file: string }[];
-  trajectories: { file: string; images: number; frames: number; solver: string; steps: number } | null;
+  trajectories: {
+    file: string;
+    images: number;
+    frames: number;
+    solver: string;
+    steps: number;
+  } | null;
   ood: { score: string; inData: string; outData: string; in: number[]; out: number[] } | null;
 }
 
@@ -107,7 +113,8 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
     o.datasets?.test ?? (await loadDatasetFor(o.data, m.manifest, { limit: 2 * n })),
     2 * n,
   );
-  if (test.n < 2 * n) throw new Error(`${o.data} has ${test.n} images; analysis needs 2n = ${2 * n}`);
+  if (test.n < 2 * n)
+    throw new Error(`${o.data} has ${test.n} images; analysis needs 2n = ${2 * n}`);
   const x0 = toInput(test, 2 * n);
   const first = x0.subarray(0, (x0.length / 2) | 0);
   const d = x0.length / (2 * n);
@@ -156,12 +163,20 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
         const shown = Math.min(64, n);
         await writeFileAtomic(
           join(o.out, file),
-          await imageGridPng(s.data.subarray(0, shown * d), [shown, C, H, W], { cols: 8, scale: 2 }),
+          await imageGridPng(s.data.subarray(0, shown * d), [shown, C, H, W], {
+            cols: 8,
+            scale: 2,
+          }),
         );
         samples.push({ solver, steps, seed, n: shown, file });
         if (features && realA) {
           const f = await features.of(s.data, n);
-          rows.push({ solver, steps, fid: frechetDistanceOf(f, n, realA, n, features.dim), seconds });
+          rows.push({
+            solver,
+            steps,
+            fid: frechetDistanceOf(f, n, realA, n, features.dim),
+            seconds,
+          });
         }
       }
     if (features && realA && realB)
@@ -178,8 +193,10 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
   }
 
   let ood: ModelAnalysis['ood'] = null;
-  const primary = m.manifest.ood?.primary;
-  if (o.oodData && primary) {
+  // The manifest's primary score when the model was loaded with its scorers, else MSP.
+  const declared = m.manifest.ood?.primary;
+  const primary = declared && m.oodScoreNames.includes(declared) ? declared : 'msp';
+  if (o.oodData) {
     say(`OOD scores (${primary}) of ${o.data} and ${o.oodData}`);
     const out = head(
       o.datasets?.ood ?? (await loadDatasetFor(o.oodData, m.manifest, { limit: n })),
@@ -190,7 +207,10 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
       for (let s = 0; s < count; s += 64) {
         const k = Math.min(64, count - s);
         const r = await m.classify({ data: x.slice(s * d, (s + k) * d), n: k }, { ood: [primary] });
-        res.push(...Array.from(r.ood?.[primary] ?? []));
+        const sc = r.ood?.[primary];
+        if (!sc || sc.length !== k)
+          throw new Error(`OOD score ${primary}: not computed for ${k} images`);
+        res.push(...Array.from(sc));
       }
       return res;
     };

@@ -51,7 +51,10 @@ describe('Fréchet distance', () => {
   it('diagonal covariances: ‖Δμ‖² + Σ (√a − √b)²', () => {
     const a = gauss(3, [0, 1, 2], [1, 0, 0, 0, 4, 0, 0, 0, 9]);
     const b = gauss(3, [1, 1, 0], [4, 0, 0, 0, 1, 0, 0, 0, 16]);
-    expect(frechetDistance(a, b)).toBeCloseTo(1 + 0 + 4 + (1 - 2) ** 2 + (2 - 1) ** 2 + (3 - 4) ** 2, 9);
+    expect(frechetDistance(a, b)).toBeCloseTo(
+      1 + 0 + 4 + (1 - 2) ** 2 + (2 - 1) ** 2 + (3 - 4) ** 2,
+      9,
+    );
   });
 
   it('2-D, non-commuting covariances: Tr√(Σ₁Σ₂) = √(Tr Σ₁Σ₂ + 2√(det Σ₁ det Σ₂))', () => {
@@ -76,7 +79,13 @@ describe('Fréchet distance', () => {
     const a = rng.fillNormal(new Float32Array(n * d));
     const b = rng.fillNormal(new Float32Array(n * d));
     const same = frechetDistanceOf(a, n, b, n, d);
-    const shifted = frechetDistanceOf(a, n, b.map((x) => x + 1), n, d);
+    const shifted = frechetDistanceOf(
+      a,
+      n,
+      b.map((x) => x + 1),
+      n,
+      d,
+    );
     expect(same).toBeLessThan(0.05);
     expect(shifted).toBeGreaterThan(d - 0.1);
     expect(frechetDistanceOf(a, n, a, n, d)).toBeLessThan(1e-9);
@@ -105,7 +114,11 @@ describe('noise statistics', () => {
     expect(f.std).toBeCloseTo(1, 1);
     expect(f.pixelSkew.maxAbs).toBeLessThan(0.15);
     expect(f.pixelExcessKurtosis.maxAbs).toBeLessThan(0.3);
-    const e = gaussianFit(z.map((x) => Math.exp(x)), n, d);
+    const e = gaussianFit(
+      z.map((x) => Math.exp(x)),
+      n,
+      d,
+    );
     expect(e.pixelSkew.mean).toBeGreaterThan(2);
     expect(e.ks).toBeGreaterThan(0.2);
   });
@@ -114,14 +127,19 @@ describe('noise statistics', () => {
     const rng = new Rng(4);
     const a = rng.fillNormal(new Float32Array(10 * 500));
     expect(meanRowCorrelation(a, a, 10)).toBeCloseTo(1, 6);
-    expect(Math.abs(meanRowCorrelation(a, rng.fillNormal(new Float32Array(5000)), 10))).toBeLessThan(0.1);
+    expect(
+      Math.abs(meanRowCorrelation(a, rng.fillNormal(new Float32Array(5000)), 10)),
+    ).toBeLessThan(0.1);
   });
 
   it('reverseNoiseStats runs the reverse ODE to t = 1 and reports against a reference sample', async () => {
     const x = new Rng(5).fillUniform(new Float32Array(6 * D), -1, 1);
     const s = await reverseNoiseStats(model, x, 6, { steps: 2, solver: 'euler', batchSize: 4 });
     expect(s).toMatchObject({ n: 6, dim: D, steps: 2, solver: 'euler' });
-    const x1 = await model.features({ data: x, n: 6 }, { t: 1, pool: null, steps: 2, solver: 'euler' });
+    const x1 = await model.features(
+      { data: x, n: 6 },
+      { t: 1, pool: null, steps: 2, solver: 'euler' },
+    );
     expect(s.mean).toBeCloseTo(x1.data.reduce((a, b) => a + b, 0) / x1.data.length, 5);
     expect(s.reference.n).toBe(6);
     expect(s.correlationWithImage).toBeCloseTo(meanRowCorrelation(x, x1.data, 6), 6);
@@ -167,7 +185,8 @@ describe('sampling (forward ODE from noise at t = 1 to t = 0)', () => {
     const a = await model.sample({ n: 1, solver: 'dopri5', seed: 3 });
     const b = await model.sample({ n: 1, solver: 'rk4', steps: 50, seed: 3 });
     let maxDiff = 0;
-    for (let i = 0; i < a.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a.data[i] - b.data[i]));
+    for (let i = 0; i < a.data.length; i++)
+      maxDiff = Math.max(maxDiff, Math.abs(a.data[i] - b.data[i]));
     // atol = rtol = 1e-5 per step; float32 velocity evaluations.
     expect(maxDiff).toBeLessThan(1e-3);
   });

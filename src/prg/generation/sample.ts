@@ -14,7 +14,13 @@
 import { GraphBuilder } from '../../engine/onnx/builder';
 import { Graph } from '../../engine/onnx/types';
 import { imageInputShape, namespaced, specializeBatch } from '../features';
-import { FIXED_SOLVER_NAMES, FixedSolverName, SOLVER_NAMES, SolverName } from '../manifest';
+import {
+  FIXED_SOLVER_NAMES,
+  FixedSolverName,
+  ModelManifest,
+  SOLVER_NAMES,
+  SolverName,
+} from '../manifest';
 import { Rng } from '../rng';
 import { integrateGraph } from '../solvers';
 
@@ -46,6 +52,17 @@ export function conditionalClasses(velocity: Graph): number | null {
   return table ? table.dims[0] : null;
 }
 
+/**
+ * Classes of a class-conditional model from its manifest (the velocity net's config
+ * `classEmbed: {kind: 'input', rows}`, src/prg/nets/dit.ts), null for an unconditional one — what
+ * a server checks before loading the model.
+ */
+export function manifestClassRows(m: ModelManifest): number | null {
+  const ce = m.architecture.velocity.config?.classEmbed as
+    { kind?: string; rows?: number } | undefined;
+  return ce?.kind === 'input' && typeof ce.rows === 'number' ? ce.rows : null;
+}
+
 /** Resolved and checked sampling settings; throws naming the bad field. */
 export interface SampleSetting {
   n: number;
@@ -68,9 +85,15 @@ export function resolveSample(velocity: Graph, o: SampleOptions): SampleSetting 
   let classLabel: number | null = null;
   if (o.classLabel !== undefined && o.classLabel !== null) {
     if (!isClassConditional(velocity))
-      throw new Error('classLabel: this model is not class-conditional (its velocity net has no y)');
+      throw new Error(
+        'classLabel: this model is not class-conditional (its velocity net has no y)',
+      );
     const rows = conditionalClasses(velocity);
-    if (!Number.isInteger(o.classLabel) || o.classLabel < 0 || (rows !== null && o.classLabel >= rows))
+    if (
+      !Number.isInteger(o.classLabel) ||
+      o.classLabel < 0 ||
+      (rows !== null && o.classLabel >= rows)
+    )
       throw new Error(`classLabel=${o.classLabel}: use an integer in [0, ${(rows ?? 1) - 1}]`);
     classLabel = o.classLabel;
   } else if (isClassConditional(velocity))
@@ -100,7 +123,8 @@ export function buildSampleGraph(
   const conditional = isClassConditional(velocity);
   const y = conditional ? b.input('y', [o.batch], 'int64') : undefined;
   const vel = namespaced(specializeBatch(velocity, o.batch), 'velocity/');
-  const f = (xv: typeof x, tv: typeof x) => b.call(vel, y ? { x: xv, t: tv, y } : { x: xv, t: tv }).v;
+  const f = (xv: typeof x, tv: typeof x) =>
+    b.call(vel, y ? { x: xv, t: tv, y } : { x: xv, t: tv }).v;
   const r = integrateGraph(b, f, x, { solver: o.solver, steps: o.steps, t0: 1, t1: 0 });
   b.output(b.identity(r.x), 'x0');
   return b.build();
