@@ -577,10 +577,22 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
 
     const ood = isObj(j.ood) ? j.ood : null;
     if (ood && Array.isArray(ood.in) && Array.isArray(ood.out)) {
+      const inS = ood.in.map((x) => numOr(x)).filter((x): x is number => x !== null);
+      const outS = ood.out.map((x) => numOr(x)).filter((x): x is number => x !== null);
+      // A long out-of-distribution tail would squeeze every in-distribution score into one bin:
+      // the axis spans the in-distribution range widened by 3× its width each side, and scores
+      // beyond it are counted in the edge bins (the caption says how many).
+      const sorted = [...inS].sort((a, b) => a - b);
+      const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+      const width = Math.max(1e-9, q(0.995) - q(0.005));
+      const lo = q(0.005) - 3 * width;
+      const hi = q(0.995) + 3 * width;
+      const clamp = (x: number) => Math.min(hi, Math.max(lo, x));
+      const beyond = [...inS, ...outS].filter((x) => x < lo || x > hi).length;
       const vals = [
-        ...ood.in.map((s) => ({ set: `in: ${strOr(ood.inData)}`, score: numOr(s) })),
-        ...ood.out.map((s) => ({ set: `out: ${strOr(ood.outData)}`, score: numOr(s) })),
-      ].filter((v) => v.score !== null);
+        ...inS.map((s) => ({ set: `in: ${strOr(ood.inData)}`, score: clamp(s) })),
+        ...outS.map((s) => ({ set: `out: ${strOr(ood.outData)}`, score: clamp(s) })),
+      ];
       await r.figure(
         `ood-hist-${slug(model)}`,
         {
@@ -600,12 +612,12 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
               title: `${strOr(ood.score)} (higher = in-distribution)`,
             },
             y: { aggregate: 'count', type: 'quantitative', stack: null, title: 'images' },
-            color: { field: 'set', type: 'nominal' },
+            color: { field: 'set', type: 'nominal', legend: { labelLimit: 400 } },
           },
           width: 420,
           height: 220,
         },
-        `Histogram of the primary OOD score (${strOr(ood.score)}) on ${strOr(ood.inData)} and ${strOr(ood.outData)}; model ${model}.`,
+        `Histogram of the primary OOD score (${strOr(ood.score)}) on ${inS.length} images of ${strOr(ood.inData)} and ${outS.length} of ${strOr(ood.outData)}; ${beyond} score(s) outside [${lo.toPrecision(4)}, ${hi.toPrecision(4)}] are counted in the edge bins; model ${model}.`,
       );
     } else r.add(`OOD histograms: ${NOT_RUN}.`);
   }

@@ -107,6 +107,8 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
   const seed = o.seed ?? 0;
   const reverseSteps = o.reverseSteps ?? 20;
   const say = o.onProgress ?? (() => {});
+  // The commit of the code that runs now (HEAD may move during a long analysis).
+  const commit = gitCommit();
   await fs.mkdir(o.out, { recursive: true });
   // 2n test images: [0, n) against the samples, [n, 2n) for the real-vs-real floor.
   const test = head(
@@ -229,7 +231,7 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
     modelDir: o.modelDir,
     interpolant: m.manifest.interpolant,
     data: o.data,
-    commit: gitCommit(),
+    commit,
     command: o.command ?? commandLine(),
     machine: {
       cpus: os.cpus().length,
