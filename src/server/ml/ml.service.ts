@@ -30,13 +30,22 @@ import { ApiError, badRequest } from '../common/errors';
 import { InFlightRequests } from '../common/in-flight';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
-import { ClassifyArgs, FeaturesArgs, OodArgs, TrajectoryArgs } from '../schemas/inference-requests';
+import {
+  ClassifyArgs,
+  FeaturesArgs,
+  OodArgs,
+  SampleArgs,
+  TrajectoryArgs,
+} from '../schemas/inference-requests';
 import {
   ClassifyResponse,
   FeaturesResponse,
   OodResponse,
+  SamplesResponse,
   TrajectoryFramesResponse,
 } from '../schemas/inference-responses';
+import { SAMPLE_DEFAULTS } from '../../prg/generation/sample';
+import { imageGridPng } from '../../prg/generation/grid';
 import { Model, ModelDetail, ModelList } from '../schemas/model.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { pickDefaultModel } from './default-model';
@@ -79,6 +88,10 @@ export interface InferResult {
   oodScore: string | null;
   rows: InferRow[];
 }
+
+export type SamplesResult =
+  | { kind: 'images'; body: SamplesResponse }
+  | { kind: 'grid'; body: Omit<SamplesResponse, 'images'>; png: Buffer };
 
 export type TrajectoryResult =
   | { kind: 'frames'; body: TrajectoryFramesResponse }
@@ -478,5 +491,50 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     }
     const png = await this.checks.codec.sprite(list, shape, args.scale ?? 1);
     return { kind: 'sprite', model: entry.id, t, png };
+  }
+
+  /**
+   * n generated images (forward ODE from seeded noise, t = 1 → 0): one PNG grid, or JSON with a
+   * base64 PNG per image. Not batched (no images in), but serialised with the model's runs.
+   */
+  async samples(ref: string, args: SampleArgs): Promise<SamplesResult> {
+    const entry = await this.resolve(ref);
+    // steps ≤ MAX_STEPS and classLabel against the manifest's labels (null class by default).
+    const solve = this.checks.solveOptions(entry, args);
+    const n = args.n ?? Math.min(16, this.config.maxImages);
+    if (n > this.config.maxImages)
+      throw badRequest(
+        'TOO_MANY_SAMPLES',
+        `n must be an integer in [1, ${this.config.maxImages}] (MAX_IMAGES), got ${n}`,
+      );
+    const opts = {
+      n,
+      steps: solve.steps ?? SAMPLE_DEFAULTS.steps,
+      solver: solve.solver ?? SAMPLE_DEFAULTS.solver,
+      seed: args.seed ?? SAMPLE_DEFAULTS.seed,
+      ...(solve.classLabel !== undefined ? { classLabel: solve.classLabel } : {}),
+    };
+    const m = await this.load(entry);
+    const out = await this.runs
+      .executor(entry.id)
+      .run(() => this.runs.guard(entry.id, 'samples', [n], opts, () => m.sample(opts)));
+    const meta = {
+      model: entry.id,
+      shape: out.shape,
+      solver: opts.solver,
+      steps: opts.steps,
+      seed: opts.seed,
+      classLabel:
+        solve.classLabel ?? entry.manifest.architecture.velocity.labels?.nullClass ?? null,
+    };
+    if (args.format === 'images') {
+      const shape = entry.manifest.input;
+      const pngs = await Promise.all(
+        rows(out.data, n).map((f) => this.checks.codec.encodePng(f, shape)),
+      );
+      return { kind: 'images', body: { ...meta, images: pngs.map((p) => p.toString('base64')) } };
+    }
+    const png = await imageGridPng(out.data, out.shape, { scale: args.scale ?? 1 });
+    return { kind: 'grid', body: meta, png };
   }
 }

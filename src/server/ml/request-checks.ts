@@ -25,7 +25,10 @@ export class RequestChecks {
    * steps ≤ MAX_STEPS; classLabel within the model's label range, and only for a
    * class-conditional model (the rest of SolveArgs is validated by its schema).
    */
-  solveOptions(entry: ModelEntry, p: SolveArgs): SolveOptions {
+  solveOptions(
+    entry: ModelEntry,
+    p: Pick<SolveArgs, 'steps' | 'solver' | 'classLabel'>,
+  ): SolveOptions {
     if (p.steps !== undefined && p.steps > this.config.maxSteps)
       throw badRequest(
         'INVALID_STEPS',
