@@ -194,7 +194,9 @@ describe('sampling (forward ODE from noise at t = 1 to t = 0)', () => {
   it('names the bad setting', async () => {
     await expect(model.sample({ n: 0 })).rejects.toThrow(/n=0/);
     await expect(model.sample({ n: 1, steps: 0 })).rejects.toThrow(/steps=0/);
-    await expect(model.sample({ n: 1, classLabel: 1 })).rejects.toThrow(/the model is unconditional/);
+    await expect(model.sample({ n: 1, classLabel: 1 })).rejects.toThrow(
+      /the model is unconditional/,
+    );
   });
 
   it('writes a PNG grid of the images', async () => {

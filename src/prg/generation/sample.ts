@@ -14,13 +14,7 @@
 import { GraphBuilder } from '../../engine/onnx/builder';
 import { Graph } from '../../engine/onnx/types';
 import { imageInputShape, namespaced, specializeBatch } from '../features';
-import {
-  FIXED_SOLVER_NAMES,
-  FixedSolverName,
-  ModelManifest,
-  SOLVER_NAMES,
-  SolverName,
-} from '../manifest';
+import { FIXED_SOLVER_NAMES, FixedSolverName, SOLVER_NAMES, SolverName } from '../manifest';
 import { Rng } from '../rng';
 import { integrateGraph } from '../solvers';
 
