@@ -7,6 +7,8 @@
  *   prg features --model models/mnist --data mnist:test --out feats.npy [--t 0.5 --pool 7]
  *   prg import sit|torchcfm-unet --checkpoint FILE --out DIR ...   (src/cli/import-command.ts)
  *   prg recipe run mnist [--resume] [--smoke]   (recipe-command.ts)
+ *   prg sample | noise-stats | analyze            (generation-commands.ts)
+ *   prg report [DIR...]                           (report-command.ts)
  *
  * Exit codes: 0 ok, 1 runtime error, 2 usage error (unknown flag, bad value), 130 interrupted
  * (Ctrl-C: the run wrote a checkpoint first; rerun with --resume).
@@ -26,6 +28,14 @@ import { OOD_BENCH_HELP, oodBenchCommand } from './ood-bench';
 import { OOD_HELP, oodEvalCommand, oodFitCommand } from './ood-eval';
 import { IMPORT_HELP, importCommand } from './import-command';
 import { RECIPE_HELP, recipeCommand } from './recipe-command';
+import { npy } from './npy';
+import {
+  GENERATION_HELP,
+  analyzeCommand,
+  noiseStatsCommand,
+  sampleCommand,
+} from './generation-commands';
+import { REPORT_HELP, reportCommand } from './report-command';
 
 const SOLVERS: readonly SolverName[] = ['euler', 'midpoint', 'rk4', 'dopri5'];
 
@@ -202,21 +212,7 @@ async function evalCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** A .npy (format 1.0) file: little-endian float32 or int32, C order. */
-export function npy(data: Float32Array | Int32Array, shape: number[]): Uint8Array {
-  const descr = data instanceof Float32Array ? '<f4' : '<i4';
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${
-    shape.length === 1 ? ',' : ''
-  }), }`;
-  const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
-  const out = new Uint8Array(10 + header.length + data.byteLength);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0);
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(Buffer.from(header, 'latin1'), 10);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
-  return out;
-}
+export { npy };
 
 const FEATURES_OPTIONS: OptionSpec = {
   ...COMMON,
@@ -286,11 +282,13 @@ function help(cmd?: string): number {
     'ood-bench': OOD_BENCH_HELP,
     import: IMPORT_HELP.import,
     recipe: RECIPE_HELP,
+    ...GENERATION_HELP,
+    report: REPORT_HELP,
   };
   if (cmd && all[cmd]) process.stdout.write(all[cmd] + '\n');
   else
     process.stdout.write(
-      'usage: prg <pretrain|finetune|eval|features|ood-fit|ood-eval|ood-bench|import|recipe> [options]   (prg <command> --help)\n',
+      'usage: prg <pretrain|finetune|eval|features|sample|noise-stats|analyze|report|ood-fit|ood-eval|ood-bench|import|recipe> [options]   (prg <command> --help)\n',
     );
   return 0;
 }
@@ -317,6 +315,14 @@ export async function main(argv: string[]): Promise<number> {
         return await importCommand(rest);
       case 'recipe':
         return await recipeCommand(rest);
+      case 'sample':
+        return await sampleCommand(rest);
+      case 'noise-stats':
+        return await noiseStatsCommand(rest);
+      case 'analyze':
+        return await analyzeCommand(rest);
+      case 'report':
+        return await reportCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -324,7 +330,7 @@ export async function main(argv: string[]): Promise<number> {
         return help(rest[0]);
       default:
         throw new UsageError(
-          `unknown command ${cmd} (use pretrain, finetune, eval, features, ood-fit, ood-eval, ood-bench, import, recipe)`,
+          `unknown command ${cmd} (use pretrain, finetune, eval, features, sample, noise-stats, analyze, report, ood-fit, ood-eval, ood-bench, import, recipe)`,
         );
     }
   } catch (e) {

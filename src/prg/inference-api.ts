@@ -3,6 +3,9 @@
  * Images are NCHW float32 in [-1, 1], already resized to the model's input shape.
  */
 import { ModelManifest, SolverName } from './manifest';
+import type { SampleOptions } from './generation/sample';
+
+export type { SampleOptions };
 
 export interface ImageBatch {
   data: Float32Array;
@@ -13,6 +16,11 @@ export interface SolveOptions {
   /** Defaults to the manifest's solver. */
   steps?: number;
   solver?: SolverName;
+  /**
+   * Class label y fed to a class-conditional velocity net (manifest architecture.velocity.labels)
+   * for every image; default its null class (unconditional features). An error on other models.
+   */
+  classLabel?: number;
 }
 
 export interface FeatureOptions extends SolveOptions {
@@ -58,5 +66,7 @@ export interface PrgModelApi {
     image: Float32Array,
     opts?: SolveOptions & { frames?: number },
   ): Promise<FeatureOutput>;
+  /** n images generated from seeded noise by the forward ODE, t = 1 → 0: [n, C, H, W]. */
+  sample(opts: SampleOptions): Promise<FeatureOutput>;
   release(): Promise<void>;
 }

@@ -24,7 +24,8 @@ import {
   PrgModelApi,
   SolveOptions,
 } from './inference-api';
-import { ModelManifest, SolverName } from './manifest';
+import { ModelManifest, SolverName, classLabelProblem } from './manifest';
+import { InputError } from './input-error';
 import { solveOde } from './solvers';
 import { featureDim } from './model-dir/graph-check';
 import { LoadedModelDir, readModelDir } from './model-dir/io';
@@ -38,6 +39,13 @@ import {
 } from './features';
 import { GraphCache } from './graph-cache';
 import { poolProblem } from './heads/pool';
+import {
+  SampleOptions,
+  buildSampleGraph,
+  isFixed,
+  resolveSample,
+  sampleNoise,
+} from './generation/sample';
 
 export interface LoadOptions {
   device?: Device;
@@ -88,6 +96,8 @@ interface Resolved {
   steps: number;
   t: number;
   pool: number | null;
+  /** The label fed to a class-conditional net (its null class by default); null: unconditional. */
+  label: number | null;
 }
 
 export class PrgModel implements PrgModelApi {
@@ -135,7 +145,22 @@ export class PrgModel implements PrgModelApi {
     checkSolve(isFixedSolver(solver) ? solver : 'euler', steps, 0, t);
     const bad = pool === null ? null : poolProblem(pool, this.manifest.input);
     if (bad) throw new Error(`pool=${pool}: ${bad}`);
-    return { solver, steps, t, pool };
+    return { solver, steps, t, pool, label: this.labelOf(o.classLabel) };
+  }
+
+  /** The class label to feed: the request's (checked), else the null class; null if unconditional. */
+  private labelOf(classLabel: number | undefined): number | null {
+    const labels = this.manifest.architecture.velocity.labels;
+    if (classLabel === undefined) return labels ? labels.nullClass : null;
+    const bad = classLabelProblem(labels, classLabel);
+    if (bad) throw new InputError('INVALID_CLASS_LABEL', `model ${this.id}: ${bad}`);
+    return classLabel;
+  }
+
+  /** The `y` feed ([n] int64, all `label`) of a class-conditional net; {} when unconditional. */
+  private labelFeed(label: number | null, n: number): Feeds {
+    if (label === null) return {};
+    return { y: { dtype: 'int64', dims: [n], data: new BigInt64Array(n).fill(BigInt(label)) } };
   }
 
   private checkBatch(batch: ImageBatch): void {
@@ -163,14 +188,26 @@ export class PrgModel implements PrgModelApi {
     return this.graphs.run(key, make, feeds);
   }
 
-  /** x_t for each image at r.t (numeric dopri5 on a velocity session). */
-  private async solveNumeric(x: Float32Array, n: number, t0: number, t1: number, h0: number) {
+  /**
+   * x at t1 for each image from x at t0 (numeric dopri5 on a velocity session); t1 < t0 runs
+   * backwards (generation). `label` feeds a class-conditional net's `y` (null: unconditional net).
+   */
+  private async solveNumeric(
+    x: Float32Array,
+    n: number,
+    t0: number,
+    t1: number,
+    h0: number,
+    label: number | null,
+  ) {
     const tv = new Float32Array(n);
-    const f = async (y: Float32Array, t: number) => {
+    const labelFeed = this.labelFeed(label, n);
+    const f = async (z: Float32Array, t: number) => {
       tv.fill(t);
       const out = await this.runGraph('velocity', () => this.velocity, {
-        x: this.imageTensor(y, n),
+        x: this.imageTensor(z, n),
         t: { dtype: 'float32', dims: [n], data: tv },
+        ...labelFeed,
       });
       return out.v.data as Float32Array;
     };
@@ -230,11 +267,11 @@ export class PrgModel implements PrgModelApi {
               head,
               batch: size,
             }),
-          { x },
+          { x, ...this.labelFeed(r.label, size) },
         ),
       );
     }
-    const xt = await this.solveNumeric(batch.data, batch.n, 0, r.t, r.t / r.steps);
+    const xt = await this.solveNumeric(batch.data, batch.n, 0, r.t, r.t / r.steps, r.label);
     const { channels, height, width } = this.manifest.input;
     return this.runGraph(
       `post|${tag}`,
@@ -320,7 +357,7 @@ export class PrgModel implements PrgModelApi {
   ): Promise<FeatureOutput> {
     this.checkBatch({ data: image, n: 1 });
     const frames = opts.frames ?? 8;
-    const r = this.resolve({ solver: opts.solver, steps: opts.steps });
+    const r = this.resolve({ solver: opts.solver, steps: opts.steps, classLabel: opts.classLabel });
     if (!Number.isInteger(frames) || frames < 2 || frames > 200)
       throw new Error(`frames=${frames}: use an integer in [2, 200]`);
     const out = new Float32Array(frames * this.imageSize);
@@ -330,7 +367,7 @@ export class PrgModel implements PrgModelApi {
       const res = await this.runGraph(
         `traj|${solver}|${r.steps}|${frames}`,
         () => buildTrajectoryGraph(this.velocity, { solver, steps: r.steps, frames }),
-        { x: this.imageTensor(image, 1) },
+        { x: this.imageTensor(image, 1), ...this.labelFeed(r.label, 1) },
       );
       for (let i = 1; i < frames; i++)
         out.set(res[`frame_${i}`].data as Float32Array, i * this.imageSize);
@@ -338,12 +375,38 @@ export class PrgModel implements PrgModelApi {
       let x = image;
       const segs = frames - 1;
       for (let i = 0; i < segs; i++) {
-        x = await this.solveNumeric(x, 1, i / segs, (i + 1) / segs, 1 / (segs * r.steps));
+        x = await this.solveNumeric(x, 1, i / segs, (i + 1) / segs, 1 / (segs * r.steps), r.label);
         out.set(x, (i + 1) * this.imageSize);
       }
     }
     const { channels, height, width } = this.manifest.input;
     return { data: out, shape: [frames, channels, height, width] };
+  }
+
+  /**
+   * n images generated by the forward ODE from x_1 ~ N(0, I) (seeded) at t = 1 to t = 0
+   * (src/prg/generation/sample.ts): [n, C, H, W] in the model's input space ([-1, 1] for data;
+   * generated values may overshoot it).
+   */
+  async sample(opts: SampleOptions): Promise<FeatureOutput> {
+    if (this.released) throw new Error(`model ${this.id}: already released`);
+    const s = resolveSample(opts);
+    const label = this.labelOf(opts.classLabel);
+    const noise = sampleNoise(s.n, this.imageSize, s.seed);
+    const { channels, height, width } = this.manifest.input;
+    let data: Float32Array;
+    if (isFixed(s.solver)) {
+      const solver = s.solver;
+      const out = await this.chunked({ data: noise, n: s.n }, (x, size) =>
+        this.runGraph(
+          `sample|${solver}|${s.steps}|${size}`,
+          () => buildSampleGraph(this.velocity, { solver, steps: s.steps, batch: size }),
+          { x, ...this.labelFeed(label, size) },
+        ),
+      );
+      data = out.x0.data as Float32Array;
+    } else data = await this.solveNumeric(noise, s.n, 1, 0, 1 / s.steps, label);
+    return { data, shape: [s.n, channels, height, width] };
   }
 
   async release(): Promise<void> {

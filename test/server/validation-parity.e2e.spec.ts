@@ -62,6 +62,16 @@ const CASES: Case[] = [
   bad('pool above the side', 'features', { pool: 9 }, 400, 'INVALID_POOL'),
   bad('pool 0', 'features', { pool: 0 }, 400, 'VALIDATION_FAILED'),
   bad('features steps 0', 'features', { steps: 0 }, 400, 'VALIDATION_FAILED'),
+  // tiny is unconditional: a label has nothing to go to (conditional models: class-label.e2e).
+  bad('classLabel, unconditional model', 'classify', { classLabel: 0 }, 400, 'INVALID_CLASS_LABEL'),
+  bad(
+    'features classLabel, unconditional',
+    'features',
+    { classLabel: 1 },
+    400,
+    'INVALID_CLASS_LABEL',
+  ),
+  bad('classLabel -1', 'classify', { classLabel: -1 }, 400, 'VALIDATION_FAILED'),
 ];
 
 async function viaRest(c: Case): Promise<{ status: number; code: string }> {
@@ -109,6 +119,29 @@ describe('the same bad input gets the same status and code on REST and GraphQL',
     expect(gql.body.data.classify.results[0].topK).toEqual(
       rest.body.results[0].topK.map((x: { label: string }) => ({ label: x.label })),
     );
+  });
+
+  it.each([
+    ['n 0', { n: 0 }, 400, 'VALIDATION_FAILED'],
+    ['n above MAX_IMAGES', { n: 3 }, 400, 'TOO_MANY_SAMPLES'],
+    ['steps above MAX_STEPS', { steps: 21 }, 400, 'INVALID_STEPS'],
+    ['steps 0', { steps: 0 }, 400, 'VALIDATION_FAILED'],
+    ['unknown solver', { solver: 'heun' }, 400, 'VALIDATION_FAILED'],
+    ['seed -1', { seed: -1 }, 400, 'VALIDATION_FAILED'],
+    ['classLabel for an unconditional model', { classLabel: 1 }, 400, 'INVALID_CLASS_LABEL'],
+  ] as const)('samples, %s', async (_name, args, status, code) => {
+    const rest = await request(t.app.getHttpServer()).post('/models/tiny/samples').send(args);
+    expect({ status: rest.status, code: rest.body.code }).toEqual({ status, code });
+    const literal = Object.entries(args).map(([k, v]) => `${k}: ${JSON.stringify(v)}`);
+    const gql = await request(t.app.getHttpServer())
+      .post('/graphql')
+      .send({ query: `{ samples(model: "tiny", ${literal.join(', ')}) { model } }` });
+    const err = gql.body.errors?.[0];
+    expect(err, JSON.stringify(gql.body)).toBeDefined();
+    expect({ status: err.extensions.statusCode, code: err.extensions.code }).toEqual({
+      status,
+      code,
+    });
   });
 
   it('GraphQL errors carry no server stack trace', async () => {

@@ -36,6 +36,7 @@ import { JobsConfig } from './jobs.config';
 import { defaultFineTuneBase, fineTuneOutputName } from './default-base';
 import type { CreateFineTuneInput } from './fine-tune.dto';
 import type { ModelManifest } from '../../prg/manifest';
+import { flowTrainingProblem } from '../../prg/training/finetune-nets';
 
 /** What jobs need from the model catalog (the ML boundary, MlService, implements it). */
 export interface ModelCatalog {
@@ -148,6 +149,8 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       input.model != null
         ? await this.models.resolve(input.model)
         : defaultFineTuneBase(await this.models.resolve(null), (ref) => this.models.find(ref));
+    const untrainable = flowTrainingProblem(model.manifest, hp.freezeFlow === true);
+    if (untrainable) throw new ApiError(HttpStatus.BAD_REQUEST, 'MODEL_NOT_TRAINABLE', untrainable);
     const ds = await this.datasets.locate(input.dataset); // 404 DATASET_NOT_FOUND
     const evalDs = input.evalDataset ? await this.datasets.locate(input.evalDataset) : null;
     const oodDs = input.oodDataset ? await this.datasets.locate(input.oodDataset) : null;

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PrgModelApi } from '../../prg/inference-api';
 import { defaultModelLoader, LoadOptions } from './model-loader';
 
-export type WorkerMethod = 'classify' | 'features' | 'oodScores' | 'trajectory';
+export type WorkerMethod = 'classify' | 'features' | 'oodScores' | 'trajectory' | 'sample';
 
 export interface WorkerCall {
   id: number;

@@ -30,13 +30,22 @@ import { ApiError, badRequest } from '../common/errors';
 import { InFlightRequests } from '../common/in-flight';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
-import { ClassifyArgs, FeaturesArgs, OodArgs, TrajectoryArgs } from '../schemas/inference-requests';
+import {
+  ClassifyArgs,
+  FeaturesArgs,
+  OodArgs,
+  SampleArgs,
+  TrajectoryArgs,
+} from '../schemas/inference-requests';
 import {
   ClassifyResponse,
   FeaturesResponse,
   OodResponse,
+  SamplesResponse,
   TrajectoryFramesResponse,
 } from '../schemas/inference-responses';
+import { SAMPLE_DEFAULTS } from '../../prg/generation/sample';
+import { imageGridPng } from '../../prg/generation/grid';
 import { Model, ModelDetail, ModelList } from '../schemas/model.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { pickDefaultModel } from './default-model';
@@ -79,6 +88,10 @@ export interface InferResult {
   oodScore: string | null;
   rows: InferRow[];
 }
+
+export type SamplesResult =
+  | { kind: 'images'; body: SamplesResponse }
+  | { kind: 'grid'; body: Omit<SamplesResponse, 'images'>; png: Buffer };
 
 export type TrajectoryResult =
   | { kind: 'frames'; body: TrajectoryFramesResponse }
@@ -323,7 +336,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
 
   async classify(args: ClassifyArgs, inputs: ImageInput[]): Promise<ClassifyResponse> {
     const entry = await this.resolve(args.model);
-    const opts = this.checks.solveOptions(args);
+    const opts = this.checks.solveOptions(entry, args);
     const { classes, ood } = entry.manifest;
     const primary = ood?.primary;
     const out = await this.submit(entry, 'classify', opts, inputs, async (m, batch, n) => {
@@ -348,7 +361,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
   async features(ref: string, args: FeaturesArgs, inputs: ImageInput[]): Promise<FeaturesResponse> {
     const entry = await this.resolve(ref);
     const opts: FeatureOptions = {
-      ...this.checks.solveOptions(args),
+      ...this.checks.solveOptions(entry, args),
       ...this.checks.featureSetting(entry, args),
     };
     const out = await this.submit(entry, 'features', opts, inputs, async (m, batch, n) => {
@@ -373,7 +386,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
 
   async ood(ref: string, args: OodArgs, inputs: ImageInput[]): Promise<OodResponse> {
     const entry = await this.resolve(ref);
-    const opts = this.checks.solveOptions(args);
+    const opts = this.checks.solveOptions(entry, args);
     const out = await this.submit(entry, 'ood', opts, inputs, async (m, batch, n) => {
       const s = await m.oodScores({ data: batch, n }, opts);
       return Array.from({ length: n }, (_, i) =>
@@ -402,7 +415,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
    */
   async infer(ref: string, args: InferArgs, inputs: ImageInput[]): Promise<InferResult> {
     const entry = await this.resolve(ref);
-    const solve = this.checks.solveOptions(args);
+    const solve = this.checks.solveOptions(entry, args);
     const want = new Set(args.outputs);
     if (want.size === 0) throw badRequest('UNKNOWN_OUTPUT', 'no output requested');
     const ood = entry.manifest.ood;
@@ -449,7 +462,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     inputs: ImageInput[],
   ): Promise<TrajectoryResult> {
     const entry = await this.resolve(ref);
-    const opts = this.checks.solveOptions(args);
+    const opts = this.checks.solveOptions(entry, args);
     const frames = args.frames ?? 8;
     if (!Number.isInteger(frames) || frames < 2 || frames > this.config.maxFrames)
       throw badRequest(
@@ -483,5 +496,50 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     }
     const png = await this.checks.codec.sprite(list, shape, args.scale ?? 1);
     return { kind: 'sprite', model: entry.id, t, png };
+  }
+
+  /**
+   * n generated images (forward ODE from seeded noise, t = 1 → 0): one PNG grid, or JSON with a
+   * base64 PNG per image. Not batched (no images in), but serialised with the model's runs.
+   */
+  async samples(ref: string, args: SampleArgs): Promise<SamplesResult> {
+    const entry = await this.resolve(ref);
+    // steps ≤ MAX_STEPS and classLabel against the manifest's labels (null class by default).
+    const solve = this.checks.solveOptions(entry, args);
+    const n = args.n ?? Math.min(16, this.config.maxImages);
+    if (n > this.config.maxImages)
+      throw badRequest(
+        'TOO_MANY_SAMPLES',
+        `n must be an integer in [1, ${this.config.maxImages}] (MAX_IMAGES), got ${n}`,
+      );
+    const opts = {
+      n,
+      steps: solve.steps ?? SAMPLE_DEFAULTS.steps,
+      solver: solve.solver ?? SAMPLE_DEFAULTS.solver,
+      seed: args.seed ?? SAMPLE_DEFAULTS.seed,
+      ...(solve.classLabel !== undefined ? { classLabel: solve.classLabel } : {}),
+    };
+    const m = await this.load(entry);
+    const out = await this.runs
+      .executor(entry.id)
+      .run(() => this.runs.guard(entry.id, 'samples', [n], opts, () => m.sample(opts)));
+    const meta = {
+      model: entry.id,
+      shape: out.shape,
+      solver: opts.solver,
+      steps: opts.steps,
+      seed: opts.seed,
+      classLabel:
+        solve.classLabel ?? entry.manifest.architecture.velocity.labels?.nullClass ?? null,
+    };
+    if (args.format === 'images') {
+      const shape = entry.manifest.input;
+      const pngs = await Promise.all(
+        rows(out.data, n).map((f) => this.checks.codec.encodePng(f, shape)),
+      );
+      return { kind: 'images', body: { ...meta, images: pngs.map((p) => p.toString('base64')) } };
+    }
+    const png = await imageGridPng(out.data, out.shape, { scale: args.scale ?? 1 });
+    return { kind: 'grid', body: meta, png };
   }
 }

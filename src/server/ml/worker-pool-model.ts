@@ -13,6 +13,7 @@ import {
   FeatureOutput,
   ImageBatch,
   PrgModelApi,
+  SampleOptions,
   SolveOptions,
 } from '../../prg/inference-api';
 import { ModelManifest } from '../../prg/manifest';
@@ -114,6 +115,10 @@ export class WorkerPoolModel implements PrgModelApi {
     opts?: SolveOptions & { frames?: number },
   ): Promise<FeatureOutput> {
     return this.call('trajectory', [image, opts]);
+  }
+
+  sample(opts: SampleOptions): Promise<FeatureOutput> {
+    return this.call('sample', [opts]);
   }
 
   async release(): Promise<void> {

@@ -19,14 +19,16 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiKeyGuard } from '../common/api-key.guard';
+import { RateLimitGuard } from '../common/rate-limit.guard';
 import { ImageRoute } from '../common/image-route';
 import { imageInputs } from '../ml/image-input';
 import { MlService } from '../ml/ml.service';
-import { FeaturesArgs, OodArgs, TrajectoryArgs } from '../schemas/inference-requests';
+import { FeaturesArgs, OodArgs, SampleArgs, TrajectoryArgs } from '../schemas/inference-requests';
 import { ErrorResponse } from '../schemas/error.schema';
 import {
   FeaturesResponse,
   OodResponse,
+  SamplesResponse,
   TrajectoryFramesResponse,
 } from '../schemas/inference-responses';
 import { ModelDetail, ModelList } from '../schemas/model.schema';
@@ -111,6 +113,29 @@ export class ModelsController {
     if (v.kind === 'frames') return v.body;
     res.setHeader('X-Model', v.model);
     res.setHeader('X-Trajectory-T', v.t.map((t) => t.toFixed(4)).join(','));
+    return new StreamableFile(v.png, { type: 'image/png' });
+  }
+
+  @Post(':id/samples')
+  @HttpCode(200)
+  @UseGuards(RateLimitGuard)
+  @ApiProduces('image/png', 'application/json')
+  @ApiOkResponse({
+    type: SamplesResponse,
+    description:
+      'format=grid: one PNG of the n images (headers X-Model, X-Seed, X-Steps, X-Solver); format=images: JSON with one base64 PNG per image',
+  })
+  async samples(
+    @Param('id') id: string,
+    @Body() args: SampleArgs,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<SamplesResponse | StreamableFile> {
+    const v = await this.ml.samples(id, args);
+    if (v.kind === 'images') return v.body;
+    res.setHeader('X-Model', v.body.model);
+    res.setHeader('X-Seed', String(v.body.seed));
+    res.setHeader('X-Steps', String(v.body.steps));
+    res.setHeader('X-Solver', v.body.solver);
     return new StreamableFile(v.png, { type: 'image/png' });
   }
 }

@@ -7,8 +7,12 @@ import { Args, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
 import { RateLimitGuard } from '../common/rate-limit.guard';
 import { imageInputs } from '../ml/image-input';
 import { MlService } from '../ml/ml.service';
-import { ClassifyArgs, FeaturesQueryArgs } from '../schemas/inference-requests';
-import { ClassifyResponse, FeaturesResponse } from '../schemas/inference-responses';
+import { ClassifyArgs, FeaturesQueryArgs, SampleQueryArgs } from '../schemas/inference-requests';
+import {
+  ClassifyResponse,
+  FeaturesResponse,
+  SamplesResponse,
+} from '../schemas/inference-responses';
 import { Model, ModelMetric, OodThreshold } from '../schemas/model.schema';
 
 @Resolver(() => Model)
@@ -39,6 +43,16 @@ export class ModelsResolver {
       { ...args, format: 'json' },
       imageInputs(undefined, args.images),
     );
+  }
+
+  @Query(() => SamplesResponse, {
+    description: 'Images generated from seeded noise by the forward ODE (t = 1 → 0), base64 PNGs',
+  })
+  @UseGuards(RateLimitGuard)
+  async samples(@Args() { model, ...args }: SampleQueryArgs): Promise<SamplesResponse> {
+    const r = await this.ml.samples(model, { ...args, format: 'images' });
+    if (r.kind !== 'images') throw new Error('samples: expected images');
+    return r.body;
   }
 
   @ResolveField(() => [ModelMetric])

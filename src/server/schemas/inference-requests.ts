@@ -59,6 +59,19 @@ export class SolveArgs extends ImagesArgs {
   @IsOptional()
   @IsIn(SOLVER_NAMES, { message: `solver must be one of ${SOLVER_NAMES.join(', ')}` })
   solver?: SolverName;
+
+  @ApiField(Int, {
+    optional: true,
+    description:
+      'Class label fed to a class-conditional velocity net (default: its null class, i.e. ' +
+      "unconditional features); the range is the model's architecture.velocity.labels. A 400 on " +
+      'unconditional models.',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'classLabel must be an integer' })
+  @Min(0, { message: 'classLabel must be at least 0' })
+  classLabel?: number;
 }
 
 @ArgsType()
@@ -155,4 +168,87 @@ export class TrajectoryArgs extends SolveArgs {
   @Min(1)
   @Max(8)
   scale?: number;
+}
+
+/**
+ * Generation (docs/generation.md): n images by the forward ODE from seeded noise at t = 1 to
+ * t = 0. No images in; the caps (n ≤ MAX_IMAGES, steps ≤ MAX_STEPS) and the class label (only for
+ * a class-conditional model) are checked by the ML boundary.
+ */
+@ArgsType()
+export class SampleArgs {
+  @ApiField(Int, {
+    optional: true,
+    description: 'Images to generate (default 16 or MAX_IMAGES if lower; at most MAX_IMAGES)',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'n must be an integer' })
+  @Min(1, { message: 'n must be at least 1' })
+  n?: number;
+
+  @ApiField(Int, { optional: true, description: 'ODE steps K from t = 1 to 0 (default 20)' })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'steps must be an integer' })
+  @Min(1, { message: 'steps must be at least 1' })
+  steps?: number;
+
+  @ApiField(String, {
+    optional: true,
+    description: `ODE solver: ${SOLVER_NAMES.join(', ')} (default euler)`,
+    openapi: { enum: SOLVER_NAMES },
+  })
+  @IsOptional()
+  @IsIn(SOLVER_NAMES, { message: `solver must be one of ${SOLVER_NAMES.join(', ')}` })
+  solver?: SolverName;
+
+  @ApiField(Int, {
+    optional: true,
+    description: 'Seed of the noise (default 0): same seed, same images',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'seed must be an integer' })
+  @Min(0, { message: 'seed must be at least 0' })
+  @Max(2 ** 31 - 1, { message: 'seed must be at most 2147483647' })
+  seed?: number;
+
+  @ApiField(Int, {
+    optional: true,
+    description:
+      'Class index for a class-conditional model (its null class by default); 400 INVALID_CLASS_LABEL on an unconditional model or outside its classes',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'classLabel must be an integer' })
+  @Min(0, { message: 'classLabel must be at least 0' })
+  classLabel?: number;
+
+  // REST only: GraphQL answers JSON with base64 PNGs.
+  @ApiPropertyOptional({
+    enum: ['grid', 'images'],
+    description:
+      'grid: one PNG of all images (default); images: JSON with one base64 PNG per image',
+  })
+  @IsOptional()
+  @IsIn(['grid', 'images'], { message: 'format must be grid or images' })
+  format?: 'grid' | 'images';
+
+  @ApiPropertyOptional({ description: 'Integer upscale of the grid (1-8, default 1)' })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'scale must be an integer' })
+  @Min(1)
+  @Max(8)
+  scale?: number;
+}
+
+/** GraphQL's samples query names its model in the arguments; REST has it in the path. */
+@ArgsType()
+export class SampleQueryArgs extends SampleArgs {
+  @Field(() => String, { description: 'Model id "name@version" or name (latest version)' })
+  @IsString()
+  @MaxLength(200)
+  model!: string;
 }

@@ -91,3 +91,15 @@ export class TrajectoryFramesResponse {
   t!: number[];
   @ApiProperty({ type: [String], description: 'one base64 PNG per frame' }) frames!: string[];
 }
+
+@ObjectType()
+export class SamplesResponse {
+  @ApiField(String) model!: string;
+  @ApiField([Int], { description: '[n, C, H, W]' }) shape!: number[];
+  @ApiField(String) solver!: string;
+  @ApiField(Int) steps!: number;
+  @ApiField(Int) seed!: number;
+  @ApiField(Int, { optional: true, description: 'the class asked for (conditional models)' })
+  classLabel?: number | null;
+  @ApiField([String], { description: 'one base64 PNG per image, in order' }) images!: string[];
+}

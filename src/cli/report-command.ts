@@ -1,0 +1,62 @@
+/**
+ * `prg report [PATH...] [--out docs/RESULTS.md] [--figures docs/results]` (`npm run report`):
+ * the results report from recipe, ablation and analysis results files (src/report).
+ */
+import * as os from 'node:os';
+import { commandLine, gitCommit } from '../prg/model-dir/provenance';
+import { buildReport } from '../report/build';
+import { findInputs } from '../report/inputs';
+import { parseArgs } from 'node:util';
+import { OptionSpec, UsageError, flag, str } from './args';
+
+export const REPORT_HELP = `prg report [PATH...] [--out docs/RESULTS.md] [--figures docs/results]
+  Reads results.json (recipes, ablations) and analysis.json (prg analyze) under each PATH (default:
+  runs/recipes and runs/analysis; a directory's subdirectories are searched one level down) and
+  writes the markdown report with PNG figures. Sections without results say "not run yet".`;
+
+const OPTIONS: OptionSpec = {
+  out: { type: 'string' },
+  figures: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export async function reportCommand(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
+    values = parsed.values as Record<string, string | boolean | undefined>;
+    positionals = parsed.positionals;
+  } catch (e) {
+    throw new UsageError(`prg report: ${(e as Error).message}`);
+  }
+  if (flag(values, 'help')) {
+    process.stdout.write(REPORT_HELP + '\n');
+    return 0;
+  }
+  const paths = positionals.length ? positionals : ['runs/recipes', 'runs/analysis'];
+  const out = str(values, 'out') ?? 'docs/RESULTS.md';
+  const figuresDir = str(values, 'figures') ?? 'docs/results';
+  const inputs = await findInputs(paths);
+  const load = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  const r = await buildReport({
+    inputs,
+    out,
+    figuresDir,
+    commit: gitCommit(),
+    command: commandLine(),
+    machine: `${os.cpus().length} cores ${os.cpus()[0]?.model ?? ''}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, load average ${load}`,
+  });
+  process.stdout.write(
+    `${out}: ${inputs.length} results file(s), ${r.figures.length} figure(s) in ${figuresDir}\n`,
+  );
+  return 0;
+}

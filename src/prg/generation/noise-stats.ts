@@ -1,0 +1,206 @@
+/**
+ * Does the reverse process reach noise? (issue 16: a flow that is a good generative model is the
+ * paper's premise, §3.2: "This process transforms the data distribution into a Gaussian".)
+ *
+ * x_1 = the reverse ODE (t = 0 → 1) of test images, compared with N(0, I):
+ * - pooled moments: mean and std of every value (0 and 1 for N(0, I));
+ * - per pixel, across images: mean, std, skewness and excess kurtosis (all 0, 1, 0, 0), summarised
+ *   by their mean and largest absolute value over pixels;
+ * - the Kolmogorov–Smirnov statistic D = sup |F_n(x) − Φ(x)| of the pooled values;
+ * - the mean Pearson correlation between each image x_0 and its x_1 (0 for independent noise; a
+ *   flow that leaves the digit visible at t = 1 has it near 1).
+ * Every statistic is also computed on a seeded N(0, I) draw of the same size (`reference`), which
+ * says how far from the ideal a finite sample is: per-pixel kurtosis of n draws scatters by about
+ * √(24/n), and pooled values of one image are not independent, so the KS statistic's iid critical
+ * value would be too strict; compare with the reference instead.
+ */
+import { PrgModelApi, SolveOptions } from '../inference-api';
+import { Rng } from '../rng';
+
+export interface MomentSummary {
+  /** Mean over pixels. */
+  mean: number;
+  /** Largest absolute value over pixels. */
+  maxAbs: number;
+}
+
+export interface GaussianFit {
+  n: number;
+  dim: number;
+  mean: number;
+  std: number;
+  pixelMean: MomentSummary;
+  pixelStd: MomentSummary;
+  pixelSkew: MomentSummary;
+  pixelExcessKurtosis: MomentSummary;
+  ks: number;
+}
+
+export interface NoiseStats extends GaussianFit {
+  solver: string;
+  steps: number;
+  /** Mean over images of corr(x_0, x_1); null when x_0 is not given. */
+  correlationWithImage: number | null;
+  /** The same statistics of a seeded N(0, I) sample of n × dim values. */
+  reference: GaussianFit;
+}
+
+/** Φ(x), the standard normal CDF, via erfc (W. J. Cody's rational approximations are overkill here:
+ * Numerical Recipes' erfc Chebyshev fit, |error| < 1.2e-7, far below any KS statistic we read). */
+export function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * z);
+  const erfc =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 +
+                            t *
+                              (-1.13520398 +
+                                t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? 1 - erfc / 2 : erfc / 2;
+}
+
+/** Kolmogorov–Smirnov statistic of `values` against N(0, 1). */
+export function ksNormal(values: ArrayLike<number>): number {
+  const s = Float64Array.from(values).sort();
+  const n = s.length;
+  let d = 0;
+  for (let i = 0; i < n; i++) {
+    const f = normalCdf(s[i]);
+    d = Math.max(d, f - i / n, (i + 1) / n - f);
+  }
+  return d;
+}
+
+function summary(v: Float64Array, target: number): MomentSummary {
+  let sum = 0;
+  let maxAbs = 0;
+  for (const x of v) {
+    sum += x;
+    maxAbs = Math.max(maxAbs, Math.abs(x - target));
+  }
+  return { mean: sum / v.length, maxAbs };
+}
+
+/** The Gaussian-fit statistics of x [n, dim] (rows are samples). */
+export function gaussianFit(x: ArrayLike<number>, n: number, dim: number): GaussianFit {
+  if (n < 2 || x.length !== n * dim)
+    throw new Error(`gaussianFit: ${x.length} values for n=${n} (≥ 2) × dim=${dim}`);
+  let sum = 0;
+  let sq = 0;
+  for (let i = 0; i < x.length; i++) {
+    sum += x[i];
+    sq += x[i] * x[i];
+  }
+  const mean = sum / x.length;
+  const std = Math.sqrt(Math.max(0, sq / x.length - mean * mean));
+  const pm = new Float64Array(dim);
+  const ps = new Float64Array(dim);
+  const skew = new Float64Array(dim);
+  const kurt = new Float64Array(dim);
+  for (let j = 0; j < dim; j++) {
+    let m = 0;
+    for (let i = 0; i < n; i++) m += x[i * dim + j];
+    m /= n;
+    let m2 = 0;
+    let m3 = 0;
+    let m4 = 0;
+    for (let i = 0; i < n; i++) {
+      const d = x[i * dim + j] - m;
+      const d2 = d * d;
+      m2 += d2;
+      m3 += d2 * d;
+      m4 += d2 * d2;
+    }
+    m2 /= n;
+    m3 /= n;
+    m4 /= n;
+    pm[j] = m;
+    ps[j] = Math.sqrt(m2);
+    // A constant pixel (e.g. an always-black border that never moved) has no shape: count it as 0.
+    skew[j] = m2 > 1e-12 ? m3 / m2 ** 1.5 : 0;
+    kurt[j] = m2 > 1e-12 ? m4 / (m2 * m2) - 3 : 0;
+  }
+  return {
+    n,
+    dim,
+    mean,
+    std,
+    pixelMean: summary(pm, 0),
+    pixelStd: summary(ps, 1),
+    pixelSkew: summary(skew, 0),
+    pixelExcessKurtosis: summary(kurt, 0),
+    ks: ksNormal(x),
+  };
+}
+
+/** Mean over rows of the Pearson correlation between a [n, dim] and b [n, dim]. */
+export function meanRowCorrelation(a: ArrayLike<number>, b: ArrayLike<number>, n: number): number {
+  const dim = a.length / n;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    let ma = 0;
+    let mb = 0;
+    for (let j = 0; j < dim; j++) {
+      ma += a[i * dim + j];
+      mb += b[i * dim + j];
+    }
+    ma /= dim;
+    mb /= dim;
+    let sab = 0;
+    let saa = 0;
+    let sbb = 0;
+    for (let j = 0; j < dim; j++) {
+      const da = a[i * dim + j] - ma;
+      const db = b[i * dim + j] - mb;
+      sab += da * db;
+      saa += da * da;
+      sbb += db * db;
+    }
+    total += saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : 0;
+  }
+  return total / n;
+}
+
+/**
+ * x_1 of `images` [n, C, H, W] (model input space) by the reverse ODE to t = 1, and its statistics
+ * against N(0, I). Runs in batches of `batchSize`.
+ */
+export async function reverseNoiseStats(
+  model: PrgModelApi,
+  images: Float32Array,
+  n: number,
+  opts: SolveOptions & { batchSize?: number; seed?: number } = {},
+): Promise<NoiseStats> {
+  const dim = images.length / n;
+  const bs = opts.batchSize ?? 64;
+  const x1 = new Float32Array(images.length);
+  for (let s = 0; s < n; s += bs) {
+    const m = Math.min(bs, n - s);
+    const f = await model.features(
+      { data: images.slice(s * dim, (s + m) * dim), n: m },
+      { steps: opts.steps, solver: opts.solver, t: 1, pool: null },
+    );
+    x1.set(f.data, s * dim);
+  }
+  const ref = new Rng(`${opts.seed ?? 0}:noise-reference`).fillNormal(new Float32Array(n * dim));
+  return {
+    ...gaussianFit(x1, n, dim),
+    solver: opts.solver ?? model.manifest.solver.name,
+    steps: opts.steps ?? model.manifest.solver.steps,
+    correlationWithImage: meanRowCorrelation(images, x1, n),
+    reference: gaussianFit(ref, n, dim),
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * The report on real (smoke-sized) results: a smoke recipe run with its training log, `prg
+ * analyze` of a tiny model, and an ablation results file in the documented shape. The report must
+ * write its tables with the files' numbers, render every figure as a PNG, and say "not run yet"
+ * where results are missing.
+ */
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TrainingReporter } from '../cli/progress';
+import { analyzeModel } from '../prg/generation/analysis';
+import { loadPrgModel } from '../prg/inference';
+import { RECIPES, smokeRecipe } from '../prg/recipes/definitions';
+import { RecipeResults, runRecipe } from '../prg/recipes/run';
+import { tinyDataset } from '../prg/testing/tiny-data';
+import { createTinyModel } from '../prg/testing/tiny-model';
+import { NOT_RUN, buildReport } from './build';
+import { findInputs } from './inputs';
+
+let root: string;
+let recipe: RecipeResults;
+
+/** An ablation block as ablation recipes write it (docs/generation.md, "Report inputs"). */
+const ablation = {
+  recipe: 'ablate-steps-fixture',
+  version: 1,
+  complete: true,
+  commit: 'abcdef0123456789',
+  machine: { cpus: 2, cpu: 'test CPU', memoryGiB: 24 },
+  stages: {},
+  ablation: {
+    question: 'does accuracy depend on K and the solver?',
+    metric: 'accuracy on the first 64 images of tiny:test',
+    reference: 'prg',
+    seeds: [0, 1],
+    budget: { trainImages: 160, pretrainSteps: 4 },
+    variants: [
+      {
+        name: 'prg',
+        label: 'PRG (t* 0.5)',
+        kind: 'train',
+        settings: { interpolant: 'icfm', pretrained: true, finetune: {} },
+        runs: [
+          { seed: 0, testAccuracy: 0.5 },
+          { seed: 1, testAccuracy: 0.75 },
+        ],
+        testAccuracy: { mean: 0.625, std: 0.1767766952966369, n: 2 },
+      },
+      {
+        name: 't025',
+        label: 't* 0.25',
+        kind: 'train',
+        settings: { interpolant: 'icfm', pretrained: true, finetune: { tStar: 0.25 } },
+        runs: [{ seed: 0, testAccuracy: 0.4 }],
+        testAccuracy: { mean: 0.4, std: null, n: 1 },
+      },
+      ...[1, 3, 10].map((k, i) => ({
+        name: `euler-${k}`,
+        label: `Euler K=${k}`,
+        kind: 'eval',
+        settings: { of: 'prg', solver: 'euler', steps: k },
+        runs: [{ seed: 0, testAccuracy: 0.5 + i / 10 }],
+        testAccuracy: { mean: 0.5 + i / 10, std: null, n: 1 },
+      })),
+    ],
+  },
+  settings: { finetune: { hyperparameters: { tStar: 0.5 } } },
+};
+
+beforeAll(async () => {
+  root = await fs.mkdtemp(join(tmpdir(), 'prg-report-'));
+  // 1. A smoke recipe run with its JSONL log, as `prg recipe run mnist --smoke --log` writes it.
+  const dir = join(root, 'runs', 'recipes', 'mnist-smoke');
+  await fs.mkdir(dir, { recursive: true });
+  const log = new TrainingReporter({ log: join(dir, 'log.jsonl'), quiet: true });
+  recipe = await runRecipe({
+    recipe: smokeRecipe(RECIPES.mnist),
+    dir,
+    threads: 1,
+    command: 'test',
+    datasets: {
+      train: tinyDataset({ n: 160, classes: 4, shape: [1, 28, 28], seed: 1 }),
+      test: tinyDataset({ n: 64, classes: 4, shape: [1, 28, 28], seed: 2 }),
+      oodValidation: tinyDataset({ n: 32, classes: 2, shape: [1, 28, 28], seed: 3 }),
+    },
+    onStep: (p) => log.step(p),
+  });
+  // 2. An ablation results file.
+  const adir = join(root, 'runs', 'recipes', 'ablate-steps-fixture');
+  await fs.mkdir(adir, { recursive: true });
+  await fs.writeFile(join(adir, 'results.json'), JSON.stringify(ablation));
+  // 3. `prg analyze` of a tiny model, with itself as the feature classifier.
+  const mdir = join(root, 'model');
+  await createTinyModel(mdir, {
+    classes: 2,
+    inputShape: [1, 8, 8],
+    ood: {
+      primary: 'msp',
+      scores: { msp: { threshold: 0.5, tpr: 0.95, higherIsInDistribution: true } },
+    },
+  });
+  const model = await loadPrgModel(mdir, { threads: 1 });
+  try {
+    await analyzeModel({
+      model,
+      modelDir: mdir,
+      out: join(root, 'runs', 'analysis', 'tiny'),
+      data: 'tiny:test',
+      oodData: 'tiny:ood',
+      featureModelDir: mdir,
+      n: 8,
+      steps: [1, 2],
+      reverseSteps: 2,
+      threads: 1,
+      command: 'test analyze',
+      datasets: {
+        test: tinyDataset({ n: 16, classes: 2, shape: [1, 8, 8], seed: 4 }),
+        ood: tinyDataset({ n: 8, classes: 2, shape: [1, 8, 8], seed: 5 }),
+      },
+    });
+  } finally {
+    await model.release();
+  }
+}, 600_000);
+
+afterAll(async () => {
+  if (root) await fs.rm(root, { recursive: true, force: true });
+});
+
+describe('prg report', () => {
+  it('finds the three kinds of results files', async () => {
+    const inputs = await findInputs([
+      join(root, 'runs', 'recipes'),
+      join(root, 'runs', 'analysis'),
+    ]);
+    expect(inputs.map((i) => i.kind).sort()).toEqual(['ablation', 'analysis', 'recipe']);
+    expect(inputs.find((i) => i.kind === 'recipe')!.logs).toHaveLength(1);
+  });
+
+  it('writes tables with the files’ numbers and a PNG per figure', async () => {
+    const inputs = await findInputs([
+      join(root, 'runs', 'recipes'),
+      join(root, 'runs', 'analysis'),
+    ]);
+    const out = join(root, 'docs', 'RESULTS.md');
+    const figuresDir = join(root, 'docs', 'results');
+    const r = await buildReport({
+      inputs,
+      out,
+      figuresDir,
+      commit: 'f00dcafe',
+      command: 'test',
+      machine: 'test',
+    });
+    const md = await fs.readFile(out, 'utf8');
+    expect(md).toBe(r.markdown);
+
+    // The recipe's test accuracy and commit, as the results file has them.
+    const acc = (100 * recipe.testAccuracy!).toFixed(2);
+    expect(md).toMatch(
+      new RegExp(`\\| mnist-smoke \\| 1 \\| yes \\| ${acc.replace('.', '\\.')} \\|`),
+    );
+    expect(md).toContain(recipe.commit.slice(0, 10));
+    // The paper's numbers beside ours.
+    expect(md).toContain('| CIFAR-10 | 97.59 |');
+    expect(md).toContain('| PRG-ICFM | 97.32 | 97.33 | 97.34 | 97.34 | 97.34 |');
+    // The ablation table: mean ± std and per-seed values from the file.
+    expect(md).toContain('| prg (reference) | train |');
+    expect(md).toContain('62.50 ± 17.68 (n = 2) | 50.00, 75.00 |');
+    // Generation: the noise statistics and FIDs of analysis.json.
+    const analysis = JSON.parse(
+      await fs.readFile(join(root, 'runs', 'analysis', 'tiny', 'analysis.json'), 'utf8'),
+    );
+    expect(md).toContain(
+      `| mean | ${analysis.noiseStats.mean.toFixed(4)} | ${analysis.noiseStats.reference.mean.toFixed(4)} | 0 |`,
+    );
+    for (const row of analysis.sampleQuality.rows)
+      expect(md).toContain(`| ${row.solver} | ${row.steps} | ${row.fid.toFixed(2)} |`);
+    expect(md).toContain('FID in TINY classifier features');
+
+    // Figures: training curves, accuracy vs K and vs t*, FID vs K, OOD histogram (rendered), and
+    // the trajectory and sample grids (copied): each a PNG linked from the markdown.
+    const names = r.figures.map((f) => f.slice(figuresDir.length + 1));
+    for (const want of [
+      'curves-mnist-smoke.png',
+      'accuracy-vs-K-ablate-steps-fixture.png',
+      'accuracy-vs-tstar-ablate-steps-fixture.png',
+      'fid-vs-K-tiny-0.0.1.png',
+      'ood-hist-tiny-0.0.1.png',
+      'trajectories-tiny-0.0.1.png',
+      'samples-tiny-0.0.1-euler-1.png',
+      'samples-tiny-0.0.1-euler-2.png',
+    ])
+      expect(names).toContain(want);
+    for (const f of r.figures) {
+      const meta = await sharp(f).metadata();
+      expect(meta.format).toBe('png');
+      expect(meta.width).toBeGreaterThan(20);
+      expect(md).toContain(`(results/${f.slice(figuresDir.length + 1)})`);
+    }
+  });
+
+  it('says "not run yet" where there are no results, and invents nothing', async () => {
+    const out = join(root, 'empty', 'RESULTS.md');
+    const r = await buildReport({
+      inputs: [],
+      out,
+      figuresDir: join(root, 'empty', 'results'),
+      commit: 'x',
+      command: 'test',
+      machine: 'test',
+    });
+    expect(r.figures).toEqual([]);
+    for (const section of ['## Recipes', '## Training curves', '## Ablations', '## Generation'])
+      expect(r.markdown.split(section)[1].split('\n## ')[0]).toContain(NOT_RUN);
+    // Only the paper's numbers appear: no percentage of ours.
+    expect(r.markdown).not.toMatch(/\| mnist/);
+  });
+});
