@@ -2,6 +2,7 @@
  * `prg recipe run NAME [--resume] [--smoke]` and `prg recipe list` (src/prg/recipes): a named,
  * versioned recipe end to end, resumable after Ctrl-C, with a progress bar and ETA per stage.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AblationResults, runAblation } from '../prg/recipes/ablate';
 import { ABLATIONS, ablationNamed } from '../prg/recipes/ablations';
@@ -30,15 +31,27 @@ prg recipe list
 prg recipe export-flow NAME [--dir DIR] [--out models/flow-DATASET] [--force]
   Runs recipe NAME end to end: pretrain → fine-tune each candidate → choose on a validation split
   carved from the training set → test accuracy → OOD fit. Writes DIR (default runs/recipes/NAME,
-  runs/recipes/NAME-smoke with --smoke): state.json, results.json, flow/, candidates/<i>/.
+  runs/recipes/NAME-smoke with --smoke): state.json, results.json, log.jsonl, flow/,
+  candidates/<i>/.
   Ctrl-C checkpoints the current stage (exit 130); --resume skips finished stages and continues.
   --smoke   a tiny version of the recipe that runs in seconds (checks the pipeline, not results)
   Ablations (ablate-<question>-<dataset>): every variant and seed, mean ± std in results.json's
   "ablation" block; pretrains, fine-tunes and evaluations with identical settings are shared
   across variants and recipes through --units DIR (default: ablation-units beside DIR).
-  --log FILE.jsonl --quiet --json --threads N --device cpu|cuda
+  --log FILE.jsonl (default DIR/log.jsonl, which npm run report reads for training curves)
+  --quiet --json --threads N --device cpu|cuda
   export-flow: the run's pretrained flow (EMA weights, untrained head; its pretrain stage must be
   finished) as the model directory flow-<dataset>, the default base of fine-tune jobs.`;
+
+/**
+ * The training log goes to DIR/log.jsonl unless --log names another file: `npm run report` draws
+ * the training curves from the log beside a run's results.json, so a run without one has none.
+ */
+function withLog(v: ReturnType<typeof parse>, dir: string): ReturnType<typeof parse> {
+  if (str(v, 'log') !== undefined) return v;
+  mkdirSync(dir, { recursive: true });
+  return { ...v, log: join(dir, 'log.jsonl') };
+}
 
 function ablationSummary(r: AblationResults): string {
   const pct = (x: number | null | undefined) => (x == null ? '—' : (100 * x).toFixed(2));
@@ -119,7 +132,7 @@ export async function recipeCommand(argv: string[]): Promise<number> {
     const dir = str(v, 'dir') ?? join('runs', 'recipes', ablation.name);
     return runTrainingCommand(
       'recipe',
-      v,
+      withLog(v, dir),
       { recipe: ablation.name, version: ablation.version, dir, resume },
       async ({ newPhase, ...hooks }) =>
         runAblation({
@@ -143,7 +156,7 @@ export async function recipeCommand(argv: string[]): Promise<number> {
   const dir = str(v, 'dir') ?? join('runs', 'recipes', recipe.name);
   return runTrainingCommand(
     'recipe',
-    v,
+    withLog(v, dir),
     { recipe: recipe.name, version: recipe.version, dir, resume },
     async ({ newPhase, ...hooks }) =>
       runRecipe({
