@@ -117,7 +117,13 @@ export function writeFineTunedModel(
     };
   return writeModelDir(
     model.dir,
-    { manifest: model.manifest, velocity: model.velocity, head: model.head },
+    {
+      manifest: model.manifest,
+      velocity: model.velocity,
+      head: model.head,
+      encoder: model.encoder,
+      decoder: model.decoder,
+    },
     { overwrite },
   );
 }
