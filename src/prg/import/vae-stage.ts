@@ -14,11 +14,20 @@ import { ModelManifest, VaePreprocess, VaeProvenance } from '../manifest';
 import { DEFAULT_FILES, readModelDir, writeModelDir } from '../model-dir/io';
 import { sha256File } from './plan';
 import { selectStateDict } from './state-dict';
-import { LoadedVae, SD_SCALING_FACTOR, detectVaeConfig, latentShape, loadVae } from './vae';
+import {
+  LoadedVae,
+  SD_SCALING_FACTOR,
+  detectVaeConfig,
+  latentShape,
+  loadVae,
+  vaeFactor,
+} from './vae';
 
 export interface ImportVaeOptions {
-  /** Image height and width the encoder takes (default: 8 × the latent's, SD's factor). */
+  /** Image height and width the encoder takes (default: the VAE's factor × `latentSize`). */
   imageSize?: [number, number];
+  /** The model's latent height and width (used when imageSize is not given; default 32×32). */
+  latentSize?: [number, number];
   scalingFactor?: number;
   groups?: number;
   decoder?: boolean;
@@ -37,8 +46,11 @@ export async function importVae(file: string, o: ImportVaeOptions): Promise<Impo
     const cfg = detectVaeConfig(sd.tensors, {
       groups: o.groups,
       scalingFactor: o.scalingFactor ?? SD_SCALING_FACTOR,
-      imageSize: o.imageSize ?? [256, 256],
+      imageSize: [0, 0],
     });
+    const f = vaeFactor(cfg);
+    const [lh, lw] = o.latentSize ?? [32, 32];
+    cfg.imageSize = o.imageSize ?? [lh * f, lw * f];
     const vae = await loadVae(file, sd.tensors, cfg, {
       decoder: o.decoder,
       allowUnmapped: o.allowUnmapped,

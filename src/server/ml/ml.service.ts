@@ -468,7 +468,8 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     // inference-api.ts: frames run from t = 0 (the image) to t = 1 (noise).
     const t = Array.from({ length: n }, (_, i) => (n === 1 ? 0 : i / (n - 1)));
     const list = rows(out.data, n);
-    const shape = entry.manifest.input;
+    // Frames are images (decoded through the VAE stage when the model has its decoder) or latents.
+    const shape = { channels: out.shape[1], height: out.shape[2], width: out.shape[3] };
     if (args.format === 'frames') {
       const pngs = await Promise.all(list.map((f) => this.checks.codec.encodePng(f, shape)));
       return {
