@@ -13,6 +13,9 @@ import { loadPrgModel } from '../inference';
 import { VaeProvenance } from '../manifest';
 import { readModelDir } from '../model-dir/io';
 import { createTinyModel } from '../testing/tiny-model';
+import { tinyDataset } from '../testing/tiny-data';
+import { runFineTune } from '../training/finetune-job';
+import { FrozenEncoder } from '../training/frozen-encoder';
 import { sha256File } from './plan';
 import { readVaeReference } from './vae-stage';
 
@@ -200,5 +203,79 @@ describe('prg import vae', () => {
     const u = await run(['import', 'vae', '--checkpoint', VAE]);
     expect(u.code).toBe(2);
     expect(u.err).toMatch(/--model-dir/);
+  });
+
+  it('fine-tunes with the encoder frozen; the stage is written unchanged', async () => {
+    const { dir } = await latentModel('ft-base');
+    expect(
+      (
+        await run([
+          'import',
+          'vae',
+          '--model-dir',
+          dir,
+          '--checkpoint',
+          VAE,
+          '--groups',
+          '8',
+          '--decoder',
+        ])
+      ).code,
+    ).toBe(0);
+    const base = await readModelDir(dir);
+    const data = tinyDataset({ n: 8, classes: 2, shape: [3, 64, 64], seed: 5 });
+    data.classes = ['0', '1'];
+    const r = await runFineTune({
+      baseModelDir: dir,
+      dataset: 'tiny-rgb',
+      data,
+      evalData: data,
+      hyperparameters: {
+        epochs: 2,
+        batchSize: 4,
+        learningRate: 1e-2,
+        warmupEpochs: 0,
+        lambdaFlow: 0.5,
+      },
+      outputDir: join(root, 'ft-out'),
+      name: 'ft',
+      version: '1',
+      checkpointDir: join(root, 'ft.ckpt'),
+      threads: 1,
+    });
+    expect(r.steps).toBe(4);
+    const out = await readModelDir(r.modelDir);
+    expect(out.manifest.preprocess).toEqual(base.manifest.preprocess);
+    expect(out.manifest.metrics.accuracy).toBeUndefined();
+    for (const which of ['encoder', 'decoder'] as const)
+      for (const [k, t] of base[which]!.initializers)
+        expect(out[which]!.initializers.get(k)!.data, `${which} ${k}`).toEqual(t.data);
+    // The flow changed (it was trained on latents), so the step did reach it.
+    let moved = 0;
+    for (const [k, t] of base.velocity.initializers) {
+      const a = t.data as Float32Array;
+      const b = out.velocity.initializers.get(k)!.data as Float32Array;
+      if (t.dtype === 'float32')
+        for (let i = 0; i < a.length; i++) moved = Math.max(moved, Math.abs(a[i] - b[i]));
+    }
+    expect(moved).toBeGreaterThan(0);
+  });
+
+  it("caches each image's latent once when unaugmented", async () => {
+    const loaded = await readModelDir(join(root, 'ft-base'));
+    const enc = new FrozenEncoder(loaded.encoder!, { threads: 1 }, true);
+    try {
+      const x = Float32Array.from({ length: 2 * 3 * 64 * 64 }, (_, i) => Math.cos(i / 30) * 0.7);
+      const a = await enc.encode(x, 2, Int32Array.from([7, 9]));
+      const b = await enc.encode(x.slice().reverse(), 2, Int32Array.from([7, 9]));
+      expect(Array.from(b)).toEqual(Array.from(a));
+      expect([enc.hits, enc.misses]).toEqual([2, 2]);
+      const ref = await runGraph(loaded.encoder!, {
+        image: { dtype: 'float32', dims: [2, 3, 64, 64], data: x },
+      });
+      expect(Array.from(a)).toEqual(Array.from(ref.latent.data as Float32Array));
+    } finally {
+      await enc.release();
+    }
   });
 });
