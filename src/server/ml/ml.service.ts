@@ -14,6 +14,7 @@
  * loaded models), request-checks.ts (caps, t and pool, image decoding), model-runs.ts (batching,
  * executors, the failure summary), run-size.ts (warm-up tuning).
  */
+import { imageInput } from '../../prg/manifest';
 import {
   HttpStatus,
   Inject,
@@ -248,7 +249,8 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
       loaded: this.loaded.isLoaded(e.id),
       loadError: this.loaded.loadError(e.id) ?? null,
       createdAt: m.createdAt,
-      input: m.input,
+      // What clients send: the VAE stage's image for latent models with one (manifest.preprocess).
+      input: imageInput(m),
       classes: m.classes,
       interpolant: m.interpolant,
       solver: m.solver,
