@@ -3,15 +3,21 @@
  *
  *   prg import sit --checkpoint SiT-XL-2-256.pt --config SiT-XL/2 --path linear --classes … --out DIR
  *   prg import torchcfm-unet --checkpoint otcfm_cifar10_weights_step_400000.pt --out DIR
+ *   prg import vae --model-dir DIR --checkpoint sd-vae-ft-mse.safetensors [--decoder]
  */
 import { ClassLabels, SOLVER_NAMES } from '../prg/manifest';
+import { readManifest } from '../prg/model-dir/io';
 import {
   CIFAR10_CLASSES,
   ImportModelOptions,
   TORCHCFM_CIFAR10,
   TIME_CONVENTIONS,
   TorchcfmUNetOptions,
+  addVaeStage,
   importNet,
+  importVae,
+  readVaeReference,
+  verifyVae,
   importOnnx,
   planSit,
   planTorchcfmUNet,
@@ -59,9 +65,19 @@ const COMMON_HELP = `  --checkpoint FILE (.pt from torch 1.6–2.x, or .safetens
   --allow-unmapped   --overwrite   --json   --model-version V   --seed N`;
 
 export const IMPORT_HELP: Record<string, string> = {
-  import: `prg import sit|torchcfm-unet|onnx [options]   (prg import <family> --help)
+  import: `prg import sit|torchcfm-unet|onnx|vae [options]   (prg import <family> --help)
   Convert another project's flow checkpoint into a model directory (velocity ONNX in this
-  project's convention, v(x, t) = -v_upstream(x, 1 - t), plus a fresh head).`,
+  project's convention, v(x, t) = -v_upstream(x, 1 - t), plus a fresh head); \`vae\` adds the
+  SD-VAE stage to a latent model directory.`,
+  'import vae': `prg import vae --model-dir DIR --checkpoint vae.safetensors|.bin|.pt [options]
+  diffusers AutoencoderKL (e.g. sd-vae-ft-mse): the encoder (posterior mean × scaling factor) runs
+  before the flow, so the model takes images; with --decoder /trajectory shows decoded frames.
+  --decoder            also import the decoder
+  --image-size H,W     image the encoder takes (default: the model's latent × the VAE's
+                       down-sampling factor, e.g. 32×32 × 8 = 256,256 for SD's VAE)
+  --scaling-factor S   (0.18215, SD's)   --groups N  GroupNorm groups (32; not in the file)
+  --verify REF.safetensors  image_u8 (or image) and latent [, decoded] from diffusers
+  --tolerance X (1e-4)   --allow-unmapped   --json`,
   'import sit': `prg import sit --checkpoint FILE --path linear|gvp --classes a,b,… --out DIR [options]
   SiT (github.com/willisma/SiT): S/B/L/XL with patch 2/4/8, read from the key shapes.
   --config SiT-XL/2   checked against the file (also gives the head count)
@@ -265,6 +281,83 @@ async function importTorchcfmUNet(argv: string[]): Promise<number> {
   return finish(v, imp, modelOptions(v, 'import torchcfm-unet', classes, dim[1]));
 }
 
+const VAE_OPTIONS: OptionSpec = {
+  help: { type: 'boolean', short: 'h' },
+  checkpoint: { type: 'string' },
+  'model-dir': { type: 'string' },
+  decoder: { type: 'boolean' },
+  'image-size': { type: 'string' },
+  'scaling-factor': { type: 'string' },
+  groups: { type: 'string' },
+  verify: { type: 'string' },
+  tolerance: { type: 'string' },
+  'allow-unmapped': { type: 'boolean' },
+  json: { type: 'boolean' },
+};
+
+async function importVaeStage(argv: string[]): Promise<number> {
+  const v = parse(argv, VAE_OPTIONS, 'import vae');
+  if (flag(v, 'help')) return help('import vae');
+  const file = required(v, 'checkpoint', 'import vae');
+  const dir = required(v, 'model-dir', 'import vae');
+  const size = intList(v, 'image-size');
+  if (size && size.length !== 2) throw new UsageError('--image-size: H,W');
+  const m = await readManifest(dir);
+  const vae = await importVae(file, {
+    imageSize: size as [number, number] | undefined,
+    latentSize: [m.input.height, m.input.width],
+    scalingFactor: num(v, 'scaling-factor', { min: 0, exclusiveMin: true }),
+    groups: num(v, 'groups', { int: true, min: 1 }),
+    decoder: flag(v, 'decoder'),
+    allowUnmapped: flag(v, 'allow-unmapped'),
+  });
+  const refFile = str(v, 'verify');
+  const tolerance = num(v, 'tolerance', { min: 0 }) ?? 1e-4;
+  let verify: Parameters<typeof addVaeStage>[2];
+  if (refFile) {
+    const result = await verifyVae(vae, await readVaeReference(refFile));
+    verify = { file: refFile, result, tolerance };
+    const worst = Math.max(result.encoder, result.decoder ?? 0);
+    if (!(worst <= tolerance))
+      throw new Error(
+        `--verify ${refFile}: max abs difference ${worst.toExponential(3)} exceeds the tolerance ` +
+          `${tolerance} (max |latent| ${result.maxAbsLatent.toFixed(4)}); nothing written`,
+      );
+  }
+  await addVaeStage(dir, vae, verify);
+  const summary = {
+    dir,
+    sha256: vae.provenance.source.sha256,
+    stateDict: vae.provenance.source.stateDict,
+    params: vae.params,
+    mapped: vae.report.mapped,
+    unmapped: vae.report.unmapped,
+    upstream: vae.provenance.upstream,
+    image: vae.config.imageSize,
+    verify: verify?.result,
+  };
+  if (flag(v, 'json')) process.stdout.write(JSON.stringify(summary) + '\n');
+  else
+    process.stdout.write(
+      [
+        `imported ${vae.provenance.source.file} (${vae.provenance.source.format}, ` +
+          `${vae.provenance.upstream.attention_keys as string} attention keys): ` +
+          `${vae.report.mapped} tensors; encoder ${vae.params.encoder} parameters` +
+          (vae.params.decoder ? `, decoder ${vae.params.decoder}` : ''),
+        verify
+          ? `verify ${verify.file}: max abs difference encoder ${verify.result.encoder.toExponential(3)}` +
+            (verify.result.decoder !== undefined
+              ? `, decoder ${verify.result.decoder.toExponential(3)}`
+              : '') +
+            ` over ${verify.result.n} images (tolerance ${tolerance})`
+          : 'not verified (pass --verify REF.safetensors)',
+        `stage added: images ${vae.config.inChannels}×${vae.config.imageSize.join('×')} → latents ` +
+          `${m.input.channels}×${m.input.height}×${m.input.width} → ${dir}`,
+      ].join('\n') + '\n',
+    );
+  return 0;
+}
+
 async function importOnnxCommand(argv: string[]): Promise<number> {
   const v = parse(argv, ONNX_OPTIONS, 'import onnx');
   if (flag(v, 'help')) return help('import onnx');
@@ -311,6 +404,8 @@ export async function importCommand(argv: string[]): Promise<number> {
       return importSit(rest);
     case 'torchcfm-unet':
       return importTorchcfmUNet(rest);
+    case 'vae':
+      return importVaeStage(rest);
     case 'onnx':
       return importOnnxCommand(rest);
     case undefined:
@@ -318,6 +413,8 @@ export async function importCommand(argv: string[]): Promise<number> {
     case '-h':
       return help('import');
     default:
-      throw new UsageError(`prg import: unknown family ${family} (use sit, torchcfm-unet, onnx)`);
+      throw new UsageError(
+        `prg import: unknown family ${family} (use sit, torchcfm-unet, onnx, vae)`,
+      );
   }
 }

@@ -24,7 +24,7 @@ import {
   PrgModelApi,
   SolveOptions,
 } from './inference-api';
-import { ModelManifest, SolverName, classLabelProblem } from './manifest';
+import { ModelManifest, SolverName, classLabelProblem, imageInput } from './manifest';
 import { InputError } from './input-error';
 import { solveOde } from './solvers';
 import { featureDim } from './model-dir/graph-check';
@@ -84,6 +84,11 @@ export type OodScorerFactory = (
 
 /** Largest batch one graph run takes; bigger batches are split. */
 const MAX_CHUNK = 64;
+/**
+ * Images per encoder/decoder run of the VAE stage: SD's VAE at 256×256 holds 128×256×256 float32
+ * activations (32 MiB per image per tensor), so a few images per run bound ORT's arena.
+ */
+const STAGE_CHUNK = 4;
 
 function bucketOf(n: number): number {
   let b = 1;
@@ -104,7 +109,10 @@ export class PrgModel implements PrgModelApi {
   readonly id: string;
   private released = false;
   private readonly graphs: GraphCache;
+  /** Values per flow input (the latent for models with a VAE stage). */
   private readonly imageSize: number;
+  /** Values per image clients send (= imageSize without a preprocessing stage). */
+  private readonly pixelSize: number;
 
   constructor(
     readonly loaded: LoadedModelDir,
@@ -115,6 +123,8 @@ export class PrgModel implements PrgModelApi {
     this.graphs = new GraphCache({ device: opts.device, threads: opts.threads }, opts.maxGraphs);
     const { channels, height, width } = loaded.manifest.input;
     this.imageSize = channels * height * width;
+    const img = imageInput(loaded.manifest);
+    this.pixelSize = img.channels * img.height * img.width;
   }
 
   get manifest(): ModelManifest {
@@ -163,19 +173,61 @@ export class PrgModel implements PrgModelApi {
     return { y: { dtype: 'int64', dims: [n], data: new BigInt64Array(n).fill(BigInt(label)) } };
   }
 
-  private checkBatch(batch: ImageBatch): void {
+  /** `latent`: a batch of flow inputs (after the stage) rather than of client images. */
+  private checkBatch(batch: ImageBatch, latent = false): void {
     if (this.released) throw new Error(`model ${this.id}: already released`);
     if (!Number.isInteger(batch.n) || batch.n < 1)
       throw new Error(`batch: n=${batch.n} must be a positive integer`);
     if (!(batch.data instanceof Float32Array))
       throw new Error('batch: data must be a Float32Array');
-    if (batch.data.length !== batch.n * this.imageSize) {
-      const { channels, height, width } = this.manifest.input;
+    const size = latent ? this.imageSize : this.pixelSize;
+    if (batch.data.length !== batch.n * size) {
+      const { channels, height, width } = latent ? this.manifest.input : imageInput(this.manifest);
       throw new Error(
-        `batch: ${batch.data.length} values for n=${batch.n} images of ` +
-          `${channels}×${height}×${width} (want ${batch.n * this.imageSize})`,
+        `batch: ${batch.data.length} values for n=${batch.n} ${latent ? 'latents' : 'images'} of ` +
+          `${channels}×${height}×${width} (want ${batch.n * size})`,
       );
     }
+  }
+
+  /** Run a stage graph (encoder or decoder, symbolic batch) over `n` items in small chunks. */
+  private async runStage(
+    which: 'encoder' | 'decoder',
+    data: Float32Array,
+    n: number,
+  ): Promise<Float32Array> {
+    const g = this.loaded[which];
+    if (!g) throw new Error(`model ${this.id}: has no ${which}`);
+    const [inName, outName] = which === 'encoder' ? ['image', 'latent'] : ['latent', 'image'];
+    const img = imageInput(this.manifest);
+    const lat = this.manifest.input;
+    const [inShape, inSize, outSize] =
+      which === 'encoder'
+        ? [[img.channels, img.height, img.width], this.pixelSize, this.imageSize]
+        : [[lat.channels, lat.height, lat.width], this.imageSize, this.pixelSize];
+    const out = new Float32Array(n * outSize);
+    for (let s = 0; s < n; s += STAGE_CHUNK) {
+      const m = Math.min(STAGE_CHUNK, n - s);
+      const res = await this.runGraph(`stage|${which}`, () => g, {
+        [inName]: {
+          dtype: 'float32',
+          dims: [m, ...inShape],
+          data: data.subarray(s * inSize, (s + m) * inSize),
+        },
+      });
+      out.set(res[outName].data as Float32Array, s * outSize);
+    }
+    return out;
+  }
+
+  /**
+   * Client images → flow inputs: through the frozen VAE encoder when the model has the stage
+   * (manifest.preprocess), else unchanged.
+   */
+  async toFlowInput(batch: ImageBatch): Promise<ImageBatch> {
+    this.checkBatch(batch);
+    if (!this.manifest.preprocess) return batch;
+    return { data: await this.runStage('encoder', batch.data, batch.n), n: batch.n };
   }
 
   private imageTensor(data: Float32Array, n: number): Tensor {
@@ -250,7 +302,7 @@ export class PrgModel implements PrgModelApi {
 
   /** Features and (with head) logits/probabilities for a resolved setting. */
   private async forward(batch: ImageBatch, r: Resolved, withHead: boolean): Promise<Feeds> {
-    this.checkBatch(batch);
+    this.checkBatch(batch, true);
     const head = withHead ? this.head : undefined;
     const tag = `${withHead ? 'cls' : 'feat'}|${r.pool}`;
     if (isFixedSolver(r.solver)) {
@@ -283,6 +335,7 @@ export class PrgModel implements PrgModelApi {
   async classify(batch: ImageBatch, opts: ClassifyOptions = {}): Promise<ClassifyOutput> {
     const { ood, ...solve } = opts;
     const r = this.resolve({ ...solve, t: undefined, pool: undefined });
+    batch = await this.toFlowInput(batch);
     const out = await this.forward(batch, r, true);
     return {
       logits: out.logits.data as Float32Array,
@@ -293,6 +346,11 @@ export class PrgModel implements PrgModelApi {
   }
 
   async features(batch: ImageBatch, opts: FeatureOptions = {}): Promise<FeatureOutput> {
+    return this.latentFeatures(await this.toFlowInput(batch), opts);
+  }
+
+  /** features() of flow inputs (latents, for a model with a VAE stage; OOD scorers use it). */
+  async latentFeatures(batch: ImageBatch, opts: FeatureOptions = {}): Promise<FeatureOutput> {
     const r = this.resolve(opts);
     // The manifest's setting shares the classify graph (its features output).
     const isDefault = r.pool === this.manifest.featurePool && r.t === this.manifest.solver.tStar;
@@ -306,6 +364,7 @@ export class PrgModel implements PrgModelApi {
     opts: SolveOptions = {},
   ): Promise<Record<string, Float32Array>> {
     const r = this.resolve({ ...opts, t: undefined, pool: undefined });
+    batch = await this.toFlowInput(batch);
     return this.scoresOf(await this.forward(batch, r, true), batch, opts);
   }
 
@@ -351,15 +410,39 @@ export class PrgModel implements PrgModelApi {
     return scores;
   }
 
+  /**
+   * Frames x_t from t = 0 to 1. With a VAE stage the image is encoded first and, when the model
+   * has the decoder, every frame is decoded back to an image; without it the latent frames are
+   * returned (their channels shown as they are).
+   */
   async trajectory(
     image: Float32Array,
     opts: SolveOptions & { frames?: number } = {},
   ): Promise<FeatureOutput> {
     this.checkBatch({ data: image, n: 1 });
     const frames = opts.frames ?? 8;
-    const r = this.resolve({ solver: opts.solver, steps: opts.steps, classLabel: opts.classLabel });
     if (!Number.isInteger(frames) || frames < 2 || frames > 200)
       throw new Error(`frames=${frames}: use an integer in [2, 200]`);
+    if (!this.manifest.preprocess) return this.latentTrajectory(image, opts, frames);
+    const lat = await this.latentTrajectory(
+      (await this.toFlowInput({ data: image, n: 1 })).data,
+      opts,
+      frames,
+    );
+    if (!this.loaded.decoder) return lat;
+    const img = imageInput(this.manifest);
+    return {
+      data: await this.runStage('decoder', lat.data, frames),
+      shape: [frames, img.channels, img.height, img.width],
+    };
+  }
+
+  private async latentTrajectory(
+    image: Float32Array,
+    opts: SolveOptions,
+    frames: number,
+  ): Promise<FeatureOutput> {
+    const r = this.resolve({ solver: opts.solver, steps: opts.steps, classLabel: opts.classLabel });
     const out = new Float32Array(frames * this.imageSize);
     out.set(image, 0);
     if (isFixedSolver(r.solver)) {

@@ -106,7 +106,14 @@ export interface ModelManifest {
   /** How x_t is turned into the head's input. null = flatten. */
   featurePool: number | null;
   classes: string[];
-  files: { velocity: string; head: string; ood?: string };
+  /** encoder/decoder: the preprocessing stage's graphs (present exactly when `preprocess` is). */
+  files: { velocity: string; head: string; ood?: string; encoder?: string; decoder?: string };
+  /**
+   * Optional preprocessing stage (latent models): images of `preprocess.image` go through the
+   * frozen encoder (files.encoder) to latents of `input`, which the flow takes; the decoder
+   * (files.decoder, optional) turns latents back into images for /trajectory.
+   */
+  preprocess?: VaePreprocess;
   metrics: Record<string, MetricRecord>;
   ood?: { primary: string; scores: Record<string, OodScoreThreshold> };
   provenance: {
@@ -118,6 +125,38 @@ export interface ModelManifest {
   };
 }
 
+/** The SD-VAE stage (docs/import.md, "SD-VAE stage"; src/prg/import/vae.ts). */
+export interface VaePreprocess {
+  kind: 'vae';
+  /** What clients send: images are resized to this and mapped to [-1, 1] before the encoder. */
+  image: { channels: number; height: number; width: number; normalization: 'minus-one-one' };
+  /** latent = posterior mean × scalingFactor (0.18215 for SD's VAE); the decoder divides. */
+  scalingFactor: number;
+}
+
+/** What a model directory's preprocessing stage shows clients: the image it takes. */
+export function imageInput(m: Pick<ModelManifest, 'input' | 'preprocess'>): ModelManifest['input'] {
+  return m.preprocess?.image ?? m.input;
+}
+
+/**
+ * What `prg import vae` records in `provenance.vae`: the VAE file, its architecture and the key
+ * mapping of both graphs (our name → checkpoint key).
+ */
+export interface VaeProvenance {
+  source: {
+    file: string;
+    sha256: string;
+    bytes: number;
+    format: 'safetensors' | 'torch-zip';
+    stateDict: string;
+  };
+  upstream: Record<string, unknown>;
+  mapping: Record<string, string>;
+  ignored?: Record<string, string>;
+  params: { encoder: number; decoder?: number };
+  verify?: Record<string, unknown>;
+}
 export const IMPORT_FAMILIES = ['sit', 'torchcfm-unet', 'onnx'] as const;
 export type ImportFamily = (typeof IMPORT_FAMILIES)[number];
 

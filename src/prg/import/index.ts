@@ -8,3 +8,5 @@ export * from './sit';
 export * from './state-dict';
 export * from './torchcfm-unet';
 export * from './verify';
+export * from './vae';
+export * from './vae-stage';

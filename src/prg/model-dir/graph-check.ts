@@ -78,3 +78,46 @@ export function checkGraphs(m: ModelManifest, velocity: Graph, head: Graph, wher
       `${hf}: logits has shape [${logits.shape}], the manifest lists ${m.classes.length} classes`,
     );
 }
+
+/**
+ * Check the preprocessing stage's graphs: encoder `image` [N, image] → `latent` [N, input],
+ * decoder `latent` [N, input] → `image` [N, image].
+ */
+export function checkStageGraphs(
+  m: ModelManifest,
+  stage: { encoder?: Graph; decoder?: Graph },
+  where: string,
+): void {
+  const pre = m.preprocess;
+  if (!pre) return;
+  const img = [pre.image.channels, pre.image.height, pre.image.width];
+  const lat = [m.input.channels, m.input.height, m.input.width];
+  const check = (g: Graph | undefined, file: string | undefined, inp: string, out: string) => {
+    if (!g || !file) return;
+    const f = `${where}/${file}`;
+    const i = findIO(g.inputs, inp);
+    const o = findIO(g.outputs, out);
+    if (!i || !o || g.inputs.length !== 1)
+      throw new Error(
+        `${f}: the stage must have one input ${inp} and an output ${out}; has inputs ` +
+          `${g.inputs.map((x) => x.name).join(', ')} and outputs ${g.outputs.map((x) => x.name).join(', ')}`,
+      );
+    for (const [info, want] of [
+      [i, inp === 'image' ? img : lat],
+      [o, out === 'image' ? img : lat],
+    ] as const)
+      if (
+        info.dtype !== 'float32' ||
+        info.shape.length !== 4 ||
+        !info.shape.slice(1).every((d, k) => dimOk(d, want[k]))
+      )
+        throw new Error(
+          `${f}: ${info.name} is ${info.dtype}[${info.shape}], the manifest gives [N, ${want}]`,
+        );
+  };
+  if (!stage.encoder) throw new Error(`${where}: the preprocessing stage has no encoder graph`);
+  check(stage.encoder, m.files.encoder, 'image', 'latent');
+  if (m.files.decoder && !stage.decoder)
+    throw new Error(`${where}: manifest.files.decoder is set but no decoder graph was given`);
+  check(stage.decoder, m.files.decoder, 'latent', 'image');
+}

@@ -15,10 +15,16 @@ import { decodeModel, encodeModel } from '../../engine/onnx/proto';
 import { writeFileAtomic } from '../../engine/runtime/checkpoint';
 import { Graph } from '../../engine/onnx/types';
 import { ModelManifest } from '../manifest';
-import { checkGraphs } from './graph-check';
+import { checkGraphs, checkStageGraphs } from './graph-check';
 import { MANIFEST_FILE, validateManifest } from './manifest-schema';
 
-export const DEFAULT_FILES = { velocity: 'velocity.onnx', head: 'head.onnx', ood: 'ood.json' };
+export const DEFAULT_FILES = {
+  velocity: 'velocity.onnx',
+  head: 'head.onnx',
+  ood: 'ood.json',
+  encoder: 'vae-encoder.onnx',
+  decoder: 'vae-decoder.onnx',
+};
 
 export interface ModelDirContents {
   manifest: ModelManifest;
@@ -26,6 +32,9 @@ export interface ModelDirContents {
   head: Graph;
   /** Free-form OOD statistics (src/prg/ood); written to manifest.files.ood when present. */
   ood?: unknown;
+  /** The preprocessing stage's graphs (manifest.preprocess; files.encoder / files.decoder). */
+  encoder?: Graph;
+  decoder?: Graph;
 }
 
 export interface LoadedModelDir extends ModelDirContents {
@@ -87,6 +96,15 @@ export async function readModelDir(dir: string): Promise<LoadedModelDir> {
   const velocity = await readGraph(join(dir, manifest.files.velocity));
   const head = await readGraph(join(dir, manifest.files.head));
   checkGraphs(manifest, velocity, head, dir);
+  const stage = {
+    encoder: manifest.files.encoder
+      ? await readGraph(join(dir, manifest.files.encoder))
+      : undefined,
+    decoder: manifest.files.decoder
+      ? await readGraph(join(dir, manifest.files.decoder))
+      : undefined,
+  };
+  checkStageGraphs(manifest, stage, dir);
   let ood: unknown;
   if (manifest.files.ood) {
     const p = join(dir, manifest.files.ood);
@@ -96,7 +114,7 @@ export async function readModelDir(dir: string): Promise<LoadedModelDir> {
       throw new Error(`${p}: cannot read as JSON (${(e as Error).message})`, { cause: e });
     }
   }
-  return { dir, manifest, velocity, head, ood };
+  return { dir, manifest, velocity, head, ood, ...stage };
 }
 
 async function writeSynced(path: string, data: Uint8Array | string): Promise<void> {
@@ -142,6 +160,9 @@ export async function writeModelDir(
   if (c.ood === undefined && manifest.files.ood)
     throw new Error(`model ${target}: manifest.files.ood is set but no ood data was given`);
   checkGraphs(manifest, c.velocity, c.head, target);
+  checkStageGraphs(manifest, c, target);
+  if ((c.encoder && !manifest.files.encoder) || (c.decoder && !manifest.files.decoder))
+    throw new Error(`model ${target}: stage graphs given but manifest.files does not name them`);
   await fs.mkdir(dirname(target), { recursive: true });
   const exists = await fs
     .stat(target)
@@ -155,6 +176,10 @@ export async function writeModelDir(
   try {
     await writeSynced(join(tmp, manifest.files.velocity), encodeModel(c.velocity));
     await writeSynced(join(tmp, manifest.files.head), encodeModel(c.head));
+    if (manifest.files.encoder && c.encoder)
+      await writeSynced(join(tmp, manifest.files.encoder), encodeModel(c.encoder));
+    if (manifest.files.decoder && c.decoder)
+      await writeSynced(join(tmp, manifest.files.decoder), encodeModel(c.decoder));
     if (manifest.files.ood)
       await writeSynced(join(tmp, manifest.files.ood), JSON.stringify(c.ood, null, 2) + '\n');
     await writeSynced(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');

@@ -26,6 +26,29 @@ describe('manifest schema', () => {
     ).toThrow(/files\.velocity/);
   });
 
+  it('checks the VAE preprocessing stage and its files together', async () => {
+    const { manifest } = await createTinyModel(join(await root, 'v'), { inputShape: [4, 8, 8] });
+    const image = { channels: 3, height: 64, width: 64, normalization: 'minus-one-one' };
+    const pre = { kind: 'vae', image, scalingFactor: 0.18215 };
+    const files = { ...manifest.files, encoder: 'vae-encoder.onnx' };
+    expect(validateManifest({ ...manifest, files, preprocess: pre }).preprocess).toEqual(pre);
+    expect(() => validateManifest({ ...manifest, files })).toThrow(
+      /field preprocess must describe the stage when files\.encoder/,
+    );
+    expect(() => validateManifest({ ...manifest, preprocess: pre })).toThrow(
+      /field files\.encoder must name the encoder ONNX/,
+    );
+    expect(() =>
+      validateManifest({ ...manifest, files, preprocess: { ...pre, scalingFactor: 0 } }),
+    ).toThrow(/field preprocess\.scalingFactor/);
+    expect(() =>
+      validateManifest({ ...manifest, files, preprocess: { ...pre, kind: 'vqgan' } }),
+    ).toThrow(/field preprocess\.kind must be one of vae/);
+    expect(() =>
+      validateManifest({ ...manifest, files: { ...files, decoder: '../d.onnx' }, preprocess: pre }),
+    ).toThrow(/files\.decoder/);
+  });
+
   it('velocity kind onnx, labels, untrainableOps and provenance.import are checked', async () => {
     const { manifest } = await createTinyModel(join(await root, 'c'), { labels: 3 });
     const vel = manifest.architecture.velocity;

@@ -141,6 +141,26 @@ export function validateManifest(raw: unknown, where = MANIFEST_FILE): ModelMani
   fileName(files.velocity, where, 'files.velocity');
   fileName(files.head, where, 'files.head');
   fileName(files.ood, where, 'files.ood', true);
+  fileName(files.encoder, where, 'files.encoder', true);
+  fileName(files.decoder, where, 'files.decoder', true);
+  if (m.preprocess !== undefined) {
+    const pre = obj(m.preprocess, where, 'preprocess');
+    oneOf(pre.kind, ['vae'] as const, where, 'preprocess.kind');
+    const img = obj(pre.image, where, 'preprocess.image');
+    int(img.channels, where, 'preprocess.image.channels');
+    int(img.height, where, 'preprocess.image.height');
+    int(img.width, where, 'preprocess.image.width');
+    oneOf(img.normalization, ['minus-one-one'] as const, where, 'preprocess.image.normalization');
+    if (typeof pre.scalingFactor !== 'number' || !(pre.scalingFactor > 0))
+      fail(
+        where,
+        'preprocess.scalingFactor',
+        `must be a number > 0, got ${JSON.stringify(pre.scalingFactor)}`,
+      );
+    if (files.encoder === undefined)
+      fail(where, 'files.encoder', 'must name the encoder ONNX when preprocess is set');
+  } else if (files.encoder !== undefined || files.decoder !== undefined)
+    fail(where, 'preprocess', 'must describe the stage when files.encoder or files.decoder is set');
 
   const metrics = obj(m.metrics, where, 'metrics');
   for (const [k, v] of Object.entries(metrics)) {

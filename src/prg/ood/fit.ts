@@ -368,7 +368,14 @@ export async function fitOod(
   };
   const dir = await writeModelDir(
     loaded.dir,
-    { manifest, velocity: loaded.velocity, head: loaded.head, ood: stats },
+    {
+      manifest,
+      velocity: loaded.velocity,
+      head: loaded.head,
+      ood: stats,
+      encoder: loaded.encoder,
+      decoder: loaded.decoder,
+    },
     { overwrite: true },
   );
   return {

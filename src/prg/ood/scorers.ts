@@ -137,7 +137,7 @@ export async function deepFeeds(
   const xt =
     ctx.model.manifest.featurePool === null
       ? ctx.features
-      : (await ctx.model.features(ctx.batch, { pool: null })).data;
+      : (await ctx.model.latentFeatures(ctx.batch, { pool: null })).data;
   return {
     images: { dtype: 'float32', dims: [n, ...shape], data: ctx.batch.data },
     xt: { dtype: 'float32', dims: [n, D], data: xt },

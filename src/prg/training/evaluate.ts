@@ -5,7 +5,7 @@
  */
 import { ImageDataset, ImageShape, convertDataset, loadDataset } from '../data';
 import { PrgModelApi, SolveOptions } from '../inference-api';
-import { ModelManifest } from '../manifest';
+import { ModelManifest, imageInput } from '../manifest';
 
 /** Map dataset labels onto the model's class indices by name; throws on a class it lacks. */
 export function labelMap(ds: ImageDataset, modelClasses: readonly string[]): Int32Array {
@@ -22,8 +22,10 @@ export function labelMap(ds: ImageDataset, modelClasses: readonly string[]): Int
   return map;
 }
 
+/** The images a model takes (the VAE stage's input for latent models with one). */
 export function modelShape(m: ModelManifest): ImageShape {
-  return [m.input.channels, m.input.height, m.input.width];
+  const img = imageInput(m);
+  return [img.channels, img.height, img.width];
 }
 
 /**

@@ -42,6 +42,7 @@ export function fineTunedModel(
   hp: ResolvedHyperparameters,
   pool: number | null,
   o: FineTuneExportOptions,
+  stage: Pick<LoadedModelDir, 'encoder' | 'decoder'> = {},
 ): LoadedModelDir {
   const params = nets.params;
   const manifest: ModelManifest = {
@@ -61,7 +62,13 @@ export function fineTunedModel(
     solver: { name: hp.solver, steps: hp.steps, tStar: hp.tStar },
     featurePool: pool,
     classes: nets.classes,
-    files: { velocity: 'velocity.onnx', head: 'head.onnx' },
+    files: {
+      velocity: 'velocity.onnx',
+      head: 'head.onnx',
+      // The VAE stage is frozen: its graphs go into the fine-tuned model unchanged.
+      ...(base.files.encoder ? { encoder: base.files.encoder } : {}),
+      ...(base.files.decoder ? { decoder: base.files.decoder } : {}),
+    },
     metrics: {},
     ood: undefined,
     provenance: {
@@ -88,6 +95,8 @@ export function fineTunedModel(
     manifest,
     velocity: exportNet(nets.velocity, params, nets.velocityNames, ''),
     head: exportNet(nets.head, params, nets.headNames, HEAD_PREFIX),
+    encoder: stage.encoder,
+    decoder: stage.decoder,
   };
 }
 
@@ -117,7 +126,13 @@ export function writeFineTunedModel(
     };
   return writeModelDir(
     model.dir,
-    { manifest: model.manifest, velocity: model.velocity, head: model.head },
+    {
+      manifest: model.manifest,
+      velocity: model.velocity,
+      head: model.head,
+      encoder: model.encoder,
+      decoder: model.decoder,
+    },
     { overwrite },
   );
 }

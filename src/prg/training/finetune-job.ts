@@ -13,6 +13,7 @@ import { commandLine } from '../model-dir/provenance';
 import { ImageDataset } from '../data';
 import { evaluateModel, labelMap } from './evaluate';
 import { loadFineTuneData } from './finetune-data';
+import { FrozenEncoder } from './frozen-encoder';
 import { fineTunedModel, writeFineTunedModel } from './finetune-export';
 import { FineTuneLoopSettings, trainFineTune } from './finetune-loop';
 import { fineTuneNets, flowTrainingProblem } from './finetune-nets';
@@ -65,7 +66,11 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
   });
   const labels = labelMap(data.train, nets.classes);
   /** The current weights as a loaded model (for evaluation and export). */
-  const current = (): LoadedModelDir => fineTunedModel(bm, nets, hp, pool, { ...o, command });
+  const current = (): LoadedModelDir => fineTunedModel(bm, nets, hp, pool, { ...o, command }, base);
+  // A VAE stage is frozen: it only turns training images into latents (cached when unaugmented).
+  const encoder = base.encoder
+    ? new FrozenEncoder(base.encoder, { device: o.device, threads: o.threads }, !o.augment)
+    : undefined;
   const evaluate = async () => {
     if (!data.eval) return undefined;
     const model = new PrgModel(current(), { device: o.device, threads: o.threads }, []);
@@ -85,7 +90,8 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
     train: data.train,
     labels,
     evaluate,
-  });
+    encode: encoder ? (x, n, idx) => encoder.encode(x, n, idx) : undefined,
+  }).finally(() => encoder?.release());
   const { metrics } = trained;
   const modelDir = await writeFineTunedModel(
     current(),

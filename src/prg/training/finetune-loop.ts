@@ -42,6 +42,11 @@ export interface FineTuneLoopSettings {
   gradClip?: number;
   /** The paper's "simple data augmentation" (§4.1): random crop with padding, horizontal flip. */
   augment?: AugmentOptions;
+  /**
+   * Images → the flow's input for models with a VAE stage (the frozen encoder, ./frozen-encoder.ts);
+   * the step graphs then take latents.
+   */
+  encode?: (x: Float32Array, n: number, indices: Int32Array) => Promise<Float32Array>;
   onStep?: (p: StepProgress) => void | Promise<void>;
   onEpoch?: (p: EpochProgress) => void | Promise<void>;
   signal?: AbortSignal;
@@ -176,13 +181,14 @@ export async function trainFineTune(o: FineTuneLoopOptions): Promise<FineTuneLoo
     await loop.run(
       async (batch, globalStep) => {
         const labels = Int32Array.from(batch.labels, (l) => o.labels[l]);
+        const x = o.encode ? await o.encode(batch.x, batch.n, batch.indices) : batch.x;
         const fm =
           lambda > 0
-            ? flowMatchingBatch(interp, batch.x, batch.n, new Rng(`${seed}:ft-fm:${globalStep}`))
+            ? flowMatchingBatch(interp, x, batch.n, new Rng(`${seed}:ft-fm:${globalStep}`))
             : undefined;
         const r = await step.run(
           params,
-          { x: batch.x, target: smoothTargets(labels, K, ls), fm },
+          { x, target: smoothTargets(labels, K, ls), fm },
           imageDims,
         );
         if (!Number.isFinite(r.loss))

@@ -3,6 +3,7 @@
  * allowResize, hyperparameter ranges), the queue (bull or in-process), job events, and what follows
  * a job (the registry rescans so the new version is servable at once; queue-depth metrics).
  */
+import { imageInput } from '../../prg/manifest';
 import {
   HttpStatus,
   Inject,
@@ -154,11 +155,8 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     const ds = await this.datasets.locate(input.dataset); // 404 DATASET_NOT_FOUND
     const evalDs = input.evalDataset ? await this.datasets.locate(input.evalDataset) : null;
     const oodDs = input.oodDataset ? await this.datasets.locate(input.oodDataset) : null;
-    const want = [
-      model.manifest.input.channels,
-      model.manifest.input.height,
-      model.manifest.input.width,
-    ];
+    const img = imageInput(model.manifest);
+    const want = [img.channels, img.height, img.width];
     for (const d of [ds, evalDs, oodDs].filter((x) => x !== null)) {
       const have = d.info.shape;
       if (!hp.allowResize && (have === null || have.join('x') !== want.join('x')))

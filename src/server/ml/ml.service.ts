@@ -14,6 +14,7 @@
  * loaded models), request-checks.ts (caps, t and pool, image decoding), model-runs.ts (batching,
  * executors, the failure summary), run-size.ts (warm-up tuning).
  */
+import { imageInput } from '../../prg/manifest';
 import {
   HttpStatus,
   Inject,
@@ -261,7 +262,8 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
       loaded: this.loaded.isLoaded(e.id),
       loadError: this.loaded.loadError(e.id) ?? null,
       createdAt: m.createdAt,
-      input: m.input,
+      // What clients send: the VAE stage's image for latent models with one (manifest.preprocess).
+      input: imageInput(m),
       classes: m.classes,
       interpolant: m.interpolant,
       solver: m.solver,
@@ -486,7 +488,8 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     // inference-api.ts: frames run from t = 0 (the image) to t = 1 (noise).
     const t = Array.from({ length: n }, (_, i) => (n === 1 ? 0 : i / (n - 1)));
     const list = rows(out.data, n);
-    const shape = entry.manifest.input;
+    // Frames are images (decoded through the VAE stage when the model has its decoder) or latents.
+    const shape = { channels: out.shape[1], height: out.shape[2], width: out.shape[3] };
     if (args.format === 'frames') {
       const pngs = await Promise.all(list.map((f) => this.checks.codec.encodePng(f, shape)));
       return {

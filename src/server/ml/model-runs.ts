@@ -4,6 +4,7 @@
  * at once with N inference workers), and one summary of failures: a failed run is logged with the
  * model, operation, batch shape and settings, and answered as one 500 INFERENCE_FAILED.
  */
+import { imageInput } from '../../prg/manifest';
 import { HttpStatus, Logger } from '@nestjs/common';
 import { PrgModelApi } from '../../prg/inference-api';
 import { ApiError } from '../common/errors';
@@ -104,7 +105,7 @@ export class ModelRuns {
     if (b) return b;
     if (this.batchers.size > 1000)
       for (const [k, x] of this.batchers) if (x.pending === 0) this.batchers.delete(k);
-    const { channels: c, height: h, width: w } = m.manifest.input;
+    const { channels: c, height: h, width: w } = imageInput(m.manifest);
     const runSize = () => this.runSize(id);
     b = new DynamicBatcher<Float32Array, R>(
       async (items) => {

@@ -4,6 +4,7 @@
  * and the images decoded to the model's input (src/prg/images.ts). The rest of each request's
  * shape is validated by its schema (src/server/schemas) before it gets here.
  */
+import { imageInput } from '../../prg/manifest';
 import { POOL_NONE, poolProblem } from '../../prg/heads/pool';
 import { ImageCodec, pixelToInput } from '../../prg/images';
 import { SolveOptions } from '../../prg/inference-api';
@@ -70,7 +71,9 @@ export class RequestChecks {
   }
 
   decode(entry: ModelEntry, inputs: ImageInput[]): Promise<Float32Array[]> {
-    const { channels, height, width } = entry.manifest.input;
+    // A model with a VAE stage takes images of the stage's input (manifest.preprocess.image).
+    const shape = imageInput(entry.manifest);
+    const { channels, height, width } = shape;
     return Promise.all(
       inputs.map(async (inp, i) => {
         const label = inputLabel(inp, i);
@@ -84,7 +87,7 @@ export class RequestChecks {
           return 'tensor' in inp ? inp.tensor : Float32Array.from(inp.pixels, pixelToInput);
         }
         const bytes = imageBytes(inp, label, this.config.maxUploadBytes);
-        return this.codec.decode(bytes, entry.manifest.input, label);
+        return this.codec.decode(bytes, shape, label);
       }),
     );
   }

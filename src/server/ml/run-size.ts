@@ -5,6 +5,7 @@
  * lowest time per image is the run size: past some size a bigger batch costs more per image
  * (activations fall out of cache), so the batcher never hands the model more than that.
  */
+import { imageInput } from '../../prg/manifest';
 import { PrgModelApi } from '../../prg/inference-api';
 
 export interface RunSizeTuning {
@@ -17,7 +18,7 @@ export async function tuneRunSize(m: PrgModelApi, maxBatch: number): Promise<Run
   const sizes: number[] = [];
   for (let n = 1; n < maxBatch; n *= 2) sizes.push(n);
   sizes.push(maxBatch);
-  const { channels, height, width } = m.manifest.input;
+  const { channels, height, width } = imageInput(m.manifest);
   // Time what a served classify runs: the logits and the model's primary OOD score.
   const served = m.manifest.ood ? { ood: [m.manifest.ood.primary] } : {};
   const perImage: Record<number, number> = {};
