@@ -69,7 +69,11 @@ export interface ModelManifest {
   /** How x_t is turned into the head's input. null = flatten. */
   featurePool: number | null;
   classes: string[];
-  files: { velocity: string; head: string; ood?: string };
+  /**
+   * `velocityData`: the velocity net's external data file (ONNX external data, beside the .onnx),
+   * present when its weights are too large for one protobuf message (io.ts writes and names it).
+   */
+  files: { velocity: string; head: string; ood?: string; velocityData?: string };
   metrics: Record<string, MetricRecord>;
   ood?: { primary: string; scores: Record<string, OodScoreThreshold> };
   provenance: {

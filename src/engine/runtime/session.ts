@@ -100,13 +100,19 @@ export function setCudaProbe(probe: () => boolean): () => boolean {
 function ortOptions(
   o: ResolvedSessionOptions,
   providers: string[],
+  enc: RuntimeEncoding,
 ): ort.InferenceSession.SessionOptions {
+  const session: Record<string, unknown> = {
+    intra_op: { allow_spinning: o.spin ? '1' : '0' },
+  };
+  // Weights loaded by reference: ORT reads them from their file (model-file.ts), found here.
+  if (enc.files) session.model_external_initializers_file_folder_path = enc.files.folder;
   const so: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: o.threads,
     graphOptimizationLevel: o.optimization,
     executionProviders: providers,
     // Session config entries (onnxruntime_session_options_config_keys.h).
-    extra: { session: { intra_op: { allow_spinning: o.spin ? '1' : '0' } } },
+    extra: { session },
   };
   if (o.profilePrefix !== null) {
     so.enableProfiling = true;
@@ -134,7 +140,7 @@ async function createOrtSession(
     } else {
       try {
         const session = await ort.InferenceSession.create(bytes, {
-          ...ortOptions(o, executionProviders('cuda')),
+          ...ortOptions(o, executionProviders('cuda'), enc),
           ...ext,
         });
         return { session, device: 'cuda' };
@@ -143,7 +149,10 @@ async function createOrtSession(
       }
     }
   }
-  const session = await ort.InferenceSession.create(bytes, { ...ortOptions(o, ['cpu']), ...ext });
+  const session = await ort.InferenceSession.create(bytes, {
+    ...ortOptions(o, ['cpu'], enc),
+    ...ext,
+  });
   return { session, device: 'cpu' };
 }
 
@@ -246,6 +255,9 @@ export class GraphSession {
 function hashEncoding(enc: RuntimeEncoding) {
   const h = createHash('sha256').update(enc.model);
   for (const e of enc.external ?? []) h.update(e.data);
+  // A file's content is named by its identity (inode, size, mtime): model files are replaced by
+  // rename, never rewritten in place.
+  for (const r of enc.files?.refs ?? []) h.update(`${r.path}:${r.offset}:${r.length}:${r.stamp}`);
   return h;
 }
 

@@ -3,7 +3,12 @@
  * src/prg/manifest.ts), field by field, so a bad file fails with an error naming the file and the
  * first bad field.
  */
-import { MANIFEST_SCHEMA, ModelManifest, SOLVER_NAMES } from '../manifest';
+import {
+  MANIFEST_SCHEMA,
+  ModelManifest,
+  SOLVER_NAMES,
+  validateImportProvenance,
+} from '../manifest';
 
 /** The manifest's file name inside a model directory. */
 export const MANIFEST_FILE = 'manifest.json';
@@ -116,6 +121,10 @@ export function validateManifest(raw: unknown, where = MANIFEST_FILE): ModelMani
   fileName(files.velocity, where, 'files.velocity');
   fileName(files.head, where, 'files.head');
   fileName(files.ood, where, 'files.ood', true);
+  fileName(files.velocityData, where, 'files.velocityData', true);
+  const names = Object.values(files);
+  if (new Set(names).size !== names.length)
+    fail(where, 'files', `names one file twice (${names.join(', ')})`);
 
   const metrics = obj(m.metrics, where, 'metrics');
   for (const [k, v] of Object.entries(metrics)) {
@@ -154,5 +163,11 @@ export function validateManifest(raw: unknown, where = MANIFEST_FILE): ModelMani
   str(prov.command, where, 'provenance.command');
   str(prov.gitCommit, where, 'provenance.gitCommit');
   if (prov.parent !== undefined) str(prov.parent, where, 'provenance.parent');
+  if (prov.import !== undefined)
+    try {
+      validateImportProvenance(prov.import, where);
+    } catch (e) {
+      throw new ManifestError((e as Error).message);
+    }
   return m as unknown as ModelManifest;
 }

@@ -6,7 +6,7 @@
 import { buildHead } from '../heads';
 import { MANIFEST_SCHEMA, ModelManifest, SolverName } from '../manifest';
 import { featureDim } from '../model-dir/graph-check';
-import { writeModelDir } from '../model-dir/io';
+import { readManifest, writeModelDir } from '../model-dir/io';
 import { UNetConfig, buildVelocityNet } from '../nets';
 
 export interface TinyModelOptions {
@@ -24,6 +24,8 @@ export interface TinyModelOptions {
   ood?: ModelManifest['ood'];
   /** Replace an existing directory. */
   overwrite?: boolean;
+  /** Write the velocity net with external data above this many bytes (tests use a tiny value). */
+  externalDataAbove?: number;
 }
 
 /** The U-Net shape of the fixture (preset XS with everything shrunk). */
@@ -93,7 +95,7 @@ export async function createTinyModel(
   const out = await writeModelDir(
     dir,
     { manifest, velocity: net.graph, head: head.graph },
-    { overwrite: o.overwrite },
+    { overwrite: o.overwrite, externalDataAbove: o.externalDataAbove },
   );
-  return { dir: out, manifest };
+  return { dir: out, manifest: await readManifest(out) };
 }
