@@ -37,6 +37,15 @@ export interface SessionOptions {
    * off the U-Net-XS forward ran ~25% faster under load (interleaved runs, both orders).
    */
   spin?: boolean;
+  /**
+   * Let ORT pre-pack MatMul/Conv weights into its own buffers. Default: PRG_ORT_PREPACK=1|0,
+   * else `auto`: on, except for graphs whose weights were loaded by reference from a file
+   * (model-file.ts). Those ORT maps from the file; pre-packing would copy them into anonymous
+   * memory (one more copy per session: per batch size and setting the server caches) and, while
+   * it packs, hold both (2× the weights at peak). Unpacked, the sessions of one model share the
+   * file's pages. bench:import measures serving SiT-XL/2 this way.
+   */
+  prepack?: boolean | 'auto';
 }
 
 /** Options with every default filled in: what a session is actually created with. */
@@ -46,6 +55,7 @@ export interface ResolvedSessionOptions {
   optimization: OptimizationLevel;
   profilePrefix: string | null;
   spin: boolean;
+  prepack: boolean | 'auto';
 }
 
 export function resolveSessionOptions(
@@ -61,7 +71,15 @@ export function resolveSessionOptions(
     optimization: opts.optimization ?? 'all',
     profilePrefix: opts.profilePrefix ?? null,
     spin: opts.spin ?? spinFromEnv(env),
+    prepack: opts.prepack ?? prepackFromEnv(env),
   };
+}
+
+function prepackFromEnv(env: NodeJS.ProcessEnv): boolean | 'auto' {
+  const v = env.PRG_ORT_PREPACK;
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === '1' || v === '0') return v === '1';
+  throw new Error(`PRG_ORT_PREPACK=${JSON.stringify(v)}: use 0, 1 or auto`);
 }
 
 function spinFromEnv(env: NodeJS.ProcessEnv): boolean {
@@ -107,6 +125,8 @@ function ortOptions(
   };
   // Weights loaded by reference: ORT reads them from their file (model-file.ts), found here.
   if (enc.files) session.model_external_initializers_file_folder_path = enc.files.folder;
+  const prepack = o.prepack === 'auto' ? !enc.files : o.prepack;
+  if (!prepack) session.disable_prepacking = '1';
   const so: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: o.threads,
     graphOptimizationLevel: o.optimization,
