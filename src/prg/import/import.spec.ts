@@ -202,7 +202,9 @@ describe('prg import sit', () => {
     };
     const a = await feats(join(root, 'se'));
     const b = await feats(join(root, 'si'));
-    expect(a.f).toEqual(b.f);
+    // Float32 rounding apart: weights mapped from a file are not pre-packed (session.ts).
+    expect(a.f.length).toBe(b.f.length);
+    expect(Math.max(...a.f.map((v, i) => Math.abs(v - b.f[i])))).toBeLessThan(1e-5);
     expect(a.byRef).toBeGreaterThan(10);
     expect(a.onDisk).toBe(a.byRef);
     expect(b.byRef).toBe(0);
