@@ -209,7 +209,7 @@ async function servePhase(): Promise<void> {
     weights_mb: Math.round(bytes / 2 ** 20),
     seconds: (performance.now() - t0) / 1000,
     peak_rss_mb: maxRssMB(),
-    prepack: process.env.PRG_ORT_PREPACK ?? 'auto',
+    prepack: process.env.PRG_ORT_PREPACK !== '0',
   });
 }
 

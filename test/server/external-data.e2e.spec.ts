@@ -40,8 +40,8 @@ describe('a model directory with external data', () => {
         .expect(200);
     const [a, b] = await Promise.all([classify('ext@1'), classify('inline@1')]);
     expect(a.body.model).toBe('ext@1');
-    // Within float32 rounding, not bit for bit: ORT does not pre-pack weights it maps from a file
-    // (session.ts, prepack), and packed and unpacked GEMM kernels sum in different orders.
+    // Within float32 rounding, not bit for bit: with PRG_ORT_PREPACK=0 ORT serves the mapped
+    // weights unpacked, and packed and unpacked GEMM kernels sum in different orders.
     const close = (x: number[], y: number[]) => {
       expect(x).toHaveLength(y.length);
       x.forEach((v, i) => expect(Math.abs(v - y[i])).toBeLessThan(1e-6));

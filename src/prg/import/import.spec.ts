@@ -202,7 +202,7 @@ describe('prg import sit', () => {
     };
     const a = await feats(join(root, 'se'));
     const b = await feats(join(root, 'si'));
-    // Float32 rounding apart: weights mapped from a file are not pre-packed (session.ts).
+    // Float32 rounding apart (with PRG_ORT_PREPACK=0 mapped weights run unpacked, session.ts).
     expect(a.f.length).toBe(b.f.length);
     expect(Math.max(...a.f.map((v, i) => Math.abs(v - b.f[i])))).toBeLessThan(1e-5);
     expect(a.byRef).toBeGreaterThan(10);
