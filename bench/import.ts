@@ -9,10 +9,13 @@
  *
  * Phases run in child processes so each reports its own peak RSS (getrusage maxrss):
  * - generate: write the .safetensors (not timed as import).
- * - import:   read + map + fold the convention + write velocity.onnx with external data.
- * - serve:    read the model by path, build the K-step Euler feature graph (t* = 0.5, symbolic
- *             batch), create the ORT session, time features for each (K, batch); img/s = batch /
- *             median seconds per call.
+ * - import:   read + map + fold the convention + write the model directory (writeImportedModel:
+ *             velocity.onnx + velocity.onnx.data + a fresh head), as `prg import sit` does.
+ * - serve:    load the directory as the server does (loadPrgModel: weights by reference, ORT
+ *             reads them from velocity.onnx.data), time `features` (K Euler steps to t = 0.5,
+ *             flattened, the fixed-batch graphs the server builds) for each (K, batch); img/s =
+ *             batch / median seconds per call; the first call (graph build + session load) is
+ *             reported as first_call_seconds.
  * - torch:    bench/torch_sit.py (upstream models.py from SIT_PATH; random init, the speed does not
  *             depend on the values) with the same K and batches, same thread count.
  *
@@ -26,10 +29,8 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readModelFile, writeModelFile } from '../src/engine/onnx/model-file';
-import { GraphSession } from '../src/engine/runtime/session';
-import { buildFeatureGraph } from '../src/prg/features';
-import { importNet, planSit, SIT_SIZES } from '../src/prg/import';
+import { importNet, planSit, SIT_SIZES, writeImportedModel } from '../src/prg/import';
+import { loadPrgModel } from '../src/prg/inference';
 import { hashedWeights } from '../src/prg/import/testing/hashed-weights';
 
 const env = (k: string, d: string) => process.env[k] || d;
@@ -41,9 +42,20 @@ const BATCHES = env('BENCH_BATCHES', '1,8').split(',').map(Number);
 const REPS = Number(env('BENCH_REPS', '2'));
 const THREADS = Number(env('PRG_THREADS', String(cpus().length)));
 const CKPT = join(DIR, `${CONFIG.replace('/', '-')}.safetensors`);
-const MODEL = join(DIR, 'velocity.onnx');
+const MODEL = join(DIR, 'model');
 
 const maxRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
+
+/**
+ * Proportional set size (Linux): resident pages, a page shared by k mappings counted 1/k. The
+ * server's sessions of one model each map velocity.onnx.data; RSS counts those pages once per
+ * mapping, PSS once. null where /proc is not available.
+ */
+async function pssMB(): Promise<number | null> {
+  const text = await fs.readFile('/proc/self/smaps_rollup', 'utf8').catch(() => null);
+  const kb = text && /^Pss:\s+(\d+) kB/m.exec(text);
+  return kb ? Math.round(Number(kb[1]) / 1024) : null;
+}
 const emit = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 
 /** Upstream SiT keys and shapes for a config (SiT models.py), learn_sigma, 1000 classes + null. */
@@ -125,7 +137,14 @@ async function importPhase(): Promise<void> {
     planSit(sd, root, CKPT, { path: 'linear', config: CONFIG }),
   );
   const t1 = performance.now();
-  await writeModelFile(MODEL, imp.velocity, { externalData: true });
+  const res = await writeImportedModel(imp, {
+    out: MODEL,
+    name: 'bench-sit',
+    classes: ['a', 'b'],
+    head: { kind: 'pooled', hidden: 64, featurePool: 16 },
+    solver: { name: 'euler', steps: 1, tStar: 0.5 },
+    overwrite: true,
+  });
   let bytes = 0;
   for (const t of imp.velocity.initializers.values()) bytes += t.data.byteLength;
   emit({
@@ -135,30 +154,32 @@ async function importPhase(): Promise<void> {
     weights_mb: Math.round(bytes / 2 ** 20),
     read_map_seconds: (t1 - t0) / 1000,
     seconds: (performance.now() - t0) / 1000,
+    files: res.manifest.files,
     peak_rss_mb: maxRssMB(),
   });
 }
 
 async function servePhase(): Promise<void> {
   const t0 = performance.now();
-  const velocity = await readModelFile(MODEL);
-  let bytes = 0;
-  for (const t of velocity.initializers.values()) bytes += t.data.byteLength;
-  const [, C, H, W] = velocity.inputs[0].shape as number[];
-  for (const K of STEPS) {
-    const g = buildFeatureGraph(velocity, { solver: 'euler', steps: K, tStar: 0.5, pool: null });
-    const ts = performance.now();
-    const s = await GraphSession.create(g, { threads: THREADS });
-    const load = (performance.now() - ts) / 1000;
-    try {
+  // The weights: the external data file, or the whole .onnx for a net small enough to be inline.
+  const size = (f: string) => fs.stat(join(MODEL, f)).then((st) => st.size);
+  const bytes = await size('velocity.onnx.data').catch(() => size('velocity.onnx'));
+  const model = await loadPrgModel(MODEL, { threads: THREADS });
+  const { channels: C, height: H, width: W } = model.manifest.input;
+  // Every (K, batch) is its own fixed-batch graph, kept alive as the server's GraphCache keeps it.
+  let sessions = 0;
+  try {
+    for (const K of STEPS)
       for (const n of BATCHES) {
         const x = new Float32Array(n * C * H * W).map((_, i) => Math.sin(i) * 0.5);
-        const feeds = { x: { dtype: 'float32' as const, dims: [n, C, H, W], data: x } };
-        await s.run(feeds); // warm-up
+        const opts = { steps: K, t: 0.5, pool: null };
+        const ts = performance.now();
+        await model.features({ data: x, n }, opts); // graph build + session load + warm-up
+        const firstCall = (performance.now() - ts) / 1000;
         const times: number[] = [];
         for (let r = 0; r < REPS; r++) {
           const a = performance.now();
-          await s.run(feeds);
+          await model.features({ data: x, n }, opts);
           times.push((performance.now() - a) / 1000);
         }
         times.sort((a, b) => a - b);
@@ -171,14 +192,16 @@ async function servePhase(): Promise<void> {
           batch: n,
           seconds_per_call: med,
           img_per_s: n / med,
-          session_load_seconds: load,
+          first_call_seconds: firstCall,
           threads: THREADS,
           loadavg: loadavg()[0],
+          rss_mb: Math.round(process.memoryUsage.rss() / 2 ** 20),
+          pss_mb: await pssMB(),
+          live_sessions: ++sessions,
         });
       }
-    } finally {
-      await s.release();
-    }
+  } finally {
+    await model.release();
   }
   emit({
     phase: 'serve-summary',
@@ -186,6 +209,7 @@ async function servePhase(): Promise<void> {
     weights_mb: Math.round(bytes / 2 ** 20),
     seconds: (performance.now() - t0) / 1000,
     peak_rss_mb: maxRssMB(),
+    prepack: process.env.PRG_ORT_PREPACK !== '0',
   });
 }
 

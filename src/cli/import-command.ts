@@ -56,13 +56,15 @@ const COMMON_IMPORT: OptionSpec = {
   'allow-unmapped': { type: 'boolean' },
   overwrite: { type: 'boolean' },
   json: { type: 'boolean' },
+  'external-data-above': { type: 'string' },
 };
 
 const COMMON_HELP = `  --checkpoint FILE (.pt from torch 1.6–2.x, or .safetensors)   --out DIR   --name NAME
   --classes a,b,…  (the fresh head's classes)   --head mlp|pooled (pooled) --hidden N (768)
   --pool none|N (min(16, H))   --solver S (euler) --steps K (3) --t-star T (0.5)
   --verify REF.safetensors (x, t, v in this project's convention) --tolerance X (1e-4)
-  --allow-unmapped   --overwrite   --json   --model-version V   --seed N`;
+  --allow-unmapped   --overwrite   --json   --model-version V   --seed N
+  --external-data-above BYTES  velocity weights past this go to velocity.onnx.data (1073741824)`;
 
 export const IMPORT_HELP: Record<string, string> = {
   import: `prg import sit|torchcfm-unet|onnx|vae [options]   (prg import <family> --help)
@@ -182,6 +184,7 @@ function modelOptions(v: Values, cmd: string, classes: string[], H: number): Imp
       ? { file: verify, tolerance: num(v, 'tolerance', { min: 0 }) ?? 1e-4 }
       : undefined,
     overwrite: flag(v, 'overwrite'),
+    externalDataAbove: num(v, 'external-data-above', { int: true, min: 0 }),
   };
 }
 
@@ -202,6 +205,7 @@ async function finish<C>(v: Values, imp: ImportedNet<C>, o: ImportModelOptions):
     labels: res.manifest.architecture.velocity.labels ?? null,
     untrainableOps: res.manifest.architecture.velocity.untrainableOps ?? [],
     verify: res.verify,
+    files: res.manifest.files,
   };
   if (flag(v, 'json')) process.stdout.write(JSON.stringify(summary) + '\n');
   else {

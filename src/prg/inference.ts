@@ -502,7 +502,9 @@ export class PrgModel implements PrgModelApi {
 
 /** Load and validate a model directory; sessions are created lazily on first use. */
 export async function loadPrgModel(dir: string, opts: LoadOptions = {}): Promise<PrgModel> {
-  const loaded = await readModelDir(dir);
+  // Large velocity weights (external data) stay in their file: ORT reads them from there, so the
+  // server holds no JS copy of them (SiT-XL/2: 2.7 GB). Small nets are inline and load as before.
+  const loaded = await readModelDir(dir, { weights: 'by-reference' });
   // The head must take exactly what features() produces for the manifest's setting.
   featureDim(loaded.manifest);
   const scorers: OodScorer[] = [];

@@ -106,8 +106,19 @@ export interface ModelManifest {
   /** How x_t is turned into the head's input. null = flatten. */
   featurePool: number | null;
   classes: string[];
-  /** encoder/decoder: the preprocessing stage's graphs (present exactly when `preprocess` is). */
-  files: { velocity: string; head: string; ood?: string; encoder?: string; decoder?: string };
+  /**
+   * encoder/decoder: the preprocessing stage's graphs (present exactly when `preprocess` is).
+   * `velocityData`: the velocity net's external data file (ONNX external data, beside the .onnx),
+   * present when its weights are too large for one protobuf message (io.ts writes and names it).
+   */
+  files: {
+    velocity: string;
+    head: string;
+    ood?: string;
+    encoder?: string;
+    decoder?: string;
+    velocityData?: string;
+  };
   /**
    * Optional preprocessing stage (latent models): images of `preprocess.image` go through the
    * frozen encoder (files.encoder) to latents of `input`, which the flow takes; the decoder

@@ -17,6 +17,7 @@ import {
   ValueInfo,
   allocData,
   numel,
+  tensorByteLength,
 } from './types';
 
 const CODE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9 };
@@ -57,11 +58,22 @@ function externalRef(p: onnx.ITensorProto, where: string) {
   return { location, offset, length };
 }
 
+/**
+ * Makes the tensor for an externally stored initializer without reading its bytes (loading by
+ * reference, model-file.ts); `undefined` falls back to reading them.
+ */
+export type ExternalTensorFactory = (
+  ref: { location: string; offset: number; length: number },
+  dtype: DType,
+  dims: number[],
+) => Tensor | undefined;
+
 function tensorFromProto(
   p: onnx.ITensorProto,
   where: string,
   external?: ExternalDataReader,
   known?: Tensor,
+  reference?: ExternalTensorFactory,
 ): Tensor {
   const dtype = DTYPE[p.dataType ?? 0];
   if (!dtype) throw new Error(`${where}: unsupported tensor data type ${p.dataType}`);
@@ -71,6 +83,14 @@ function tensorFromProto(
   // An in-memory round trip hands back the very tensor it left out (no copy of the weights).
   if (external_ && known && known.dtype === dtype && known.dims.join() === dims.join())
     return known;
+  if (external_ && reference) {
+    const ref = externalRef(p, where);
+    const length = tensorByteLength({ dtype, dims });
+    if (ref.length !== undefined && ref.length !== length)
+      throw new Error(`${where}: external length ${ref.length}, dims [${dims}] need ${length}`);
+    const t = reference({ location: ref.location, offset: ref.offset, length }, dtype, dims);
+    if (t) return t;
+  }
   const data = allocData(dtype, n);
   if (external_) {
     const ref = externalRef(p, where);
@@ -201,10 +221,11 @@ export function planExternalData(g: Graph, layout: ExternalDataLayout): External
   const entries = new Map<string, { offset: number; length: number }>();
   let size = 0;
   for (const [name, t] of g.initializers) {
-    if (t.data.byteLength < threshold) continue;
+    const length = tensorByteLength(t);
+    if (length < threshold) continue;
     size = Math.ceil(size / align) * align;
-    entries.set(name, { offset: size, length: t.data.byteLength });
-    size += t.data.byteLength;
+    entries.set(name, { offset: size, length });
+    size += length;
   }
   return { location: layout.location, entries, size };
 }
@@ -267,6 +288,8 @@ export function decodeModel(
     external?: ExternalDataReader;
     /** Tensors for external initializers, by name (an in-memory encode/decode round trip). */
     tensors?: ReadonlyMap<string, Tensor>;
+    /** Tensors for external initializers that keep their bytes on disk (model-file.ts). */
+    reference?: ExternalTensorFactory;
   } = {},
 ): Graph {
   let model: onnx.ModelProto;
@@ -289,6 +312,7 @@ export function decodeModel(
       `initializer ${t.name}`,
       opts.external,
       opts.tensors?.get(t.name),
+      opts.reference,
     );
     initializers.set(t.name, tv);
     values.set(t.name, { name: t.name, dtype: tv.dtype, shape: [...tv.dims] });

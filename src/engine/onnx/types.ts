@@ -88,6 +88,16 @@ export function allocData(dtype: DType, n: number): TensorData {
   }
 }
 
+const DTYPE_BYTES: Record<DType, number> = { float32: 4, int64: 8, int32: 4, bool: 1, uint8: 1 };
+
+/**
+ * Size of a tensor's data from its dtype and dims, without touching `data` (a tensor loaded by
+ * reference reads its bytes from disk only when `data` is asked for; see onnx/model-file.ts).
+ */
+export function tensorByteLength(t: Pick<Tensor, 'dtype' | 'dims'>): number {
+  return numel(t.dims) * DTYPE_BYTES[t.dtype];
+}
+
 export function tensor(dtype: DType, dims: number[], values?: ArrayLike<number>): Tensor {
   const n = numel(dims);
   const data = allocData(dtype, n);

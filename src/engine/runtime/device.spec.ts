@@ -37,6 +37,9 @@ describe('device selection', () => {
     expect(resolveSessionOptions({}, {}).spin).toBe(false);
     expect(resolveSessionOptions({}, { PRG_ORT_SPIN: '1' }).spin).toBe(true);
     expect(() => resolveSessionOptions({}, { PRG_ORT_SPIN: 'yes' })).toThrow(/PRG_ORT_SPIN/);
+    expect(resolveSessionOptions({}, {}).prepack).toBe(true);
+    expect(resolveSessionOptions({}, { PRG_ORT_PREPACK: '0' }).prepack).toBe(false);
+    expect(() => resolveSessionOptions({}, { PRG_ORT_PREPACK: 'no' })).toThrow(/PRG_ORT_PREPACK/);
   });
 
   it('parses PRG_THREADS', () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main';
+import { fileRefOf, isInMemory } from '../../engine/onnx/model-file';
 import { loadPrgModel } from '../inference';
 import { ImportProvenance } from '../manifest';
 import { readModelDir } from '../model-dir/io';
@@ -174,6 +175,39 @@ describe('prg import sit', () => {
       /max abs difference .* exceeds the tolerance 0\.0001 .*nothing written/,
     );
     expect(await exists(join(root, 's3'))).toBe(false);
+  });
+
+  it('past the external-data threshold writes velocity.onnx.data, served like the inline net', async () => {
+    // SiT-XL/2 crosses the 1 GiB default; the tiny SiT crosses a threshold of 1 KiB the same way.
+    const ckpt = join(FIX, 'sit-tiny.safetensors');
+    const inline = await run(sit(ckpt, '--out', join(root, 'si'), '--json'));
+    const ext = await run(
+      sit(ckpt, '--out', join(root, 'se'), '--external-data-above', '1024', '--json'),
+    );
+    expect(ext.err).toBe('');
+    expect(JSON.parse(inline.out).files.velocityData).toBeUndefined();
+    expect(JSON.parse(ext.out).files.velocityData).toBe('velocity.onnx.data');
+    expect(await exists(join(root, 'se', 'velocity.onnx.data'))).toBe(true);
+    const x = Float32Array.from({ length: 2 * 4 * 8 * 8 }, (_, i) => Math.cos(i) * 0.8);
+    const feats = async (dir: string) => {
+      const model = await loadPrgModel(dir, { threads: 1 });
+      try {
+        const f = (await model.features({ data: x, n: 2 }, { t: 0.5, steps: 2 })).data;
+        const byRef = [...model.velocity.initializers.values()].filter((t) => fileRefOf(t));
+        // Served from the file: ORT read the weights, JS never did.
+        return { f, onDisk: byRef.filter((t) => !isInMemory(t)).length, byRef: byRef.length };
+      } finally {
+        await model.release();
+      }
+    };
+    const a = await feats(join(root, 'se'));
+    const b = await feats(join(root, 'si'));
+    // Float32 rounding apart (with PRG_ORT_PREPACK=0 mapped weights run unpacked, session.ts).
+    expect(a.f.length).toBe(b.f.length);
+    expect(Math.max(...a.f.map((v, i) => Math.abs(v - b.f[i])))).toBeLessThan(1e-5);
+    expect(a.byRef).toBeGreaterThan(10);
+    expect(a.onDisk).toBe(a.byRef);
+    expect(b.byRef).toBe(0);
   });
 
   it('refuses a DiT checkpoint unless forced, and a --config that the file contradicts', async () => {

@@ -15,13 +15,10 @@ import {
   validateImportProvenance,
 } from '../manifest';
 import { featureDim } from '../model-dir/graph-check';
-import { DEFAULT_FILES, writeModelDir } from '../model-dir/io';
+import { DEFAULT_FILES, readManifest, writeModelDir } from '../model-dir/io';
 import { provenance } from '../model-dir/provenance';
 import { ImportedNet } from './plan';
 import { readReference, sha256File, verifyVelocity } from './verify';
-
-/** protobuf cannot encode a message of 2 GiB or more; stay clear of it. */
-const MAX_INLINE_BYTES = 2 ** 31 - 2 ** 24;
 
 export const CIFAR10_CLASSES = [
   'airplane',
@@ -46,6 +43,8 @@ export interface ImportModelOptions {
   solver: { name: SolverName; steps: number; tStar: number };
   verify?: { file: string; tolerance: number };
   overwrite?: boolean;
+  /** Velocity nets above this many bytes keep their weights in `velocity.onnx.data` (1 GiB). */
+  externalDataAbove?: number;
 }
 
 export interface ImportResult {
@@ -81,13 +80,6 @@ export async function writeImportedModel<C>(
       );
   }
   validateImportProvenance(prov, `import into ${o.out}`);
-  let bytes = 0;
-  for (const t of imp.velocity.initializers.values()) bytes += t.data.byteLength;
-  if (bytes > MAX_INLINE_BYTES)
-    throw new Error(
-      `the velocity net has ${(bytes / 2 ** 30).toFixed(2)} GiB of weights, past protobuf's 2 GiB ` +
-        'limit; model directories with external data are not written by this version',
-    );
   const input = { channels, height, width, normalization: 'minus-one-one' as const };
   const featurePool = o.head.featurePool;
   const inputDim = featureDim({ input, featurePool });
@@ -134,7 +126,7 @@ export async function writeImportedModel<C>(
   const dir = await writeModelDir(
     o.out,
     { manifest, velocity: imp.velocity, head: withParamNames(head.graph, head.paramNames) },
-    { overwrite: o.overwrite },
+    { overwrite: o.overwrite, externalDataAbove: o.externalDataAbove },
   );
-  return { dir, manifest, verify: prov.verify };
+  return { dir, manifest: await readManifest(dir), verify: prov.verify };
 }

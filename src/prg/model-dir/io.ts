@@ -1,6 +1,9 @@
 /**
  * Reading and writing model directories: `manifest.json` (schema prg.model/v1,
- * src/prg/manifest.ts), the velocity net ONNX, the head ONNX and optionally `ood.json`.
+ * src/prg/manifest.ts), the velocity net ONNX, the head ONNX and optionally `ood.json`. A velocity
+ * net larger than `externalDataAbove` bytes (default 1 GiB; protobuf stops at 2 GiB) keeps its
+ * weights in ONNX external data beside it, `<velocity>.onnx.data`, named in
+ * `manifest.files.velocityData`; graphs are read by path so that file is found.
  *
  * Writing is atomic at the directory level: everything goes into a hidden sibling temp directory
  * (each file fsynced), which is then renamed onto the target; a reader never sees a half-written
@@ -11,9 +14,9 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { decodeModel, encodeModel } from '../../engine/onnx/proto';
+import { readModelFile, writeModelFile } from '../../engine/onnx/model-file';
 import { writeFileAtomic } from '../../engine/runtime/checkpoint';
-import { Graph } from '../../engine/onnx/types';
+import { Graph, tensorByteLength } from '../../engine/onnx/types';
 import { ModelManifest } from '../manifest';
 import { checkGraphs, checkStageGraphs } from './graph-check';
 import { MANIFEST_FILE, validateManifest } from './manifest-schema';
@@ -41,18 +44,21 @@ export interface LoadedModelDir extends ModelDirContents {
   dir: string;
 }
 
-async function readGraph(path: string): Promise<Graph> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await fs.readFile(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})`, { cause: e });
-  }
-  try {
-    return decodeModel(bytes);
-  } catch (e) {
-    throw new Error(`${path}: not a valid ONNX model (${(e as Error).message})`, { cause: e });
-  }
+/**
+ * Velocity nets above this many bytes of weights are written with external data. Well below
+ * protobuf's 2 GiB so the graph itself and any later growth (an added input) still fit.
+ */
+export const EXTERNAL_DATA_ABOVE = 2 ** 30;
+
+/** How `readModelDir` loads the velocity net's external weights (see readModelFile). */
+export interface ReadModelDirOptions {
+  /** `by-reference` keeps external weights on disk (serving); default `copy`. */
+  weights?: 'copy' | 'by-reference';
+}
+
+/** The external data file name written for a velocity net: ONNX's `<model>.data` convention. */
+export function velocityDataFile(velocity: string): string {
+  return `${velocity}.data`;
 }
 
 /** Read and validate only the manifest of a model directory. */
@@ -90,18 +96,35 @@ export async function updateManifest(
   return next;
 }
 
-/** Load a model directory: manifest, both graphs and ood.json; everything cross-checked. */
-export async function readModelDir(dir: string): Promise<LoadedModelDir> {
+/**
+ * Load a model directory: manifest, both graphs and ood.json; everything cross-checked. Graphs are
+ * read by path, so external data beside them is found; a file named in the manifest that is
+ * missing fails naming it.
+ */
+export async function readModelDir(
+  dir: string,
+  opts: ReadModelDirOptions = {},
+): Promise<LoadedModelDir> {
   const manifest = await readManifest(dir);
-  const velocity = await readGraph(join(dir, manifest.files.velocity));
-  const head = await readGraph(join(dir, manifest.files.head));
+  if (manifest.files.velocityData) {
+    const p = join(dir, manifest.files.velocityData);
+    await fs.access(p).catch((e: Error) => {
+      throw new Error(`${p}: cannot read the velocity net's external data (${e.message})`, {
+        cause: e,
+      });
+    });
+  }
+  const velocity = await readModelFile(join(dir, manifest.files.velocity), {
+    weights: opts.weights,
+  });
+  const head = await readModelFile(join(dir, manifest.files.head));
   checkGraphs(manifest, velocity, head, dir);
   const stage = {
     encoder: manifest.files.encoder
-      ? await readGraph(join(dir, manifest.files.encoder))
+      ? await readModelFile(join(dir, manifest.files.encoder))
       : undefined,
     decoder: manifest.files.decoder
-      ? await readGraph(join(dir, manifest.files.decoder))
+      ? await readModelFile(join(dir, manifest.files.decoder))
       : undefined,
   };
   checkStageGraphs(manifest, stage, dir);
@@ -130,12 +153,15 @@ async function writeSynced(path: string, data: Uint8Array | string): Promise<voi
 /**
  * Replacing a model directory (e.g. `prg ood-fit` adding thresholds) must not lose what people
  * keep beside the model — its README, notes — so every regular file that is not part of the
- * model payload (manifest, or a file either manifest names) is copied into the new directory.
+ * model payload (manifest, a file either manifest names, or external data of a named .onnx) is
+ * copied into the new directory. An old model's weights file is never carried into a new model
+ * that does not use it.
  */
 async function carryOverExtraFiles(from: string, to: string, next: ModelManifest): Promise<void> {
   const payload = new Set<string>([MANIFEST_FILE, ...Object.values(next.files)]);
   const previous = await readManifest(from).catch(() => undefined);
   for (const f of Object.values(previous?.files ?? {})) payload.add(f);
+  for (const f of [...payload]) if (f.endsWith('.onnx')) payload.add(velocityDataFile(f));
   for (const e of await fs.readdir(from, { withFileTypes: true }))
     if (e.isFile() && !payload.has(e.name)) await fs.copyFile(join(from, e.name), join(to, e.name));
 }
@@ -148,13 +174,24 @@ async function carryOverExtraFiles(from: string, to: string, next: ModelManifest
 export async function writeModelDir(
   dir: string,
   c: ModelDirContents,
-  opts: { overwrite?: boolean } = {},
+  opts: {
+    overwrite?: boolean;
+    /** Write the velocity net with external data above this many bytes of weights (1 GiB). */
+    externalDataAbove?: number;
+  } = {},
 ): Promise<string> {
   const target = resolve(dir);
   const manifest = validateManifest(
     JSON.parse(JSON.stringify(c.manifest)),
     `manifest for ${target}`,
   );
+  let weightBytes = 0;
+  for (const t of c.velocity.initializers.values()) weightBytes += tensorByteLength(t);
+  const external = weightBytes > (opts.externalDataAbove ?? EXTERNAL_DATA_ABOVE);
+  // The manifest names the data file exactly when there is one (a copied manifest may say either).
+  if (external) manifest.files.velocityData = velocityDataFile(manifest.files.velocity);
+  else delete manifest.files.velocityData;
+  validateManifest(manifest, `manifest for ${target}`);
   if (c.ood !== undefined && !manifest.files.ood)
     throw new Error(`model ${target}: ood data given but manifest.files.ood is not set`);
   if (c.ood === undefined && manifest.files.ood)
@@ -174,12 +211,16 @@ export async function writeModelDir(
   const tmp = join(dirname(target), `.${basename(target)}.${tag}.tmp`);
   await fs.mkdir(tmp);
   try {
-    await writeSynced(join(tmp, manifest.files.velocity), encodeModel(c.velocity));
-    await writeSynced(join(tmp, manifest.files.head), encodeModel(c.head));
+    // Data file first, then the .onnx (each temp + fsync + rename, model-file.ts), then the
+    // manifest; the whole directory becomes visible only at the rename below.
+    await writeModelFile(join(tmp, manifest.files.velocity), c.velocity, {
+      externalData: external ? { location: manifest.files.velocityData, threshold: 1024 } : false,
+    });
+    await writeModelFile(join(tmp, manifest.files.head), c.head);
     if (manifest.files.encoder && c.encoder)
-      await writeSynced(join(tmp, manifest.files.encoder), encodeModel(c.encoder));
+      await writeModelFile(join(tmp, manifest.files.encoder), c.encoder);
     if (manifest.files.decoder && c.decoder)
-      await writeSynced(join(tmp, manifest.files.decoder), encodeModel(c.decoder));
+      await writeModelFile(join(tmp, manifest.files.decoder), c.decoder);
     if (manifest.files.ood)
       await writeSynced(join(tmp, manifest.files.ood), JSON.stringify(c.ood, null, 2) + '\n');
     await writeSynced(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');

@@ -161,6 +161,10 @@ export function validateManifest(raw: unknown, where = MANIFEST_FILE): ModelMani
       fail(where, 'files.encoder', 'must name the encoder ONNX when preprocess is set');
   } else if (files.encoder !== undefined || files.decoder !== undefined)
     fail(where, 'preprocess', 'must describe the stage when files.encoder or files.decoder is set');
+  fileName(files.velocityData, where, 'files.velocityData', true);
+  const names = Object.values(files).filter((v) => v !== undefined);
+  if (new Set(names).size !== names.length)
+    fail(where, 'files', `names one file twice (${names.join(', ')})`);
 
   const metrics = obj(m.metrics, where, 'metrics');
   for (const [k, v] of Object.entries(metrics)) {
@@ -199,6 +203,11 @@ export function validateManifest(raw: unknown, where = MANIFEST_FILE): ModelMani
   str(prov.command, where, 'provenance.command');
   str(prov.gitCommit, where, 'provenance.gitCommit');
   if (prov.parent !== undefined) str(prov.parent, where, 'provenance.parent');
-  if (prov.import !== undefined) validateImportProvenance(prov.import, where);
+  if (prov.import !== undefined)
+    try {
+      validateImportProvenance(prov.import, where);
+    } catch (e) {
+      throw new ManifestError((e as Error).message);
+    }
   return m as unknown as ModelManifest;
 }

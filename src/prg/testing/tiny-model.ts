@@ -10,7 +10,7 @@ import { namespaced, paramNamesOf, withParamNames } from '../features';
 import { buildHead } from '../heads';
 import { MANIFEST_SCHEMA, ModelManifest, SolverName } from '../manifest';
 import { featureDim } from '../model-dir/graph-check';
-import { writeModelDir } from '../model-dir/io';
+import { readManifest, writeModelDir } from '../model-dir/io';
 import { UNetConfig, buildVelocityNet } from '../nets';
 import { BuiltNet } from '../nets/unet';
 
@@ -33,6 +33,8 @@ export interface TinyModelOptions {
   labels?: number;
   /** Add a LayerNormalization (no VJP rule) to the velocity: an inference-only flow. */
   inferenceOnly?: boolean;
+  /** Write the velocity net with external data above this many bytes (tests use a tiny value). */
+  externalDataAbove?: number;
 }
 
 /**
@@ -144,7 +146,7 @@ export async function createTinyModel(
   const out = await writeModelDir(
     dir,
     { manifest, velocity, head: head.graph },
-    { overwrite: o.overwrite },
+    { overwrite: o.overwrite, externalDataAbove: o.externalDataAbove },
   );
-  return { dir: out, manifest };
+  return { dir: out, manifest: await readManifest(out) };
 }

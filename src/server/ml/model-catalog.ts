@@ -162,7 +162,8 @@ async function checkModelDir(
     return { ok: false, problems: [(e as Error).message] };
   }
   const missing: string[] = [];
-  for (const f of [m.files.velocity, m.files.head, ...(m.files.ood ? [m.files.ood] : [])]) {
+  // Every file the manifest names, the velocity net's external data included.
+  for (const f of Object.values(m.files).filter((f): f is string => typeof f === 'string')) {
     const p = path.resolve(dir, f);
     if (!p.startsWith(path.resolve(dir) + path.sep))
       missing.push(`file ${f} escapes the model directory`);
