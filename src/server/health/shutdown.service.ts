@@ -1,6 +1,7 @@
 /**
- * Graceful shutdown (SIGTERM/SIGINT via enableShutdownHooks, or app.close()): readiness turns 503,
- * the listening socket closes so no new connection is accepted, in-flight requests finish (up to
+ * Graceful shutdown (SIGTERM/SIGINT via enableShutdownHooks, or app.close()): readiness turns 503
+ * while requests are still served for SHUTDOWN_DELAY_MS (load balancers see it and stop sending),
+ * then the listening socket closes so no new connection is accepted, in-flight requests finish (up to
  * SHUTDOWN_GRACE_MS), idle keep-alive connections are closed; then Nest closes the server and the
  * ML boundary releases the models (onApplicationShutdown).
  */
@@ -25,6 +26,13 @@ export class ShutdownService implements BeforeApplicationShutdown {
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
     const server = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
+    this.health.startDraining();
+    if (this.config.shutdownDelayMs > 0 && server?.listening) {
+      this.logger.log(
+        `${signal ?? 'close'}: readiness 503, serving ${this.config.shutdownDelayMs} ms more (SHUTDOWN_DELAY_MS)`,
+      );
+      await new Promise((r) => setTimeout(r, this.config.shutdownDelayMs));
+    }
     if (server?.listening) server.close();
     const n = this.inFlight.count;
     if (n > 0) this.logger.log(`${signal ?? 'close'}: draining ${n} in-flight request(s)`);

@@ -1,0 +1,96 @@
+/**
+ * SIGTERM under load, as in a rolling restart on one address: clients keep classifying while the
+ * server gets SIGTERM and a new one takes its port. Readiness turns 503 first and requests are
+ * still served for SHUTDOWN_DELAY_MS; then the listener closes, in-flight requests finish, the
+ * process exits 0. A client that retries on connection refusal (nothing listening between the
+ * two processes) sees no failed request.
+ */
+import { promises as fs } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killAll, pngBase64, sleep, startServer, tempRoot, waitReady } from './harness';
+
+let root: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  ({ root, env } = await tempRoot('prg-faults-sigterm-'));
+});
+afterAll(async () => {
+  await killAll();
+  if (root) await fs.rm(root, { recursive: true, force: true });
+});
+
+const refused = (e: unknown) =>
+  (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+
+describe('SIGTERM under load', () => {
+  it('readiness 503 before any refusal; zero failed requests for a retrying client', async () => {
+    const DELAY_MS = 1500;
+    const serverEnv = { ...env, SHUTDOWN_DELAY_MS: String(DELAY_MS), SHUTDOWN_GRACE_MS: '10000' };
+    const a = await startServer(serverEnv);
+    await waitReady(a);
+    const body = JSON.stringify({ images: [await pngBase64(90)] });
+    const t0 = Date.now();
+    let stop = false;
+    const stats = { ok: 0, failed: [] as string[], refusals: 0, firstRefusalAt: Infinity };
+    const timeline: { at: number; ready: number | 'refused' }[] = [];
+
+    const client = async () => {
+      while (!stop) {
+        try {
+          const r = await fetch(`${a.url}/classify`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body,
+          });
+          const text = await r.text();
+          if (r.status === 200) stats.ok++;
+          else stats.failed.push(`${r.status} ${text.slice(0, 200)}`);
+        } catch (e) {
+          if (refused(e)) {
+            stats.refusals++;
+            stats.firstRefusalAt = Math.min(stats.firstRefusalAt, Date.now() - t0);
+            await sleep(20); // retry on connection refused, as a load balancer or client would
+          } else stats.failed.push(String((e as { cause?: unknown }).cause ?? e));
+        }
+      }
+    };
+    const prober = async () => {
+      while (!stop) {
+        try {
+          const r = await fetch(`${a.url}/health/ready`);
+          await r.text();
+          timeline.push({ at: Date.now() - t0, ready: r.status });
+        } catch {
+          timeline.push({ at: Date.now() - t0, ready: 'refused' });
+        }
+        await sleep(25);
+      }
+    };
+    const clients = [...Array.from({ length: 8 }, client), prober()];
+
+    await sleep(1500);
+    const sigtermAt = Date.now() - t0;
+    a.proc.child.kill('SIGTERM');
+    const exit = await a.proc.exit;
+    const exitedAt = Date.now() - t0;
+    // The replacement takes the same port.
+    const b = await startServer(serverEnv, a.port);
+    await waitReady(b);
+    const okBefore = stats.ok;
+    await sleep(1000);
+    stop = true;
+    await Promise.all(clients);
+
+    const first503 = timeline.find((t) => t.at >= sigtermAt && t.ready === 503)?.at ?? Infinity;
+    const summary = { sigtermAt, first503, firstRefusalAt: stats.firstRefusalAt, exitedAt, ...stats };
+    console.log(`[faults] sigterm: ${JSON.stringify({ ...summary, failed: stats.failed.length })}`);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(stats.failed).toEqual([]);
+    expect(stats.ok).toBeGreaterThan(okBefore); // the new process served too
+    // Readiness said 503 before anything was refused, and the delay window was kept.
+    expect(first503).toBeLessThan(stats.firstRefusalAt);
+    expect(stats.firstRefusalAt - sigtermAt).toBeGreaterThanOrEqual(DELAY_MS - 100);
+    expect(a.proc.output).toMatch(/readiness 503, serving 1500 ms more/);
+  });
+});
