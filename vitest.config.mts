@@ -11,5 +11,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // global.gc for the specs that measure memory after a full collection (hostile-input).
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
   },
 });
