@@ -57,6 +57,8 @@ export class BullJobQueue implements JobQueue {
   private readonly subject = new Subject<FineTuneEvent>();
   readonly events = this.subject.asObservable();
   private readonly active = new Map<string, AbortController>();
+  /** Jobs running in this process, by id (see run). */
+  private readonly running = new Map<string, Promise<FineTuneResultView>>();
   /** Per job about to finish here: the jobs bull will drop from its set when it does (JOBS_KEEP). */
   private readonly pushedOut = new Map<string, FineTuneJobData[]>();
   private readonly eventsChannel: string;
@@ -248,7 +250,26 @@ export class BullJobQueue implements JobQueue {
       void this.queue.process(name, 1, (job) => this.run(job, handlers[name]));
   }
 
-  private async run(
+  /**
+   * Runs a job here, unless this process runs it already: when a long training step kept the
+   * event loop from renewing the job's lock in time, bull's stalled check hands the job back
+   * (possibly to this same worker) while it is still running. A second run here would train the
+   * same job twice at once; it joins the running one instead. (Across workers, JOB_LOCK_MS must
+   * exceed the longest event-loop stall of a worker: docs/reliability.md.)
+   */
+  private run(job: Bull.Job<FineTuneJobData>, handler: JobHandler): Promise<FineTuneResultView> {
+    const id = String(job.id);
+    const running = this.running.get(id);
+    if (running) {
+      this.logger.warn(`job ${id} handed back while still running here (late lock renewal); joining it`);
+      return running;
+    }
+    const p = this.runOnce(job, handler).finally(() => this.running.delete(id));
+    this.running.set(id, p);
+    return p;
+  }
+
+  private async runOnce(
     job: Bull.Job<FineTuneJobData>,
     handler: JobHandler,
   ): Promise<FineTuneResultView> {
