@@ -73,11 +73,11 @@ async function setupModels(): Promise<{ dir: string; model: string; shape: Shape
 }
 
 async function image(s: Shape, v: number): Promise<Buffer> {
-  return sharp(Buffer.alloc(s.c * s.h * s.w, v), {
+  const img = sharp(Buffer.alloc(s.c * s.h * s.w, v), {
     raw: { width: s.w, height: s.h, channels: s.c as 1 | 3 },
-  })
-    .png()
-    .toBuffer();
+  });
+  // sharp writes RGB unless told the image is grey.
+  return (s.c === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
 }
 
 /** A zip of two classes of flat images (dark, light), 10 each, of the model's input shape. */
