@@ -98,7 +98,9 @@ function rssBytes(pid: number): number {
 const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
 /** prom-client's event-loop lag gauges (seconds) from /metrics, in ms. */
-async function eventLoopLag(url: string): Promise<{ meanMs: number; p99Ms: number; maxMs: number }> {
+async function eventLoopLag(
+  url: string,
+): Promise<{ meanMs: number; p99Ms: number; maxMs: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const get = (name: string) => {
     const m = new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text);
@@ -196,7 +198,8 @@ async function main(): Promise<void> {
       ood: () => post(`/models/${enc}/ood`, { images: [b64] }),
       graphql: () =>
         post('/graphql', {
-          query: 'query($images: [String!]!) { classify(images: $images) { model results { label } } }',
+          query:
+            'query($images: [String!]!) { classify(images: $images) { model results { label } } }',
           variables: { images: [b64] },
         }),
     };
@@ -221,7 +224,8 @@ async function main(): Promise<void> {
           const r = await routes[name]();
           const text = await r.text();
           const ok =
-            r.status === 200 && (name !== 'graphql' || !(JSON.parse(text) as { errors?: unknown }).errors);
+            r.status === 200 &&
+            (name !== 'graphql' || !(JSON.parse(text) as { errors?: unknown }).errors);
           if (ok) latencies[name].push(performance.now() - start);
           else fail(`${name}: ${r.status} ${text.slice(0, 200)}`);
         } catch (e) {
@@ -231,7 +235,8 @@ async function main(): Promise<void> {
       }
     };
 
-    const samples: { t: number; rssMB: number; fds: number; lagP99Ms: number; requests: number }[] = [];
+    const samples: { t: number; rssMB: number; fds: number; lagP99Ms: number; requests: number }[] =
+      [];
     const sampler = (async () => {
       while (!stop) {
         const lag = await eventLoopLag(url);
@@ -272,7 +277,10 @@ async function main(): Promise<void> {
     const perRoute = Object.fromEntries(
       names.map((n) => {
         const s = latencies[n].sort((a, b) => a - b);
-        return [n, { count: s.length, p50Ms: round(percentile(s, 50)), p99Ms: round(percentile(s, 99)) }];
+        return [
+          n,
+          { count: s.length, p50Ms: round(percentile(s, 50)), p99Ms: round(percentile(s, 99)) },
+        ];
       }),
     );
     // The first sample is taken before any load: "start" is the first one under load.
@@ -299,7 +307,11 @@ async function main(): Promise<void> {
         p99End: round(lagEnd.p99Ms),
         meanEnd: round(lagEnd.meanMs),
       },
-      jobs: jobs.map((j) => ({ id: j.id, status: j.status, ...(j.steps ? { steps: j.steps } : {}) })),
+      jobs: jobs.map((j) => ({
+        id: j.id,
+        status: j.status,
+        ...(j.steps ? { steps: j.steps } : {}),
+      })),
       machine: {
         cpus: cpus().length,
         cpu: cpus()[0]?.model,

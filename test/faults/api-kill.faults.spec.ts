@@ -41,7 +41,9 @@ async function bigZip(n: number): Promise<Buffer> {
   for (let i = 0; i < n; i++) {
     const px = Buffer.alloc(256 * 256 * 3);
     for (let j = 0; j < px.length; j++) px[j] = (j * 2654435761 + i * 97) >>> 24;
-    const data = await sharp(px, { raw: { width: 256, height: 256, channels: 3 } }).png().toBuffer();
+    const data = await sharp(px, { raw: { width: 256, height: 256, channels: 3 } })
+      .png()
+      .toBuffer();
     entries.push({ name: `big/${i % 2 ? 'a' : 'b'}/${i}.png`, data });
   }
   return zip(entries);
@@ -106,7 +108,8 @@ describe('API SIGKILLed during a dataset upload', () => {
     // The dataset's temp dir appears once the body is in; kill while it is being filled.
     await until(
       'the temp dataset dir',
-      async () => ((await hiddenEntries(env.DATA_DIR)).some((n) => n.startsWith('.tmp-')) ? true : undefined),
+      async () =>
+        (await hiddenEntries(env.DATA_DIR)).some((n) => n.startsWith('.tmp-')) ? true : undefined,
       60_000,
       5,
     );
@@ -141,8 +144,11 @@ describe('API SIGKILLed during a model write', () => {
     expect(r.status).toBe(201);
     const id = ((await r.json()) as { id: string }).id;
     const staging = path.join(env.MODELS_DIR, `.staging-${id}`);
-    await until('the staging dir', async () =>
-      (await fs.stat(staging).catch(() => null)) ? true : undefined, 120_000, 5,
+    await until(
+      'the staging dir',
+      async () => ((await fs.stat(staging).catch(() => null)) ? true : undefined),
+      120_000,
+      5,
     );
     // The model is written into the staging dir as `.model.<tag>.tmp`, then renamed: kill the
     // moment that temp dir appears (inotify), i.e. while the model's files are being written.
@@ -151,7 +157,7 @@ describe('API SIGKILLed during a model write', () => {
       const w = watch(staging, (_e, name) => {
         if (name && /\.tmp$/.test(String(name)) && !caught) {
           caught = String(name);
-          s.proc.child.kill("SIGKILL");
+          s.proc.child.kill('SIGKILL');
           w.close();
           resolve();
         }

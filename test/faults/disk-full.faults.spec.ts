@@ -56,7 +56,9 @@ async function noiseZip(n: number): Promise<Buffer> {
   for (let i = 0; i < n; i++) {
     const px = Buffer.alloc(64 * 64 * 3);
     for (let j = 0; j < px.length; j++) px[j] = (Math.imul(j + 1, 2654435761) ^ (i * 7919)) >>> 24;
-    const data = await sharp(px, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+    const data = await sharp(px, { raw: { width: 64, height: 64, channels: 3 } })
+      .png()
+      .toBuffer();
     entries.push({ name: `noise/${i % 2 ? 'a' : 'b'}/${i}.png`, data });
   }
   return zip(entries);
@@ -66,16 +68,17 @@ async function nothingHalfWritten(): Promise<void> {
   expect(await hiddenEntries(env.DATA_DIR)).toEqual([]);
   expect(await hiddenEntries(env.MODELS_DIR)).toEqual([]);
   // The upload's temp file is removed as the response ends (asynchronously).
-  await until('the upload temp dir to empty', async () =>
-    (await fs.readdir(env.UPLOAD_TMP_DIR)).length === 0 ? true : undefined, 5000,
+  await until(
+    'the upload temp dir to empty',
+    async () => ((await fs.readdir(env.UPLOAD_TMP_DIR)).length === 0 ? true : undefined),
+    5000,
   );
 }
 
 beforeAll(async () => {
   if (tmpfsProblem) return;
-  let models: string;
   ({ root, env } = await tempRoot('prg-faults-disk-'));
-  models = env.MODELS_DIR;
+  const models = env.MODELS_DIR;
   disk = path.join(root, 'disk');
   await fs.mkdir(disk);
   const why = mountTmpfs(disk, '4m');

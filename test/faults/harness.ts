@@ -83,7 +83,11 @@ export class Proc {
   }
 
   async waitForOutput(re: RegExp, timeoutMs = 60_000): Promise<void> {
-    await until(`${this.name} to print ${re}`, () => (re.test(this.output) ? true : undefined), timeoutMs);
+    await until(
+      `${this.name} to print ${re}`,
+      () => (re.test(this.output) ? true : undefined),
+      timeoutMs,
+    );
   }
 
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -145,7 +149,12 @@ export async function startServer(env: Record<string, string>, port?: number): P
 
 /** Resolves when /health/ready is 200 (the default model warm, Redis answering). */
 export async function waitReady(s: Server, timeoutMs = 90_000): Promise<void> {
-  await until('readiness', async () => ((await fetch(`${s.url}/health/ready`)).ok ? true : undefined), timeoutMs, 100);
+  await until(
+    'readiness',
+    async () => ((await fetch(`${s.url}/health/ready`)).ok ? true : undefined),
+    timeoutMs,
+    100,
+  );
 }
 
 /** `node dist/src/server/worker.js`; resolves when it takes jobs. */
@@ -180,20 +189,25 @@ export class PrivateRedis {
   }
 
   async start(): Promise<void> {
-    const p = new Proc('redis', 'redis-server', [
-      '--port',
-      String(this.port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      this.dir,
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'always',
-      '--save',
-      '',
-    ], { PATH: process.env.PATH });
+    const p = new Proc(
+      'redis',
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+      ],
+      { PATH: process.env.PATH },
+    );
     live.add(p);
     this.proc = p;
     await p.waitForOutput(/Ready to accept connections/, 15_000);
@@ -289,7 +303,11 @@ export async function toyDatasetZip(perClass = 10): Promise<Buffer> {
   return zip(entries);
 }
 
-export async function uploadDataset(url: string, zipBytes: Buffer, headers: Record<string, string> = {}): Promise<Response> {
+export async function uploadDataset(
+  url: string,
+  zipBytes: Buffer,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const form = new FormData();
   form.append('file', new Blob([zipBytes]), 'toy.zip');
   return fetch(`${url}/datasets`, { method: 'POST', body: form, headers });

@@ -90,11 +90,15 @@ describe.skipIf(!haveRedisServer())('Redis outage (needs redis-server)', () => {
 
     await sleep(500);
     await redis.stop();
-    const down = await until('readiness to report the outage', async () => {
-      const r = await fetch(`${api.url}/health/ready`);
-      const b = (await r.json()) as { checks: { redis?: { ok: boolean; detail: string } } };
-      return r.status === 503 && b.checks.redis?.ok === false ? b : undefined;
-    }, OUTAGE_MS);
+    const down = await until(
+      'readiness to report the outage',
+      async () => {
+        const r = await fetch(`${api.url}/health/ready`);
+        const b = (await r.json()) as { checks: { redis?: { ok: boolean; detail: string } } };
+        return r.status === 503 && b.checks.redis?.ok === false ? b : undefined;
+      },
+      OUTAGE_MS,
+    );
     expect(down.checks.redis!.detail).toMatch(/redis unreachable/);
     await sleep(Math.max(0, OUTAGE_MS - (Date.now() - t0 - 500)));
     await redis.start();
@@ -114,8 +118,12 @@ describe.skipIf(!haveRedisServer())('Redis outage (needs redis-server)', () => {
     expect(done.runs.at(-1)!.outcome).toBe('succeeded');
     // (A request naming the new version rescans MODELS_DIR, should the success event have been
     // published while the API's subscription was reconnecting.)
-    expect((await fetch(`${api.url}/models/${encodeURIComponent(done.result!.model)}`)).status).toBe(200);
-    const models = (await (await fetch(`${api.url}/models`)).json()) as { models: { id: string }[] };
+    expect(
+      (await fetch(`${api.url}/models/${encodeURIComponent(done.result!.model)}`)).status,
+    ).toBe(200);
+    const models = (await (await fetch(`${api.url}/models`)).json()) as {
+      models: { id: string }[];
+    };
     expect(models.models.filter((m) => m.id.includes(id.slice(3))).map((m) => m.id)).toEqual([
       done.result!.model,
     ]);

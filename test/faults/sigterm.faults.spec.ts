@@ -75,7 +75,9 @@ describe('SIGTERM under load', () => {
             stats.firstRefusalAt = Math.min(stats.firstRefusalAt, Date.now() - t0);
             await sleep(20); // retry on connection refused
           } else
-            out.failed.push(`${Date.now() - t0} ms: ${String((e as { cause?: unknown }).cause ?? e)}`);
+            out.failed.push(
+              `${Date.now() - t0} ms: ${String((e as { cause?: unknown }).cause ?? e)}`,
+            );
         }
       }
     };

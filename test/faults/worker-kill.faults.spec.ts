@@ -7,7 +7,12 @@
  */
 import { promises as fs } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deletePrefix, redisAvailable, TEST_REDIS_URL, uniquePrefix } from '../../src/server/jobs/testing/redis-env';
+import {
+  deletePrefix,
+  redisAvailable,
+  TEST_REDIS_URL,
+  uniquePrefix,
+} from '../../src/server/jobs/testing/redis-env';
 import {
   hiddenEntries,
   JobView,

@@ -96,7 +96,7 @@ export function toErrorBody(exception: unknown): ErrorBody {
       message,
     };
   }
-  if (isStorageFull(exception)) return toErrorBody(storageFullError('this request\'s data'));
+  if (isStorageFull(exception)) return toErrorBody(storageFullError("this request's data"));
   return { statusCode: 500, code: 'INTERNAL', message: 'internal server error' };
 }
 

@@ -71,7 +71,9 @@ export class DatasetsService implements OnModuleInit {
       })),
     ];
     if (removed.length)
-      this.logger.warn(`removed ${removed.length} temp file(s) of a stopped process: ${listSome(removed)}`);
+      this.logger.warn(
+        `removed ${removed.length} temp file(s) of a stopped process: ${listSome(removed)}`,
+      );
   }
 
   onDelete(check: DatasetUsageCheck): void {
@@ -347,7 +349,10 @@ export class DatasetsService implements OnModuleInit {
       if (why) throw new DatasetError(409, 'DATASET_IN_USE', `dataset ${id} is in use: ${why}`);
     }
     // Rename first so readers never see a half-deleted dataset, then remove.
-    const trash = path.join(this.config.dataDir, withOwner(`.trash-${id}-${randomBytes(3).toString('hex')}`));
+    const trash = path.join(
+      this.config.dataDir,
+      withOwner(`.trash-${id}-${randomBytes(3).toString('hex')}`),
+    );
     try {
       await fs.rename(path.join(this.config.dataDir, id), trash);
     } catch {

@@ -27,7 +27,8 @@ export class DatasetUploadInterceptor implements NestInterceptor {
     this.upload = multer({
       storage: multer.diskStorage({
         destination: config.uploadTmpDir,
-        filename: (_req, _file, cb) => cb(null, withOwner(`upload-${randomBytes(8).toString('hex')}`)),
+        filename: (_req, _file, cb) =>
+          cb(null, withOwner(`upload-${randomBytes(8).toString('hex')}`)),
       }),
       limits: { fileSize: config.maxUploadBytes, files: 2, fields: 8, fieldSize: 64 * 1024 },
     }).fields([

@@ -261,7 +261,9 @@ export class BullJobQueue implements JobQueue {
     const id = String(job.id);
     const running = this.running.get(id);
     if (running) {
-      this.logger.warn(`job ${id} handed back while still running here (late lock renewal); joining it`);
+      this.logger.warn(
+        `job ${id} handed back while still running here (late lock renewal); joining it`,
+      );
       return running;
     }
     const p = this.runOnce(job, handler).finally(() => this.running.delete(id));
@@ -299,11 +301,14 @@ export class BullJobQueue implements JobQueue {
           do {
             again = false;
             await job.progress(stored).catch((e: Error) => {
-              this.logger.warn(`job ${id}: saving progress: ${e.message} (retried with the next report)`);
+              this.logger.warn(
+                `job ${id}: saving progress: ${e.message} (retried with the next report)`,
+              );
             });
           } while (again);
         })().finally(() => (saving = null));
       };
+      const saved = (): Promise<void> => saving ?? Promise.resolve();
       const result = await handler({
         data: job.data,
         signal: abort.signal,
@@ -313,13 +318,16 @@ export class BullJobQueue implements JobQueue {
         progress: async (p: FineTuneProgress) => {
           stored = { ...recordProgress(stored, p), attempts: stored.attempts };
           saveProgress();
-          this.publish({ type: 'progress', jobId: id, progress: p, at: new Date().toISOString() }).catch(
-            () => undefined,
-          );
+          this.publish({
+            type: 'progress',
+            jobId: id,
+            progress: p,
+            at: new Date().toISOString(),
+          }).catch(() => undefined);
         },
       });
       stored = { ...stored, runs: endRun(stored.runs ?? [], 'succeeded') };
-      await saving;
+      await saved();
       await job.progress(stored);
       await this.notePushedOut(id, 'completed');
       return result;
