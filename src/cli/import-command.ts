@@ -4,13 +4,15 @@
  *   prg import sit --checkpoint SiT-XL-2-256.pt --config SiT-XL/2 --path linear --classes … --out DIR
  *   prg import torchcfm-unet --checkpoint otcfm_cifar10_weights_step_400000.pt --out DIR
  */
-import { SOLVER_NAMES } from '../prg/manifest';
+import { ClassLabels, SOLVER_NAMES } from '../prg/manifest';
 import {
   CIFAR10_CLASSES,
   ImportModelOptions,
   TORCHCFM_CIFAR10,
+  TIME_CONVENTIONS,
   TorchcfmUNetOptions,
   importNet,
+  importOnnx,
   planSit,
   planTorchcfmUNet,
   writeImportedModel,
@@ -57,13 +59,15 @@ const COMMON_HELP = `  --checkpoint FILE (.pt from torch 1.6–2.x, or .safetens
   --allow-unmapped   --overwrite   --json   --model-version V   --seed N`;
 
 export const IMPORT_HELP: Record<string, string> = {
-  import: `prg import sit|torchcfm-unet [options]   (prg import <family> --help)
+  import: `prg import sit|torchcfm-unet|onnx [options]   (prg import <family> --help)
   Convert another project's flow checkpoint into a model directory (velocity ONNX in this
   project's convention, v(x, t) = -v_upstream(x, 1 - t), plus a fresh head).`,
   'import sit': `prg import sit --checkpoint FILE --path linear|gvp --classes a,b,… --out DIR [options]
   SiT (github.com/willisma/SiT): S/B/L/XL with patch 2/4/8, read from the key shapes.
   --config SiT-XL/2   checked against the file (also gives the head count)
   --heads N           for non-standard sizes   --label N  label row folded in (default: null class)
+  --class-conditional keep the label input y (the server feeds the null class unless a request
+                      gives classLabel)   --cfg-scale S  recorded for sampling (features use none)
   --force             import a checkpoint that says it is DiT (a diffusion model)
 ${COMMON_HELP}`,
   'import torchcfm-unet': `prg import torchcfm-unet --checkpoint FILE --out DIR [options]
@@ -71,6 +75,15 @@ ${COMMON_HELP}`,
   the CIFAR-10 script): --dim 3,32,32 --num-channels 128 --num-res-blocks 2 --channel-mult 1,2,2,2
   --attention-resolutions 16 --num-heads 4 --num-head-channels 64 [--use-scale-shift-norm]
   --interpolant icfm|otcfm (icfm)   --classes (default: the CIFAR-10 classes)
+${COMMON_HELP}`,
+  'import onnx': `prg import onnx --checkpoint FILE.onnx --input NAME --time NAME --output NAME
+    --convention data-at-0|data-at-1 --classes a,b,… --out DIR [options]
+  A velocity net exported to ONNX, wrapped into this project's contract (x, t → v, data at t = 0).
+  --convention data-at-1   data at t = 1 (SiT, torchcfm): v(x, t) = -v_user(x, s (1 - t))
+  --t-scale S (1)          the net is fed S * t, e.g. 1000
+  --label-input NAME --num-classes K [--null-class J (K)]   a class-label input (int64/int32 [N])
+  --interpolant icfm|otcfm|gvp (icfm)   the path it was trained on (for fine-tuning's flow term)
+  Checked by a smoke run; inference-only (head fine-tuning only) when an op has no gradient rule.
 ${COMMON_HELP}`,
 };
 
@@ -81,6 +94,21 @@ const SIT_OPTIONS: OptionSpec = {
   path: { type: 'string' },
   label: { type: 'string' },
   force: { type: 'boolean' },
+  'class-conditional': { type: 'boolean' },
+  'cfg-scale': { type: 'string' },
+};
+
+const ONNX_OPTIONS: OptionSpec = {
+  ...COMMON_IMPORT,
+  input: { type: 'string' },
+  time: { type: 'string' },
+  output: { type: 'string' },
+  'label-input': { type: 'string' },
+  'num-classes': { type: 'string' },
+  'null-class': { type: 'string' },
+  convention: { type: 'string' },
+  't-scale': { type: 'string' },
+  interpolant: { type: 'string' },
 };
 
 const UNET_OPTIONS: OptionSpec = {
@@ -155,6 +183,8 @@ async function finish<C>(v: Values, imp: ImportedNet<C>, o: ImportModelOptions):
     unmapped: r.unmapped,
     ignored: imp.provenance.ignored,
     upstream: imp.plan.upstream,
+    labels: res.manifest.architecture.velocity.labels ?? null,
+    untrainableOps: res.manifest.architecture.velocity.untrainableOps ?? [],
     verify: res.verify,
   };
   if (flag(v, 'json')) process.stdout.write(JSON.stringify(summary) + '\n');
@@ -167,6 +197,10 @@ async function finish<C>(v: Values, imp: ImportedNet<C>, o: ImportModelOptions):
         ? `verify ${res.verify.file}: max abs difference ${res.verify.maxAbsDiff.toExponential(3)} ` +
           `over ${res.verify.n} inputs (tolerance ${res.verify.tolerance})`
         : 'not verified (pass --verify REF.safetensors)',
+      summary.untrainableOps.length
+        ? `inference-only flow: no gradient rule for ${summary.untrainableOps.join(', ')} ` +
+          '(only the head can be fine-tuned)'
+        : 'trainable: every op has a gradient rule',
       `wrote ${summary.id} → ${res.dir}`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
@@ -192,6 +226,8 @@ async function importSit(argv: string[]): Promise<number> {
         heads: num(v, 'heads', { int: true, min: 1 }),
         label: num(v, 'label', { int: true, min: 0 }),
         force: flag(v, 'force'),
+        classConditional: flag(v, 'class-conditional'),
+        cfgScale: num(v, 'cfg-scale', { min: 0 }),
       }),
     { allowUnmapped: flag(v, 'allow-unmapped') },
   );
@@ -229,6 +265,40 @@ async function importTorchcfmUNet(argv: string[]): Promise<number> {
   return finish(v, imp, modelOptions(v, 'import torchcfm-unet', classes, dim[1]));
 }
 
+async function importOnnxCommand(argv: string[]): Promise<number> {
+  const v = parse(argv, ONNX_OPTIONS, 'import onnx');
+  if (flag(v, 'help')) return help('import onnx');
+  const cmd = 'import onnx';
+  const file = required(v, 'checkpoint', cmd);
+  const convention = choice(v, 'convention', TIME_CONVENTIONS);
+  if (!convention)
+    throw new UsageError(
+      'prg import onnx: --convention data-at-0|data-at-1 is required (where the data sits in time)',
+    );
+  const label = str(v, 'label-input');
+  const k = num(v, 'num-classes', { int: true, min: 1 });
+  let labels: ClassLabels | undefined;
+  if (k !== undefined) {
+    const nullClass = num(v, 'null-class', { int: true, min: k }) ?? k;
+    labels = { classes: k, nullClass };
+  } else if (str(v, 'null-class') !== undefined)
+    throw new UsageError('--null-class needs --num-classes');
+  const imp = await importOnnx(file, {
+    contract: {
+      input: required(v, 'input', cmd),
+      time: required(v, 'time', cmd),
+      output: required(v, 'output', cmd),
+      ...(label ? { label } : {}),
+      convention,
+      tScale: num(v, 't-scale', { min: 0, exclusiveMin: true }) ?? 1,
+    },
+    labels,
+    interpolant: choice(v, 'interpolant', ['icfm', 'otcfm', 'gvp'] as const) ?? 'icfm',
+  });
+  const H = imp.velocity.inputs[0].shape[2] as number;
+  return finish(v, imp, modelOptions(v, cmd, classList(v), H));
+}
+
 function help(topic: string): number {
   process.stdout.write(IMPORT_HELP[topic] + '\n');
   return 0;
@@ -241,11 +311,13 @@ export async function importCommand(argv: string[]): Promise<number> {
       return importSit(rest);
     case 'torchcfm-unet':
       return importTorchcfmUNet(rest);
+    case 'onnx':
+      return importOnnxCommand(rest);
     case undefined:
     case '--help':
     case '-h':
       return help('import');
     default:
-      throw new UsageError(`prg import: unknown family ${family} (use sit, torchcfm-unet)`);
+      throw new UsageError(`prg import: unknown family ${family} (use sit, torchcfm-unet, onnx)`);
   }
 }

@@ -100,9 +100,43 @@ export function namespaced(g: Graph, constPrefix: string, paramPrefix = ''): Gra
   );
 }
 
-/** v_θ(x, t) as graph code, by inlining `velocity` (inputs x [N,C,H,W], t [N]; output v). */
-export function velocityFn(b: GraphBuilder, velocity: Graph): GraphVelocity {
-  return (x, t) => b.call(velocity, { x, t }).v;
+/**
+ * v_θ(x, t) as graph code, by inlining `velocity` (inputs x [N,C,H,W], t [N]; output v). A
+ * class-conditional net (input y) reads the label `y` at every step.
+ */
+export function velocityFn(b: GraphBuilder, velocity: Graph, y?: Value): GraphVelocity {
+  const wantsY = velocity.inputs.some((i) => i.name === 'y');
+  if (wantsY && !y) throw new Error(`velocity graph ${velocity.name} takes a class label y`);
+  return (x, t) => b.call(velocity, wantsY ? { x, t, y: y! } : { x, t }).v;
+}
+
+/** For a class-conditional velocity net: the graph input `y` (int64 [batch]); else undefined. */
+export function labelInput(b: GraphBuilder, velocity: Graph, batch?: number): Value | undefined {
+  const y = velocity.inputs.find((i) => i.name === 'y');
+  return y ? b.input('y', [batch ?? y.shape[0]], 'int64') : undefined;
+}
+
+/**
+ * A class-conditional velocity graph of fixed batch with its label fixed to `label` (inputs x and
+ * t only), for the graphs fine-tuning differentiates: training runs the net as features are
+ * served by default, on the null class. Parameters keep their names. Unconditional graphs pass.
+ */
+export function bindClassLabel(velocity: Graph, label: number): Graph {
+  const y = velocity.inputs.find((i) => i.name === 'y');
+  if (!y) return velocity;
+  const n = y.shape[0];
+  if (typeof n !== 'number')
+    throw new Error(`bindClassLabel: ${velocity.name} needs a fixed batch (specializeBatch first)`);
+  const b = new GraphBuilder(velocity.name);
+  const feeds: Record<string, Value> = {};
+  for (const inp of velocity.inputs)
+    if (inp.name !== 'y') feeds[inp.name] = b.input(inp.name, inp.shape, inp.dtype);
+  feeds.y = b.const(
+    { dtype: 'int64', dims: [n], data: new BigInt64Array(n).fill(BigInt(label)) },
+    'class_label',
+  );
+  b.output(b.call(velocity, feeds, { prefix: 'conditional' }).v, 'v');
+  return withParamNames(b.build(), paramNamesOf(velocity));
 }
 
 /** Step times of a fixed-step solve, as the solver module's integrateGraph lays them out. */
@@ -162,14 +196,14 @@ export interface FeatureGraphOptions {
 }
 
 /**
- * Inference graph: input `x` [N, C, H, W]; outputs `features` [N, D] and, with a head,
+ * Inference graph: input `x` [N, C, H, W] (and `y` [N] int64 for a class-conditional net); outputs `features` [N, D] and, with a head,
  * `logits` and `probabilities` [N, classes].
  */
 export function buildFeatureGraph(velocity: Graph, o: FeatureGraphOptions): Graph {
   const b = new GraphBuilder('prg_features');
   const x = b.input('x', imageInputShape(velocity, o.batch));
   const vel = o.batch === undefined ? velocity : specializeBatch(velocity, o.batch);
-  const f = velocityFn(b, namespaced(vel, 'velocity/'));
+  const f = velocityFn(b, namespaced(vel, 'velocity/'), labelInput(b, velocity, o.batch));
   const states = unrollSolve(b, f, x, { solver: o.solver, steps: o.steps, t0: 0, t1: o.tStar });
   const feats = b.output(featuresOf(b, states[states.length - 1], o.pool), 'features');
   if (o.head) appendHead(b, o.head, feats);
@@ -225,7 +259,7 @@ export function buildPostGraph(
 }
 
 /**
- * Trajectory graph: input `x` [N, C, H, W]; outputs `frame_0..frame_{F-1}` at t = i/(F−1),
+ * Trajectory graph: input `x` [N, C, H, W] (and `y` for a class-conditional net); outputs `frame_0..frame_{F-1}` at t = i/(F−1),
  * each segment integrated with ceil(steps / (F−1)) steps.
  */
 export function buildTrajectoryGraph(
@@ -236,7 +270,8 @@ export function buildTrajectoryGraph(
     throw new Error(`frames=${o.frames}: use an integer in [2, 200]`);
   const b = new GraphBuilder('prg_trajectory');
   const x = b.input('x', imageInputShape(velocity, 1));
-  const f = velocityFn(b, namespaced(specializeBatch(velocity, 1), 'velocity/'));
+  const y = labelInput(b, velocity, 1);
+  const f = velocityFn(b, namespaced(specializeBatch(velocity, 1), 'velocity/'), y);
   const segs = o.frames - 1;
   const per = Math.max(1, Math.ceil(o.steps / segs));
   let cur = x;

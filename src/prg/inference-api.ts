@@ -13,6 +13,11 @@ export interface SolveOptions {
   /** Defaults to the manifest's solver. */
   steps?: number;
   solver?: SolverName;
+  /**
+   * Class label y fed to a class-conditional velocity net (manifest architecture.velocity.labels)
+   * for every image; default its null class (unconditional features). An error on other models.
+   */
+  classLabel?: number;
 }
 
 export interface FeatureOptions extends SolveOptions {

@@ -24,7 +24,8 @@ import {
   PrgModelApi,
   SolveOptions,
 } from './inference-api';
-import { ModelManifest, SolverName } from './manifest';
+import { ModelManifest, SolverName, classLabelProblem } from './manifest';
+import { InputError } from './input-error';
 import { solveOde } from './solvers';
 import { featureDim } from './model-dir/graph-check';
 import { LoadedModelDir, readModelDir } from './model-dir/io';
@@ -88,6 +89,8 @@ interface Resolved {
   steps: number;
   t: number;
   pool: number | null;
+  /** The label fed to a class-conditional net (its null class by default); null: unconditional. */
+  label: number | null;
 }
 
 export class PrgModel implements PrgModelApi {
@@ -135,7 +138,22 @@ export class PrgModel implements PrgModelApi {
     checkSolve(isFixedSolver(solver) ? solver : 'euler', steps, 0, t);
     const bad = pool === null ? null : poolProblem(pool, this.manifest.input);
     if (bad) throw new Error(`pool=${pool}: ${bad}`);
-    return { solver, steps, t, pool };
+    return { solver, steps, t, pool, label: this.labelOf(o.classLabel) };
+  }
+
+  /** The class label to feed: the request's (checked), else the null class; null if unconditional. */
+  private labelOf(classLabel: number | undefined): number | null {
+    const labels = this.manifest.architecture.velocity.labels;
+    if (classLabel === undefined) return labels ? labels.nullClass : null;
+    const bad = classLabelProblem(labels, classLabel);
+    if (bad) throw new InputError('INVALID_CLASS_LABEL', `model ${this.id}: ${bad}`);
+    return classLabel;
+  }
+
+  /** The `y` feed ([n] int64, all `label`) of a class-conditional net; {} when unconditional. */
+  private labelFeed(label: number | null, n: number): Feeds {
+    if (label === null) return {};
+    return { y: { dtype: 'int64', dims: [n], data: new BigInt64Array(n).fill(BigInt(label)) } };
   }
 
   private checkBatch(batch: ImageBatch): void {
@@ -164,13 +182,22 @@ export class PrgModel implements PrgModelApi {
   }
 
   /** x_t for each image at r.t (numeric dopri5 on a velocity session). */
-  private async solveNumeric(x: Float32Array, n: number, t0: number, t1: number, h0: number) {
+  private async solveNumeric(
+    x: Float32Array,
+    n: number,
+    t0: number,
+    t1: number,
+    h0: number,
+    label: number | null,
+  ) {
     const tv = new Float32Array(n);
+    const labelFeed = this.labelFeed(label, n);
     const f = async (y: Float32Array, t: number) => {
       tv.fill(t);
       const out = await this.runGraph('velocity', () => this.velocity, {
         x: this.imageTensor(y, n),
         t: { dtype: 'float32', dims: [n], data: tv },
+        ...labelFeed,
       });
       return out.v.data as Float32Array;
     };
@@ -230,11 +257,11 @@ export class PrgModel implements PrgModelApi {
               head,
               batch: size,
             }),
-          { x },
+          { x, ...this.labelFeed(r.label, size) },
         ),
       );
     }
-    const xt = await this.solveNumeric(batch.data, batch.n, 0, r.t, r.t / r.steps);
+    const xt = await this.solveNumeric(batch.data, batch.n, 0, r.t, r.t / r.steps, r.label);
     const { channels, height, width } = this.manifest.input;
     return this.runGraph(
       `post|${tag}`,
@@ -320,7 +347,7 @@ export class PrgModel implements PrgModelApi {
   ): Promise<FeatureOutput> {
     this.checkBatch({ data: image, n: 1 });
     const frames = opts.frames ?? 8;
-    const r = this.resolve({ solver: opts.solver, steps: opts.steps });
+    const r = this.resolve({ solver: opts.solver, steps: opts.steps, classLabel: opts.classLabel });
     if (!Number.isInteger(frames) || frames < 2 || frames > 200)
       throw new Error(`frames=${frames}: use an integer in [2, 200]`);
     const out = new Float32Array(frames * this.imageSize);
@@ -330,7 +357,7 @@ export class PrgModel implements PrgModelApi {
       const res = await this.runGraph(
         `traj|${solver}|${r.steps}|${frames}`,
         () => buildTrajectoryGraph(this.velocity, { solver, steps: r.steps, frames }),
-        { x: this.imageTensor(image, 1) },
+        { x: this.imageTensor(image, 1), ...this.labelFeed(r.label, 1) },
       );
       for (let i = 1; i < frames; i++)
         out.set(res[`frame_${i}`].data as Float32Array, i * this.imageSize);
@@ -338,7 +365,7 @@ export class PrgModel implements PrgModelApi {
       let x = image;
       const segs = frames - 1;
       for (let i = 0; i < segs; i++) {
-        x = await this.solveNumeric(x, 1, i / segs, (i + 1) / segs, 1 / (segs * r.steps));
+        x = await this.solveNumeric(x, 1, i / segs, (i + 1) / segs, 1 / (segs * r.steps), r.label);
         out.set(x, (i + 1) * this.imageSize);
       }
     }

@@ -17,6 +17,35 @@ export type SolverName = (typeof SOLVER_NAMES)[number];
 export const FIXED_SOLVER_NAMES = ['euler', 'midpoint', 'rk4'] as const;
 export type FixedSolverName = (typeof FIXED_SOLVER_NAMES)[number];
 
+export const VELOCITY_KINDS = ['unet', 'dit', 'onnx'] as const;
+export type VelocityKind = (typeof VELOCITY_KINDS)[number];
+
+/**
+ * A class-conditional velocity net's label input: y ∈ [0, classes) names a class, y = nullClass is
+ * the "no class" embedding of classifier-free guidance (SiT: the last row of its label table),
+ * which the server feeds unless a request gives `classLabel`.
+ */
+export interface ClassLabels {
+  classes: number;
+  nullClass: number;
+  /**
+   * Guidance scale the upstream model samples with, recorded for sampling only: features and
+   * classification integrate one velocity field, so no scale enters them.
+   */
+  cfgScale?: number;
+}
+
+/** The label a request may ask for, or why not (null = valid). */
+export function classLabelProblem(labels: ClassLabels | undefined, v: number): string | null {
+  if (!labels) return 'the model is unconditional (its velocity net takes no class label)';
+  if (!Number.isInteger(v) || v < 0 || (v >= labels.classes && v !== labels.nullClass))
+    return (
+      `classLabel must be an integer in [0, ${labels.classes - 1}] or ${labels.nullClass} ` +
+      `(the null class), got ${v}`
+    );
+  return null;
+}
+
 export interface MetricRecord {
   value: number;
   /** The command that measured it, rerunnable from the repo root. */
@@ -44,10 +73,18 @@ export interface ModelManifest {
   createdAt: string;
   architecture: {
     velocity: {
-      kind: 'unet' | 'dit';
+      /** 'onnx': a user's own velocity graph wrapped by `prg import onnx` (no builder here). */
+      kind: VelocityKind;
       preset?: string;
       params: number;
       config: Record<string, unknown>;
+      /** Present when the net takes an int64 class label `y` [N] (class-conditional imports). */
+      labels?: ClassLabels;
+      /**
+       * Op types of the velocity graph that have no VJP rule (src/engine/autodiff/rules.ts): the
+       * flow is inference-only and only its head can be fine-tuned. Absent = trainable.
+       */
+      untrainableOps?: string[];
     };
     head: {
       kind: 'mlp' | 'pooled';
@@ -81,18 +118,21 @@ export interface ModelManifest {
   };
 }
 
+export const IMPORT_FAMILIES = ['sit', 'torchcfm-unet', 'onnx'] as const;
+export type ImportFamily = (typeof IMPORT_FAMILIES)[number];
+
 /**
  * What `prg import` records in `provenance.import` (optional; models trained here have none):
  * the source file, the key mapping, the time convention and the verification, so an imported
  * model can be traced to the exact bytes it came from.
  */
 export interface ImportProvenance {
-  family: 'sit' | 'torchcfm-unet';
+  family: ImportFamily;
   source: {
     file: string;
     sha256: string;
     bytes: number;
-    format: 'safetensors' | 'torch-zip';
+    format: 'safetensors' | 'torch-zip' | 'onnx';
     /** Which part of the file held the weights, e.g. "ema", "ema_model (module. stripped)". */
     stateDict: string;
   };
@@ -103,6 +143,8 @@ export interface ImportProvenance {
   /** Checkpoint keys deliberately not used, with the reason (e.g. learn_sigma rows). */
   ignored?: Record<string, string>;
   convention: { upstream: string; transform: string };
+  /** `prg import onnx`: the declared contract of the user's graph (names, time convention, scale). */
+  contract?: Record<string, unknown>;
   verify?: { file: string; sha256: string; maxAbsDiff: number; tolerance: number; n: number };
 }
 
@@ -114,8 +156,11 @@ export function validateImportProvenance(raw: unknown, where: string): ImportPro
   const isObj = (v: unknown): v is Record<string, unknown> =>
     typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isObj(raw)) return bad('(root)', 'must be an object');
-  if (raw.family !== 'sit' && raw.family !== 'torchcfm-unet')
-    bad('family', `must be sit or torchcfm-unet, got ${JSON.stringify(raw.family)}`);
+  if (!IMPORT_FAMILIES.includes(raw.family as ImportFamily))
+    bad(
+      'family',
+      `must be one of ${IMPORT_FAMILIES.join(', ')}, got ${JSON.stringify(raw.family)}`,
+    );
   const src = raw.source;
   if (!isObj(src)) return bad('source', 'must be an object');
   if (typeof src.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(src.sha256))
@@ -123,8 +168,8 @@ export function validateImportProvenance(raw: unknown, where: string): ImportPro
   if (typeof src.file !== 'string' || !src.file) bad('source.file', 'must be a non-empty string');
   if (!Number.isInteger(src.bytes) || (src.bytes as number) < 0)
     bad('source.bytes', 'must be a non-negative integer');
-  if (src.format !== 'safetensors' && src.format !== 'torch-zip')
-    bad('source.format', 'must be safetensors or torch-zip');
+  if (src.format !== 'safetensors' && src.format !== 'torch-zip' && src.format !== 'onnx')
+    bad('source.format', 'must be safetensors, torch-zip or onnx');
   if (typeof src.stateDict !== 'string') bad('source.stateDict', 'must be a string');
   if (!isObj(raw.upstream)) bad('upstream', 'must be an object');
   if (!isObj(raw.mapping) || !Object.values(raw.mapping).every((v) => typeof v === 'string'))

@@ -62,6 +62,16 @@ const CASES: Case[] = [
   bad('pool above the side', 'features', { pool: 9 }, 400, 'INVALID_POOL'),
   bad('pool 0', 'features', { pool: 0 }, 400, 'VALIDATION_FAILED'),
   bad('features steps 0', 'features', { steps: 0 }, 400, 'VALIDATION_FAILED'),
+  // tiny is unconditional: a label has nothing to go to (conditional models: class-label.e2e).
+  bad('classLabel, unconditional model', 'classify', { classLabel: 0 }, 400, 'INVALID_CLASS_LABEL'),
+  bad(
+    'features classLabel, unconditional',
+    'features',
+    { classLabel: 1 },
+    400,
+    'INVALID_CLASS_LABEL',
+  ),
+  bad('classLabel -1', 'classify', { classLabel: -1 }, 400, 'VALIDATION_FAILED'),
 ];
 
 async function viaRest(c: Case): Promise<{ status: number; code: string }> {

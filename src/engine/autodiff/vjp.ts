@@ -41,6 +41,41 @@ export interface VjpResult {
  */
 const BROADCAST_OK = new Set(['Add', 'Sub', 'Mul', 'Div', 'Neg']);
 
+/** The nodes a VJP of `of` with respect to `wrt` differentiates: those on a float path between. */
+export function gradientPath(graph: Graph, of: readonly string[], wrt: readonly string[]): Node[] {
+  return pathOf(graph, of, wrt).path;
+}
+
+function pathOf(graph: Graph, of: readonly string[], wrt: readonly string[]) {
+  const isFloat = (n: string) => graph.values.get(n)?.dtype === 'float32';
+  const fromWrt = new Set(wrt);
+  for (const node of graph.nodes)
+    if (node.inputs.some((i) => fromWrt.has(i)))
+      for (const o of node.outputs) if (o && isFloat(o)) fromWrt.add(o);
+  const toOf = new Set(of);
+  for (let k = graph.nodes.length - 1; k >= 0; k--) {
+    const node = graph.nodes[k];
+    if (node.outputs.some((o) => toOf.has(o)))
+      for (const i of node.inputs) if (i && isFloat(i)) toOf.add(i);
+  }
+  const path = graph.nodes.filter(
+    (n) => n.inputs.some((i) => fromWrt.has(i)) && n.outputs.some((o) => toOf.has(o)),
+  );
+  return { path, fromWrt };
+}
+
+/** Op types on the gradient path of `of` w.r.t. `wrt` that have no VJP rule (sorted, unique). */
+export function opsWithoutRule(
+  graph: Graph,
+  of: readonly string[],
+  wrt: readonly string[],
+): string[] {
+  const ops = gradientPath(graph, of, wrt)
+    .map((n) => n.op)
+    .filter((op) => !vjpRules[op]);
+  return [...new Set(ops)].sort();
+}
+
 export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
   const { of, wrt } = opts;
   const info = (n: string, role: string) => {
@@ -65,20 +100,7 @@ export function vjp(graph: Graph, opts: VjpOptions): VjpResult {
   }
 
   // 1. Nodes on a path from wrt to of.
-  const isFloat = (n: string) => graph.values.get(n)?.dtype === 'float32';
-  const fromWrt = new Set(wrt);
-  for (const node of graph.nodes)
-    if (node.inputs.some((i) => fromWrt.has(i)))
-      for (const o of node.outputs) if (o && isFloat(o)) fromWrt.add(o);
-  const toOf = new Set(of);
-  for (let k = graph.nodes.length - 1; k >= 0; k--) {
-    const node = graph.nodes[k];
-    if (node.outputs.some((o) => toOf.has(o)))
-      for (const i of node.inputs) if (i && isFloat(i)) toOf.add(i);
-  }
-  const path = graph.nodes.filter(
-    (n) => n.inputs.some((i) => fromWrt.has(i)) && n.outputs.some((o) => toOf.has(o)),
-  );
+  const { path, fromWrt } = pathOf(graph, of, wrt);
   const missing = path.filter((n) => !vjpRules[n.op]);
   if (missing.length)
     throw new Error(

@@ -2,6 +2,7 @@
 export * from './convention';
 export * from './mapping';
 export * from './model';
+export * from './onnx';
 export * from './plan';
 export * from './sit';
 export * from './state-dict';

@@ -4,7 +4,8 @@
  * `--verify` runs before anything is written: a net that misses its reference is never saved.
  */
 import { basename } from 'node:path';
-import { withParamNames } from '../features';
+import { opsWithoutRule } from '../../engine/autodiff';
+import { paramNamesOf, withParamNames } from '../features';
 import { HeadKind, buildHead } from '../heads';
 import {
   ImportProvenance,
@@ -58,11 +59,10 @@ export async function writeImportedModel<C>(
   o: ImportModelOptions,
 ): Promise<ImportResult> {
   const x = imp.velocity.inputs.find((i) => i.name === 'x');
-  if (imp.velocity.inputs.some((i) => i.name === 'y'))
-    throw new Error(
-      'a class-conditional graph (input y) cannot be written as a model directory yet: the ' +
-        'server feeds x and t only; import it unconditionally',
-    );
+  if (imp.velocity.inputs.some((i) => i.name === 'y') && !imp.plan.labels)
+    throw new Error('a class-conditional graph (input y) needs its label range (plan.labels)');
+  // Trainable when every op between the parameters (and x) and v has a VJP rule.
+  const untrainableOps = opsWithoutRule(imp.velocity, ['v'], [...paramNamesOf(imp.velocity), 'x']);
   const [channels, height, width] = (x?.shape.slice(1) ?? []) as number[];
   const prov: ImportProvenance = { ...imp.provenance };
   if (o.verify) {
@@ -112,6 +112,8 @@ export async function writeImportedModel<C>(
         kind: imp.plan.kind,
         params: imp.plan.net.params,
         config: imp.plan.net.config as Record<string, unknown>,
+        ...(imp.plan.labels ? { labels: imp.plan.labels } : {}),
+        ...(untrainableOps.length ? { untrainableOps } : {}),
       },
       head: {
         kind: o.head.kind,

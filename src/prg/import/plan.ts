@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { StoredTensor, openCheckpoint } from '../../engine/checkpoints';
 import { Graph } from '../../engine/onnx/types';
 import { withParamNames } from '../features';
-import { ImportProvenance, InterpolantName } from '../manifest';
+import { ClassLabels, ImportProvenance, InterpolantName, VelocityKind } from '../manifest';
 import { BuiltNet } from '../nets/unet';
 import { CONVENTION_TRANSFORM, UPSTREAM_CONVENTION, flipTimeConvention } from './convention';
 import { KeyMap, MappingReport, loadMapped } from './mapping';
@@ -17,7 +17,7 @@ import { selectStateDict } from './state-dict';
 
 export interface ImportPlan<C> {
   family: ImportProvenance['family'];
-  kind: 'unet' | 'dit';
+  kind: VelocityKind;
   net: BuiltNet<C>;
   map: KeyMap;
   ignored: Record<string, string>;
@@ -25,6 +25,8 @@ export interface ImportPlan<C> {
   trainable: string[];
   upstream: Record<string, unknown>;
   interpolant: InterpolantName;
+  /** A class-conditional net (input y): its label range and null class. */
+  labels?: ClassLabels;
 }
 
 export interface ImportedNet<C> {

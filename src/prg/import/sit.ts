@@ -171,7 +171,7 @@ export function planSit(
   sd: Map<string, StoredTensor>,
   root: unknown,
   file: string,
-  o: SitOptions & { classConditional?: boolean },
+  o: SitOptions & { classConditional?: boolean; cfgScale?: number },
 ): ImportPlan<DiTConfig> {
   const declared = declaredModel(root);
   const looksDiT =
@@ -257,5 +257,13 @@ export function planSit(
       label: o.classConditional ? 'input y' : (label ?? 'none'),
     },
     interpolant: o.path === 'gvp' ? 'gvp' : 'icfm',
+    // SiT trains with class dropout, which appends the null class as the table's last row.
+    labels: o.classConditional
+      ? {
+          classes: s.labelRows - 1,
+          nullClass: s.labelRows - 1,
+          ...(o.cfgScale !== undefined ? { cfgScale: o.cfgScale } : {}),
+        }
+      : undefined,
   };
 }

@@ -33,11 +33,16 @@ export function checkGraphs(m: ModelManifest, velocity: Graph, head: Graph, wher
         `${velocity.inputs.map((i) => i.name).join(', ')} and outputs ` +
         `${velocity.outputs.map((o) => o.name).join(', ')}`,
     );
-  if (velocity.inputs.length !== 2)
+  const labels = m.architecture.velocity.labels;
+  const y = findIO(velocity.inputs, 'y');
+  if (velocity.inputs.length !== (labels ? 3 : 2) || (labels && !y))
     throw new Error(
-      `${vf}: the velocity net must have exactly inputs x and t (parameters as initializers); ` +
+      `${vf}: the velocity net must have exactly inputs x, t${labels ? ' and y' : ''} ` +
+        `(parameters as initializers)${labels ? '' : '; an input y needs architecture.velocity.labels in the manifest'}; ` +
         `has ${velocity.inputs.map((i) => i.name).join(', ')}`,
     );
+  if (y && (y.dtype !== 'int64' || y.shape.length !== 1))
+    throw new Error(`${vf}: y is ${y.dtype}[${y.shape}], want int64 rank 1 (one label per image)`);
   const img = [c, h, w];
   for (const [info, rank] of [
     [x, 4],

@@ -3,7 +3,13 @@
  * src/prg/manifest.ts), field by field, so a bad file fails with an error naming the file and the
  * first bad field.
  */
-import { MANIFEST_SCHEMA, ModelManifest, SOLVER_NAMES } from '../manifest';
+import {
+  MANIFEST_SCHEMA,
+  ModelManifest,
+  SOLVER_NAMES,
+  VELOCITY_KINDS,
+  validateImportProvenance,
+} from '../manifest';
 
 /** The manifest's file name inside a model directory. */
 export const MANIFEST_FILE = 'manifest.json';
@@ -77,10 +83,29 @@ export function validateManifest(raw: unknown, where = MANIFEST_FILE): ModelMani
 
   const arch = obj(m.architecture, where, 'architecture');
   const vel = obj(arch.velocity, where, 'architecture.velocity');
-  oneOf(vel.kind, ['unet', 'dit'] as const, where, 'architecture.velocity.kind');
+  oneOf(vel.kind, VELOCITY_KINDS, where, 'architecture.velocity.kind');
   if (vel.preset !== undefined) str(vel.preset, where, 'architecture.velocity.preset');
   int(vel.params, where, 'architecture.velocity.params', 0);
   obj(vel.config, where, 'architecture.velocity.config');
+  if (vel.labels !== undefined) {
+    const lab = obj(vel.labels, where, 'architecture.velocity.labels');
+    const classes = int(lab.classes, where, 'architecture.velocity.labels.classes');
+    int(lab.nullClass, where, 'architecture.velocity.labels.nullClass', 0);
+    if ((lab.nullClass as number) < classes)
+      fail(where, 'architecture.velocity.labels.nullClass', `must be >= classes (${classes})`);
+    if (
+      lab.cfgScale !== undefined &&
+      (typeof lab.cfgScale !== 'number' || !Number.isFinite(lab.cfgScale) || lab.cfgScale < 0)
+    )
+      fail(where, 'architecture.velocity.labels.cfgScale', 'must be a number >= 0');
+  }
+  if (vel.untrainableOps !== undefined) {
+    if (!Array.isArray(vel.untrainableOps) || vel.untrainableOps.length === 0)
+      fail(where, 'architecture.velocity.untrainableOps', 'must be a non-empty list of op types');
+    vel.untrainableOps.forEach((op, i) =>
+      str(op, where, `architecture.velocity.untrainableOps[${i}]`),
+    );
+  }
   const head = obj(arch.head, where, 'architecture.head');
   oneOf(head.kind, ['mlp', 'pooled'] as const, where, 'architecture.head.kind');
   int(head.hidden, where, 'architecture.head.hidden');
@@ -154,5 +179,6 @@ export function validateManifest(raw: unknown, where = MANIFEST_FILE): ModelMani
   str(prov.command, where, 'provenance.command');
   str(prov.gitCommit, where, 'provenance.gitCommit');
   if (prov.parent !== undefined) str(prov.parent, where, 'provenance.parent');
+  if (prov.import !== undefined) validateImportProvenance(prov.import, where);
   return m as unknown as ModelManifest;
 }

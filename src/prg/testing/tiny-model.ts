@@ -3,11 +3,16 @@
  * tanh MLP head), valid against the manifest schema, small enough for unit tests to load and run
  * in milliseconds. Not trained: its predictions are arbitrary but deterministic for a seed.
  */
+import { opsWithoutRule } from '../../engine/autodiff';
+import { GraphBuilder } from '../../engine/onnx/builder';
+import { Graph, attr, tensor } from '../../engine/onnx/types';
+import { namespaced, paramNamesOf, withParamNames } from '../features';
 import { buildHead } from '../heads';
 import { MANIFEST_SCHEMA, ModelManifest, SolverName } from '../manifest';
 import { featureDim } from '../model-dir/graph-check';
 import { writeModelDir } from '../model-dir/io';
 import { UNetConfig, buildVelocityNet } from '../nets';
+import { BuiltNet } from '../nets/unet';
 
 export interface TinyModelOptions {
   /** Number of classes (named "0", "1", ...) or the class names. Default 3. */
@@ -24,6 +29,48 @@ export interface TinyModelOptions {
   ood?: ModelManifest['ood'];
   /** Replace an existing directory. */
   overwrite?: boolean;
+  /** Class-conditional: the velocity takes y ∈ [0, labels] (labels = the null class). */
+  labels?: number;
+  /** Add a LayerNormalization (no VJP rule) to the velocity: an inference-only flow. */
+  inferenceOnly?: boolean;
+}
+
+/**
+ * The U-Net with the options' extras: a label table read at y and added per channel (so each label
+ * gives another velocity), and a LayerNormalization term. Parameters keep their names.
+ */
+function withExtras(net: BuiltNet<unknown>, o: TinyModelOptions, c: number): Graph {
+  if (!o.labels && !o.inferenceOnly) return net.graph;
+  const base = namespaced(withParamNames(net.graph, net.paramNames), 'unet/');
+  const b = new GraphBuilder('tiny_velocity');
+  const x = b.input('x', base.inputs[0].shape);
+  const t = b.input('t', ['N']);
+  let v = b.call(base, { x, t }, { prefix: 'unet' }).v;
+  const extra: string[] = [];
+  if (o.labels) {
+    const y = b.input('y', ['N'], 'int64');
+    const rows = o.labels + 1;
+    const table = b.param(
+      'label.table',
+      tensor(
+        'float32',
+        [rows, c],
+        Array.from({ length: rows * c }, (_, i) => ((i * 13) % 7) / 7 - 0.4),
+      ),
+    );
+    v = b.add(v, b.reshape(b.gather(table, y, 0), [-1, c, 1, 1]));
+    extra.push('label.table');
+  }
+  if (o.inferenceOnly) {
+    const w = base.inputs[0].shape[3] as number;
+    const scale = b.param('ln.weight', tensor('float32', [w], Array(w).fill(0.1)));
+    const bias = b.param('ln.bias', tensor('float32', [w], Array(w).fill(0)));
+    const [ln] = b.op('LayerNormalization', [x, scale, bias], { axis: attr.i(-1) });
+    v = b.add(v, ln);
+    extra.push('ln.weight', 'ln.bias');
+  }
+  b.output(v, 'v');
+  return withParamNames(b.build(), [...paramNamesOf(base), ...extra]);
 }
 
 /** The U-Net shape of the fixture (preset XS with everything shrunk). */
@@ -62,6 +109,8 @@ export async function createTinyModel(
     overrides: TINY_UNET,
   });
   const [c, h, w] = inputShape;
+  const velocity = withExtras(net, o, c);
+  const untrainableOps = opsWithoutRule(velocity, ['v'], [...paramNamesOf(velocity), 'x']);
   const input = { channels: c, height: h, width: w, normalization: 'minus-one-one' as const };
   const D = featureDim({ input, featurePool });
   const head = buildHead({ kind: 'mlp', inputDim: D, hidden, classes: classes.length, seed });
@@ -77,6 +126,8 @@ export async function createTinyModel(
         preset: 'XS',
         params: net.params,
         config: net.config as unknown as Record<string, unknown>,
+        ...(o.labels ? { labels: { classes: o.labels, nullClass: o.labels } } : {}),
+        ...(untrainableOps.length ? { untrainableOps } : {}),
       },
       head: { kind: 'mlp', hidden, params: head.params, config: { ...head.config } },
     },
@@ -92,7 +143,7 @@ export async function createTinyModel(
   };
   const out = await writeModelDir(
     dir,
-    { manifest, velocity: net.graph, head: head.graph },
+    { manifest, velocity, head: head.graph },
     { overwrite: o.overwrite },
   );
   return { dir: out, manifest };

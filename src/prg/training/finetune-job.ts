@@ -15,7 +15,7 @@ import { evaluateModel, labelMap } from './evaluate';
 import { loadFineTuneData } from './finetune-data';
 import { fineTunedModel, writeFineTunedModel } from './finetune-export';
 import { FineTuneLoopSettings, trainFineTune } from './finetune-loop';
-import { fineTuneNets } from './finetune-nets';
+import { fineTuneNets, flowTrainingProblem } from './finetune-nets';
 import { HYPERPARAMETERS, autoPhases, resolveHyperparameters } from './hyperparameters';
 import { FineTuneHyperparameters, FineTuneJobOptions, FineTuneJobResult } from './job-api';
 
@@ -49,6 +49,8 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
   const base = await readModelDir(o.baseModelDir);
   const bm = base.manifest;
   const hp = resolveHyperparameters(o.hyperparameters, bm);
+  const untrainable = flowTrainingProblem(bm, hp.freezeFlow);
+  if (untrainable) throw new Error(untrainable);
   const pool = o.featurePool === undefined ? bm.featurePool : o.featurePool;
   const command = o.command ?? commandLine();
 
@@ -116,6 +118,9 @@ export async function runFineTune(o: RunFineTuneOptions): Promise<RunFineTuneRes
  */
 export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJobResult> {
   const bm = (await readModelDir(opts.baseModelDir)).manifest;
+  // Before any phase runs: "auto" would train the head, then fail on the flow phase.
+  const untrainable = flowTrainingProblem(bm, opts.hyperparameters.freezeFlow === true);
+  if (untrainable) throw new Error(untrainable);
   const data = await loadFineTuneData(opts, bm, opts.hyperparameters.allowResize ?? false);
   const phases = autoPhases(data.train.n, opts.hyperparameters);
   // Progress weights: a head step is one forward solve, a flow step about three (with backward).

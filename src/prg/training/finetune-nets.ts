@@ -9,6 +9,7 @@ import { ParamStore } from '../../engine/runtime/params';
 import { paramNamesOf, withParamNames } from '../features';
 import { buildHead } from '../heads';
 import { featureDim } from '../model-dir/graph-check';
+import { ModelManifest } from '../manifest';
 import { LoadedModelDir } from '../model-dir/io';
 import { buildVelocityNet, VelocityNetKind } from '../nets';
 import { paramStoreOf, prepareNets } from './finetune';
@@ -44,8 +45,26 @@ function sameClasses(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((c) => b.includes(c));
 }
 
+/**
+ * Why the flow of `m` cannot be fine-tuned with these settings (null = it can): an imported graph
+ * with ops that have no VJP rule is inference-only, so only its head trains (freezeFlow).
+ */
+export function flowTrainingProblem(m: ModelManifest, freezeFlow: boolean): string | null {
+  const ops = m.architecture.velocity.untrainableOps;
+  if (!ops?.length || freezeFlow) return null;
+  return (
+    `model ${m.name}@${m.version} is inference-only: its velocity net uses ops with no gradient ` +
+    `rule (${ops.join(', ')}); fine-tune the head only (freezeFlow: true, \`--freeze-flow\`)`
+  );
+}
+
 export function fineTuneNets(base: LoadedModelDir, o: FineTuneNetsOptions): FineTuneNets {
   const bm = base.manifest;
+  if (o.noPretrain && bm.architecture.velocity.kind === 'onnx')
+    throw new Error(
+      `model ${bm.name}: an imported ONNX graph has no architecture here to re-initialise ` +
+        '(no-pretrain needs a unet or dit model)',
+    );
   const keepHead = sameClasses(o.classes, bm.classes) && o.pool === bm.featurePool && !o.hidden;
   const classes = keepHead ? [...bm.classes] : [...o.classes];
   let velocity = base.velocity;
@@ -72,7 +91,13 @@ export function fineTuneNets(base: LoadedModelDir, o: FineTuneNetsOptions): Fine
     });
     head = withParamNames(built.graph, built.paramNames);
   }
-  const prepared = prepareNets(velocity, head, o.batchSize);
+  // A class-conditional net trains on its null class, the label features are served with.
+  const prepared = prepareNets(
+    velocity,
+    head,
+    o.batchSize,
+    bm.architecture.velocity.labels?.nullClass,
+  );
   return {
     classes,
     hidden,

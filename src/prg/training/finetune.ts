@@ -22,6 +22,7 @@ import { SessionOptions } from '../../engine/runtime/session';
 import {
   FixedSolverName,
   HEAD_PREFIX,
+  bindClassLabel,
   featuresOf,
   namespaced,
   paramNamesOf,
@@ -67,9 +68,19 @@ export interface LossAndGrads {
   grads: Map<string, Float32Array>;
 }
 
-/** Velocity and head graphs, fixed batch, head params renamed `head.*`; and the param list. */
-export function prepareNets(velocity: Graph, head: Graph, batch: number) {
-  const v = namespaced(specializeBatch(velocity, batch), 'velocity/');
+/**
+ * Velocity and head graphs, fixed batch, head params renamed `head.*`; and the param list. A
+ * class-conditional velocity net gets `label` (its null class) bound in: every training graph
+ * calls it with x and t only.
+ */
+export function prepareNets(velocity: Graph, head: Graph, batch: number, label?: number) {
+  const fixed = specializeBatch(velocity, batch);
+  const wantsY = fixed.inputs.some((i) => i.name === 'y');
+  if (wantsY && label === undefined)
+    throw new Error(
+      `velocity graph ${velocity.name} takes a class label y: give the label to train with`,
+    );
+  const v = namespaced(wantsY ? bindClassLabel(fixed, label!) : fixed, 'velocity/');
   const h = namespaced(specializeBatch(head, batch), 'head/', HEAD_PREFIX);
   const velocityParams = paramNamesOf(v);
   const headParams = paramNamesOf(h);
@@ -160,7 +171,7 @@ export class FineTuneStep {
     readonly cfg: FineTuneGraphConfig,
     readonly trainable: string[],
     private readonly direct?: GradRunner,
-    private readonly adj?: { step: GradRunner; stepFwd: ParamSession; head: GradRunner },
+    private readonly adj?: { step?: GradRunner; stepFwd: ParamSession; head: GradRunner },
   ) {}
 
   static async create(
@@ -197,14 +208,17 @@ export class FineTuneStep {
       session,
     });
     const stepG = buildStepGraph(velocity, cfg);
-    const stepParams = cfg.freezeFlow ? [] : vp.filter((n) => stepG.initializers.has(n));
-    const stepR = await GradRunner.create(stepG, {
-      of: ['x_next'],
-      seed: 'input',
-      params: stepParams,
-      wrtInputs: ['x'],
-      session,
-    });
+    // A frozen flow never walks back through the steps (run() stops at x_K), so its step VJP is
+    // not built: head-only fine-tuning also works on velocity nets with ops that have no rule.
+    const stepR = cfg.freezeFlow
+      ? undefined
+      : await GradRunner.create(stepG, {
+          of: ['x_next'],
+          seed: 'input',
+          params: vp.filter((n) => stepG.initializers.has(n)),
+          wrtInputs: ['x'],
+          session,
+        });
     // Forward-only step: same graph, velocity parameters as inputs (no gradient outputs).
     const fwdParams = vp.filter((n) => stepG.initializers.has(n));
     const fwd = await ParamSession.create(stepG, fwdParams, session);
@@ -272,7 +286,7 @@ export class FineTuneStep {
     // forward solve (the head phase of "auto" jobs, hyperparameters.ts).
     if (this.cfg.freezeFlow) return this.result(hr.out, grads);
     for (let k = this.cfg.steps - 1; k >= 0; k--) {
-      const r = await adj.step.run(params, {
+      const r = await adj.step!.run(params, {
         x: { dtype: 'float32', dims: shape, data: states[k] },
         t: tvec(k),
         grad_x_next: { dtype: 'float32', dims: shape, data: a },
@@ -297,7 +311,7 @@ export class FineTuneStep {
   async release(): Promise<void> {
     await this.direct?.release();
     if (this.adj) {
-      await this.adj.step.release();
+      await this.adj.step?.release();
       await this.adj.stepFwd.release();
       await this.adj.head.release();
     }

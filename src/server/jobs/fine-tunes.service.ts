@@ -36,6 +36,7 @@ import { cleanHyperparameters, hyperparameterProblems } from './hyperparameters'
 import { JobsConfig } from './jobs.config';
 import type { CreateFineTuneInput } from './fine-tune.dto';
 import type { ModelManifest } from '../../prg/manifest';
+import { flowTrainingProblem } from '../../prg/training/finetune-nets';
 
 /** What jobs need from the model catalog (the ML boundary, MlService, implements it). */
 export interface ModelCatalog {
@@ -191,6 +192,8 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     const hp = cleanHyperparameters(input.hyperparameters);
 
     const model = await this.models.resolve(input.model ?? null); // 404 MODEL_NOT_FOUND
+    const untrainable = flowTrainingProblem(model.manifest, hp.freezeFlow === true);
+    if (untrainable) throw new ApiError(HttpStatus.BAD_REQUEST, 'MODEL_NOT_TRAINABLE', untrainable);
     const ds = await this.datasets.locate(input.dataset); // 404 DATASET_NOT_FOUND
     const evalDs = input.evalDataset ? await this.datasets.locate(input.evalDataset) : null;
     const oodDs = input.oodDataset ? await this.datasets.locate(input.oodDataset) : null;

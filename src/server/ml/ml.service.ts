@@ -318,7 +318,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
 
   async classify(args: ClassifyArgs, inputs: ImageInput[]): Promise<ClassifyResponse> {
     const entry = await this.resolve(args.model);
-    const opts = this.checks.solveOptions(args);
+    const opts = this.checks.solveOptions(entry, args);
     const { classes, ood } = entry.manifest;
     const primary = ood?.primary;
     const out = await this.submit(entry, 'classify', opts, inputs, async (m, batch, n) => {
@@ -343,7 +343,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
   async features(ref: string, args: FeaturesArgs, inputs: ImageInput[]): Promise<FeaturesResponse> {
     const entry = await this.resolve(ref);
     const opts: FeatureOptions = {
-      ...this.checks.solveOptions(args),
+      ...this.checks.solveOptions(entry, args),
       ...this.checks.featureSetting(entry, args),
     };
     const out = await this.submit(entry, 'features', opts, inputs, async (m, batch, n) => {
@@ -368,7 +368,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
 
   async ood(ref: string, args: OodArgs, inputs: ImageInput[]): Promise<OodResponse> {
     const entry = await this.resolve(ref);
-    const opts = this.checks.solveOptions(args);
+    const opts = this.checks.solveOptions(entry, args);
     const out = await this.submit(entry, 'ood', opts, inputs, async (m, batch, n) => {
       const s = await m.oodScores({ data: batch, n }, opts);
       return Array.from({ length: n }, (_, i) =>
@@ -397,7 +397,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
    */
   async infer(ref: string, args: InferArgs, inputs: ImageInput[]): Promise<InferResult> {
     const entry = await this.resolve(ref);
-    const solve = this.checks.solveOptions(args);
+    const solve = this.checks.solveOptions(entry, args);
     const want = new Set(args.outputs);
     if (want.size === 0) throw badRequest('UNKNOWN_OUTPUT', 'no output requested');
     const ood = entry.manifest.ood;
@@ -444,7 +444,7 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     inputs: ImageInput[],
   ): Promise<TrajectoryResult> {
     const entry = await this.resolve(ref);
-    const opts = this.checks.solveOptions(args);
+    const opts = this.checks.solveOptions(entry, args);
     const frames = args.frames ?? 8;
     if (!Number.isInteger(frames) || frames < 2 || frames > this.config.maxFrames)
       throw badRequest(

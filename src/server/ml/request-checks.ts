@@ -7,6 +7,7 @@
 import { POOL_NONE, poolProblem } from '../../prg/heads/pool';
 import { ImageCodec, pixelToInput } from '../../prg/images';
 import { SolveOptions } from '../../prg/inference-api';
+import { classLabelProblem } from '../../prg/manifest';
 import { badRequest } from '../common/errors';
 import { ServerConfig } from '../config/config';
 import { FeaturesArgs, SolveArgs } from '../schemas/inference-requests';
@@ -20,16 +21,24 @@ export class RequestChecks {
     this.codec = new ImageCodec(config.maxPixels);
   }
 
-  /** steps ≤ MAX_STEPS (the rest of SolveArgs is validated by its schema). */
-  solveOptions(p: SolveArgs): SolveOptions {
+  /**
+   * steps ≤ MAX_STEPS; classLabel within the model's label range, and only for a
+   * class-conditional model (the rest of SolveArgs is validated by its schema).
+   */
+  solveOptions(entry: ModelEntry, p: SolveArgs): SolveOptions {
     if (p.steps !== undefined && p.steps > this.config.maxSteps)
       throw badRequest(
         'INVALID_STEPS',
         `steps must be an integer in [1, ${this.config.maxSteps}] (MAX_STEPS), got ${p.steps}`,
       );
+    if (p.classLabel !== undefined && p.classLabel !== null) {
+      const bad = classLabelProblem(entry.manifest.architecture.velocity.labels, p.classLabel);
+      if (bad) throw badRequest('INVALID_CLASS_LABEL', `model ${entry.id}: ${bad}`);
+    }
     return {
       ...(p.steps !== undefined ? { steps: p.steps } : {}),
       ...(p.solver !== undefined ? { solver: p.solver } : {}),
+      ...(p.classLabel !== undefined && p.classLabel !== null ? { classLabel: p.classLabel } : {}),
     };
   }
 

@@ -59,6 +59,19 @@ export class SolveArgs extends ImagesArgs {
   @IsOptional()
   @IsIn(SOLVER_NAMES, { message: `solver must be one of ${SOLVER_NAMES.join(', ')}` })
   solver?: SolverName;
+
+  @ApiField(Int, {
+    optional: true,
+    description:
+      'Class label fed to a class-conditional velocity net (default: its null class, i.e. ' +
+      "unconditional features); the range is the model's architecture.velocity.labels. A 400 on " +
+      'unconditional models.',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'classLabel must be an integer' })
+  @Min(0, { message: 'classLabel must be at least 0' })
+  classLabel?: number;
 }
 
 @ArgsType()
