@@ -61,6 +61,10 @@ export class AppModule {
           parseOptions: graphqlParseOptions(config),
           // Errors carry code and statusCode (common/http-exception.filter.ts), never server stacks.
           includeStacktraceInErrorResponses: false,
+          // Apollo stops (and its drain plugin closes the HTTP server) after the shutdown drain,
+          // not before it: by default it stops in onModuleDestroy, which Nest runs before
+          // beforeApplicationShutdown, so SIGTERM refused connections at once (health/shutdown).
+          stopOnApplicationShutdown: true,
           context: graphqlContext,
           subscriptions: { 'graphql-ws': true },
         }),

@@ -11,6 +11,7 @@ import { AllExceptionsFilter } from './common/http-exception.filter';
 import { AppModule, AppOptions } from './app.module';
 import { ServerConfig } from './config/config';
 import { InFlightRequests } from './common/in-flight';
+import { HealthService } from './health/health.service';
 import { rejectPrototypeKeys, verifyJsonDepth } from './common/json-body';
 import { MetricsService } from './metrics/metrics.service';
 import { SERVER_VERSION } from './server-info';
@@ -29,11 +30,15 @@ export async function createApp(
   });
   const metrics = app.get(MetricsService);
   const inFlight = app.get(InFlightRequests);
+  const health = app.get(HealthService);
 
   // Latency per route pattern (not raw URL: bounded label set) and the in-flight count for draining.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const end = metrics.httpDuration.startTimer();
     inFlight.started();
+    // Draining for shutdown: clients drop their keep-alive connection after this response, so
+    // none sends its next request on a socket about to be closed (a reset, not a refusal).
+    if (health.isDraining) res.setHeader('Connection', 'close');
     let done = false;
     res.on('close', () => {
       if (done) return;

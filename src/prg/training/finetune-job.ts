@@ -135,6 +135,7 @@ export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJ
   let done = 0;
   let baseModelDir = opts.baseModelDir;
   let r: RunFineTuneResult | undefined;
+  let steps = 0;
   for (const [i, ph] of phases.entries()) {
     const last = i === phases.length - 1;
     const at = (fraction: number) => (done + cost[i] * fraction) / total;
@@ -179,6 +180,12 @@ export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJ
     });
     baseModelDir = r.modelDir;
     done += cost[i];
+    steps += r.steps;
   }
-  return { modelDir: r!.modelDir, metrics: r!.metrics, resumedFromEpoch: r!.resumedFromEpoch };
+  return {
+    modelDir: r!.modelDir,
+    metrics: r!.metrics,
+    resumedFromEpoch: r!.resumedFromEpoch,
+    steps,
+  };
 }

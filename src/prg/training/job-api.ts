@@ -42,4 +42,9 @@ export interface FineTuneJobResult {
   modelDir: string;
   metrics: Record<string, number>;
   resumedFromEpoch?: number;
+  /**
+   * Optimizer steps of the whole job, every phase, including those taken before a resume (so a
+   * resumed job and an uninterrupted one of the same hyperparameters report the same count).
+   */
+  steps?: number;
 }

@@ -9,6 +9,7 @@ import { GraphQLError } from 'graphql';
 import type { Request, Response } from 'express';
 import { InputError, InputErrorKind } from '../../prg/input-error';
 import { ErrorCode } from './errors';
+import { isStorageFull, storageFullError } from './storage-full';
 
 export interface ErrorBody {
   statusCode: number;
@@ -95,6 +96,7 @@ export function toErrorBody(exception: unknown): ErrorBody {
       message,
     };
   }
+  if (isStorageFull(exception)) return toErrorBody(storageFullError("this request's data"));
   return { statusCode: 500, code: 'INTERNAL', message: 'internal server error' };
 }
 

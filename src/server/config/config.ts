@@ -59,6 +59,12 @@ export interface ServerConfig {
   maxLoadedModels: number;
   /** Time allowed for in-flight requests to finish on SIGTERM. */
   shutdownGraceMs: number;
+  /**
+   * SHUTDOWN_DELAY_MS: on SIGTERM, how long readiness answers 503 while the server still accepts
+   * and serves requests, before it stops listening (so a load balancer polling readiness stops
+   * sending first). 0 under Kubernetes, whose preStop sleep does the same.
+   */
+  shutdownDelayMs: number;
   /** CORS_ORIGINS: origins allowed cross-origin (`*` = any); empty = no CORS headers at all. */
   corsOrigins: string[];
   /** GraphQL introspection and the landing page (playground): off by default when NODE_ENV=production. */
@@ -183,6 +189,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     warmup,
     maxLoadedModels: int('MAX_LOADED_MODELS', 4, 1, 1000),
     shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
+    shutdownDelayMs: int('SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     corsOrigins,
     graphqlIntrospection: bool('GRAPHQL_INTROSPECTION', !production),
     graphqlPlayground: bool('GRAPHQL_PLAYGROUND', !production),

@@ -18,6 +18,8 @@ import { classCounts, IdxTensor, idxPairToDataset, ImageDataset, parseIdx } from
 import { ClassSamples, datasetSamples } from './dataset-samples';
 import { planImageFolder } from './image-folder';
 import { SafeZip } from './safe-zip';
+import { ownerInName, removeStaleTemp, withOwner } from '../common/stale-temp';
+import { isStorageFull, storageFullError } from '../common/storage-full';
 import type { DatasetResponse } from './dataset.dto';
 
 export const DATASETS_CONFIG = Symbol('DATASETS_CONFIG');
@@ -53,14 +55,25 @@ export class DatasetsService implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     await fs.mkdir(this.config.dataDir, { recursive: true });
     await fs.mkdir(this.config.uploadTmpDir, { recursive: true });
-    // Leftovers of a process killed mid-upload (an hour old: other replicas may be uploading now).
-    const cutoff = Date.now() - 3600_000;
-    for (const name of await fs.readdir(this.config.dataDir)) {
-      if (!name.startsWith('.tmp-') && !name.startsWith('.trash-')) continue;
-      const p = path.join(this.config.dataDir, name);
-      const st = await fs.stat(p).catch(() => null);
-      if (st && st.mtimeMs < cutoff) await fs.rm(p, { recursive: true, force: true });
-    }
+    // Leftovers of a process killed mid-upload: at once when it ran on this host and is gone,
+    // else after an hour (another replica sharing the volume may be uploading right now).
+    const maxAgeMs = 3600_000;
+    const removed = [
+      ...(await removeStaleTemp(this.config.dataDir, {
+        match: (n) => n.startsWith('.tmp-') || n.startsWith('.trash-'),
+        owner: ownerInName,
+        maxAgeMs,
+      })),
+      ...(await removeStaleTemp(this.config.uploadTmpDir, {
+        match: (n) => n.startsWith('upload-'),
+        owner: ownerInName,
+        maxAgeMs,
+      })),
+    ];
+    if (removed.length)
+      this.logger.warn(
+        `removed ${removed.length} temp file(s) of a stopped process: ${listSome(removed)}`,
+      );
   }
 
   onDelete(check: DatasetUsageCheck): void {
@@ -211,7 +224,7 @@ export class DatasetsService implements OnModuleInit {
         'name: 1-100 letters, digits, spaces, ".", "-" or "_"',
       );
     const id = `ds_${randomBytes(6).toString('hex')}`;
-    const tmp = path.join(this.config.dataDir, `.tmp-${id}`);
+    const tmp = path.join(this.config.dataDir, withOwner(`.tmp-${id}`));
     try {
       await fs.mkdir(tmp, { recursive: true });
       const r = await build(tmp);
@@ -232,6 +245,9 @@ export class DatasetsService implements OnModuleInit {
         `dataset ${id} (${info.format}): ${info.total} images, ${info.classes.length} classes`,
       );
       return info;
+    } catch (e) {
+      if (isStorageFull(e)) throw storageFullError('the dataset');
+      throw e;
     } finally {
       await fs.rm(tmp, { recursive: true, force: true });
     }
@@ -333,7 +349,10 @@ export class DatasetsService implements OnModuleInit {
       if (why) throw new DatasetError(409, 'DATASET_IN_USE', `dataset ${id} is in use: ${why}`);
     }
     // Rename first so readers never see a half-deleted dataset, then remove.
-    const trash = path.join(this.config.dataDir, `.trash-${id}-${randomBytes(3).toString('hex')}`);
+    const trash = path.join(
+      this.config.dataDir,
+      withOwner(`.trash-${id}-${randomBytes(3).toString('hex')}`),
+    );
     try {
       await fs.rename(path.join(this.config.dataDir, id), trash);
     } catch {

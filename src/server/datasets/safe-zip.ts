@@ -211,6 +211,9 @@ export class SafeZip {
           'ZIP_DUPLICATE_ENTRY',
           `zip entry ${JSON.stringify(item.name)} appears twice`,
         );
+      // Writing failed on our side (disk full, I/O error): the zip is not at fault. A full disk
+      // becomes 507 STORAGE_FULL in DatasetsService.create, anything else a 500.
+      if (err.syscall !== undefined) throw e;
       throw new DatasetError(
         400,
         'ZIP_INVALID',

@@ -10,6 +10,9 @@ import multer from 'multer';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { Observable, finalize, from, switchMap } from 'rxjs';
+import { ApiError } from '../common/errors';
+import { withOwner } from '../common/stale-temp';
+import { isStorageFull, storageFullError } from '../common/storage-full';
 import { DatasetError } from './dataset-errors';
 import { DatasetsConfig } from './datasets.config';
 import { DATASETS_CONFIG } from './datasets.service';
@@ -24,7 +27,8 @@ export class DatasetUploadInterceptor implements NestInterceptor {
     this.upload = multer({
       storage: multer.diskStorage({
         destination: config.uploadTmpDir,
-        filename: (_req, _file, cb) => cb(null, `upload-${randomBytes(8).toString('hex')}`),
+        filename: (_req, _file, cb) =>
+          cb(null, withOwner(`upload-${randomBytes(8).toString('hex')}`)),
       }),
       limits: { fileSize: config.maxUploadBytes, files: 2, fields: 8, fieldSize: 64 * 1024 },
     }).fields([
@@ -51,7 +55,8 @@ export class DatasetUploadInterceptor implements NestInterceptor {
     );
   }
 
-  private toApiError(err: unknown): DatasetError {
+  private toApiError(err: unknown): ApiError {
+    if (isStorageFull(err)) return storageFullError('the uploaded file');
     if (err instanceof multer.MulterError) {
       switch (err.code) {
         case 'LIMIT_FILE_SIZE':

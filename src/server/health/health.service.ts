@@ -36,6 +36,11 @@ export class HealthService implements OnApplicationShutdown {
     return this.draining;
   }
 
+  /** Readiness turns false (503) from now on. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
   /** Readiness turns false; resolves when no request is in flight, or false after `timeoutMs`. */
   drain(timeoutMs: number): Promise<boolean> {
     this.draining = true;

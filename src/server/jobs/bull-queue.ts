@@ -34,7 +34,9 @@ import {
 } from './fine-tune.types';
 import { removeJobFiles } from './job-files';
 import { JobsConfig } from './jobs.config';
-import { recordProgress } from './progress';
+import { endRun, recordProgress, startRun } from './progress';
+import { ownerTag } from '../common/stale-temp';
+import type { JobRunOutcome } from './fine-tune.dto';
 
 export const QUEUE_NAME = 'fine-tunes';
 /** Times a job may be returned to the queue by graceful shutdowns. */
@@ -55,6 +57,8 @@ export class BullJobQueue implements JobQueue {
   private readonly subject = new Subject<FineTuneEvent>();
   readonly events = this.subject.asObservable();
   private readonly active = new Map<string, AbortController>();
+  /** Jobs running in this process, by id (see run). */
+  private readonly running = new Map<string, Promise<FineTuneResultView>>();
   /** Per job about to finish here: the jobs bull will drop from its set when it does (JOBS_KEEP). */
   private readonly pushedOut = new Map<string, FineTuneJobData[]>();
   private readonly eventsChannel: string;
@@ -132,6 +136,11 @@ export class BullJobQueue implements JobQueue {
     return job ? this.view(job) : null;
   }
 
+  async unfinished(owner: string): Promise<number> {
+    const jobs = await this.queue.getJobs(['waiting', 'active', 'delayed', 'paused']);
+    return jobs.filter((j) => j && (j.data.owner ?? 'anonymous') === owner).length;
+  }
+
   async list(): Promise<FineTuneJobView[]> {
     const jobs = await this.queue.getJobs(
       ['waiting', 'active', 'delayed', 'paused', 'completed', 'failed'],
@@ -199,6 +208,7 @@ export class BullJobQueue implements JobQueue {
       result: state === 'completed' ? (job.returnvalue as FineTuneResultView) : null,
       error: status === 'failed' ? (job.failedReason ?? 'failed') : null,
       attempts: p.attempts ?? 0,
+      runs: p.runs ?? [],
       createdAt: d.createdAt,
       startedAt: p.startedAt ?? null,
       finishedAt:
@@ -240,7 +250,28 @@ export class BullJobQueue implements JobQueue {
       void this.queue.process(name, 1, (job) => this.run(job, handlers[name]));
   }
 
-  private async run(
+  /**
+   * Runs a job here, unless this process runs it already: when a long training step kept the
+   * event loop from renewing the job's lock in time, bull's stalled check hands the job back
+   * (possibly to this same worker) while it is still running. A second run here would train the
+   * same job twice at once; it joins the running one instead. (Across workers, JOB_LOCK_MS must
+   * exceed the longest event-loop stall of a worker: docs/reliability.md.)
+   */
+  private run(job: Bull.Job<FineTuneJobData>, handler: JobHandler): Promise<FineTuneResultView> {
+    const id = String(job.id);
+    const running = this.running.get(id);
+    if (running) {
+      this.logger.warn(
+        `job ${id} handed back while still running here (late lock renewal); joining it`,
+      );
+      return running;
+    }
+    const p = this.runOnce(job, handler).finally(() => this.running.delete(id));
+    this.running.set(id, p);
+    return p;
+  }
+
+  private async runOnce(
     job: Bull.Job<FineTuneJobData>,
     handler: JobHandler,
   ): Promise<FineTuneResultView> {
@@ -255,27 +286,60 @@ export class BullJobQueue implements JobQueue {
         prev && typeof prev === 'object' ? { ...prev } : { latest: null, history: [] };
       stored.attempts = (stored.attempts ?? 0) + 1;
       stored.startedAt ??= new Date().toISOString();
+      stored.runs = startRun(stored.runs ?? [], ownerTag());
       await job.progress(stored);
       await this.publish(this.statusEvent(id, 'running'));
+      // One progress write in flight at a time; reports arriving meanwhile are folded into the next.
+      let saving: Promise<void> | null = null;
+      let again = false;
+      const saveProgress = (): void => {
+        if (saving) {
+          again = true;
+          return;
+        }
+        saving = (async () => {
+          do {
+            again = false;
+            await job.progress(stored).catch((e: Error) => {
+              this.logger.warn(
+                `job ${id}: saving progress: ${e.message} (retried with the next report)`,
+              );
+            });
+          } while (again);
+        })().finally(() => (saving = null));
+      };
+      const saved = (): Promise<void> => saving ?? Promise.resolve();
       const result = await handler({
         data: job.data,
         signal: abort.signal,
         attempt: stored.attempts,
+        // Training never waits on Redis: while it is away (a restart, a failover) the job goes
+        // on, and the latest state is written once it answers again.
         progress: async (p: FineTuneProgress) => {
           stored = { ...recordProgress(stored, p), attempts: stored.attempts };
-          await job.progress(stored);
-          await this.publish({
+          saveProgress();
+          this.publish({
             type: 'progress',
             jobId: id,
             progress: p,
             at: new Date().toISOString(),
-          });
+          }).catch(() => undefined);
         },
       });
+      stored = { ...stored, runs: endRun(stored.runs ?? [], 'succeeded') };
+      await saved();
+      await job.progress(stored);
       await this.notePushedOut(id, 'completed');
       return result;
     } catch (e) {
       const reason = abort.signal.aborted ? (abort.signal.reason as unknown) : e;
+      const outcome =
+        reason instanceof JobInterruptedError
+          ? 'interrupted'
+          : reason instanceof JobCancelledError
+            ? 'cancelled'
+            : 'failed';
+      await this.closeRun(job, outcome, (reason as Error).message);
       if (reason instanceof JobInterruptedError) throw reason; // bull retries: back to the queue
       await job.discard();
       await this.notePushedOut(id, 'failed');
@@ -283,6 +347,22 @@ export class BullJobQueue implements JobQueue {
       throw e;
     } finally {
       this.active.delete(id);
+    }
+  }
+
+  /** Records how the current run of `job` ended (best effort: Redis may be the reason it ended). */
+  private async closeRun(
+    job: Bull.Job<FineTuneJobData>,
+    outcome: JobRunOutcome,
+    detail: string,
+  ): Promise<void> {
+    try {
+      const fresh = (await this.queue.getJob(job.id)) ?? job;
+      const p = fresh.progress() as BullProgress | number | null;
+      if (!p || typeof p !== 'object') return;
+      await job.progress({ ...p, runs: endRun(p.runs ?? [], outcome, detail) });
+    } catch (e) {
+      this.logger.warn(`job ${job.id}: recording its run's end: ${(e as Error).message}`);
     }
   }
 

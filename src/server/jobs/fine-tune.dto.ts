@@ -106,6 +106,12 @@ export abstract class ResultFields {
   })
   model!: string;
   @ApiField(Int, { optional: true }) resumedFromEpoch?: number;
+  @ApiField(Int, {
+    optional: true,
+    description:
+      'Optimizer steps of the whole job, including those before a resume (equal to an uninterrupted run)',
+  })
+  steps?: number;
 }
 
 /** OOD thresholds fitted on the new model (src/prg/ood/fit.ts), or why not. */
@@ -131,6 +137,33 @@ export class FineTuneResultDto extends ResultFields {
   ood!: OodOutcome;
 }
 
+export const JOB_RUN_OUTCOMES = [
+  'succeeded',
+  'failed',
+  'cancelled',
+  'interrupted',
+  'lost',
+] as const;
+export type JobRunOutcome = (typeof JOB_RUN_OUTCOMES)[number];
+
+/** One attempt at a job: which worker ran it and how it ended (the job's event history). */
+@ObjectType('FineTuneRun')
+export class JobRunDto {
+  @ApiField(Int, { description: '1 for the first run; > 1 after a dead worker or a shutdown' })
+  attempt!: number;
+  @ApiField(String, { description: 'the worker that ran it, "<host>.<pid>"' })
+  worker!: string;
+  @ApiField(String) startedAt!: string;
+  @ApiField(String, { optional: true }) endedAt?: string;
+  @ApiField(String, {
+    optional: true,
+    description: `${JOB_RUN_OUTCOMES.join(', ')} (lost: its worker stopped without finishing, e.g. killed; the job was requeued); absent while running`,
+    openapi: { enum: [...JOB_RUN_OUTCOMES] },
+  })
+  outcome?: JobRunOutcome;
+  @ApiField(String, { optional: true }) detail?: string;
+}
+
 @ObjectType({ isAbstract: true })
 export abstract class JobFields {
   @ApiField(ID, { openapi: { example: 'ft_a6851fe1fd28' } }) id!: string;
@@ -147,6 +180,8 @@ export abstract class JobFields {
   @ApiField(String, { nullable: true }) error!: string | null;
   @ApiField(Int, { description: 'times a worker started it (> 1 after a dead worker or shutdown)' })
   attempts!: number;
+  @ApiField([JobRunDto], { description: 'every run of the job, oldest first, with its outcome' })
+  runs!: JobRunDto[];
   @ApiField(String) createdAt!: string;
   @ApiField(String, { nullable: true }) startedAt!: string | null;
   @ApiField(String, { nullable: true }) finishedAt!: string | null;

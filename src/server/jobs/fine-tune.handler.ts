@@ -19,6 +19,8 @@ import {
   JobContext,
 } from './fine-tune.types';
 import { removeJobFiles } from './job-files';
+import { writeOwnerFile } from '../common/stale-temp';
+import { isStorageFull, STORAGE_FULL } from '../common/storage-full';
 
 @Injectable()
 export class FineTuneHandler {
@@ -68,6 +70,8 @@ export class FineTuneHandler {
       await fs.mkdir(d.checkpointDir, { recursive: true });
       await fs.rm(d.stagingDir, { recursive: true, force: true });
       await fs.mkdir(d.stagingDir, { recursive: true });
+      // Who writes here: an API or worker restarting on this host removes it if this process died.
+      await writeOwnerFile(d.stagingDir);
       const staged = path.join(d.stagingDir, 'model');
       const r = await this.trainer({
         baseModelDir: d.modelDir,
@@ -94,6 +98,7 @@ export class FineTuneHandler {
         modelDir: d.outputDir,
         metrics: r.metrics,
         ...(r.resumedFromEpoch !== undefined ? { resumedFromEpoch: r.resumedFromEpoch } : {}),
+        ...(r.steps !== undefined ? { steps: r.steps } : {}),
         ood,
       };
     } catch (e) {
@@ -103,6 +108,15 @@ export class FineTuneHandler {
         status = reason instanceof JobCancelledError ? 'cancelled' : 'interrupted';
         if (reason instanceof JobCancelledError) await removeJobFiles(d);
         throw reason;
+      }
+      // The job's reason names the cause (its error is shown as is; host paths left out).
+      if (isStorageFull(e)) {
+        // The half-written model goes (and frees its space); complete checkpoints stay.
+        await fs.rm(d.stagingDir, { recursive: true, force: true }).catch(() => undefined);
+        throw new Error(
+          `${STORAGE_FULL}: no space left on the storage volume of MODELS_DIR or JOBS_DIR while the job wrote its checkpoints or model; its half-written model was removed`,
+          { cause: e },
+        );
       }
       throw e;
     } finally {

@@ -9,7 +9,12 @@ import type {
   FineTuneJobResult,
   FineTuneProgress,
 } from '../../prg/training/job-api';
-import type { EpochMetricsDto, FineTuneJobResponse, FineTuneResultDto } from './fine-tune.dto';
+import type {
+  EpochMetricsDto,
+  FineTuneJobResponse,
+  FineTuneResultDto,
+  JobRunDto,
+} from './fine-tune.dto';
 
 export const FINE_TUNE_STATUSES = [
   'queued',
@@ -55,6 +60,11 @@ export interface FineTuneJobData {
   stagingDir: string;
   checkpointDir: string;
   createdAt: string;
+  /**
+   * Who queued it, for MAX_JOBS_PER_KEY: a digest of the API key (never the key), or "anonymous"
+   * without one.
+   */
+  owner?: string;
 }
 
 /** A job as the API reports it: the REST response class (fine-tune.dto.ts) is the type. */
@@ -71,7 +81,9 @@ export interface StoredProgress {
   latest: FineTuneProgress | null;
   history: EpochMetrics[];
   startedAt?: string;
+  runs?: JobRun[];
 }
+export type JobRun = JobRunDto;
 
 /** What a worker gives the one fine-tune handler. */
 export interface JobContext {
@@ -92,6 +104,8 @@ export interface JobQueue {
   add(data: FineTuneJobData): Promise<FineTuneJobView>;
   get(id: string): Promise<FineTuneJobView | null>;
   list(): Promise<FineTuneJobView[]>;
+  /** Jobs of `owner` (FineTuneJobData.owner) queued or running, for MAX_JOBS_PER_KEY. */
+  unfinished(owner: string): Promise<number>;
   /** Flags the job; a running job stops within one step. Returns the view after flagging. */
   cancel(id: string): Promise<FineTuneJobView | null>;
   /** Every job event (all processes, for bull). */

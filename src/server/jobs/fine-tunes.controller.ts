@@ -6,6 +6,7 @@ import {
   MessageEvent,
   Param,
   Post,
+  Req,
   Sse,
   UseGuards,
 } from '@nestjs/common';
@@ -19,13 +20,16 @@ import {
   ApiProduces,
   ApiSecurity,
   ApiTags,
+  ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
+import type { Request } from 'express';
 import { ErrorResponse } from '../schemas/error.schema';
 import { CreateFineTuneInput, FineTuneJobResponse } from './fine-tune.dto';
 import { map, Observable } from 'rxjs';
 import { ApiKeyGuard } from '../common/api-key.guard';
 import { RateLimitGuard } from '../common/rate-limit.guard';
+import { apiKeyOf } from '../common/request';
 import { FineTuneJobView } from './fine-tune.types';
 import { FineTunesService } from './fine-tunes.service';
 
@@ -48,8 +52,12 @@ export class FineTunesController {
     description: 'INVALID_HYPERPARAMETERS, SHAPE_MISMATCH (without allowResize), CLASS_MISMATCH',
   })
   @ApiNotFoundResponse({ ...ERRORS, description: 'MODEL_NOT_FOUND, DATASET_NOT_FOUND' })
-  create(@Body() body: CreateFineTuneInput): Promise<FineTuneJobView> {
-    return this.fineTunes.create(body);
+  @ApiTooManyRequestsResponse({
+    ...ERRORS,
+    description: 'TOO_MANY_JOBS (MAX_JOBS_PER_KEY queued or running), RATE_LIMITED',
+  })
+  create(@Body() body: CreateFineTuneInput, @Req() req: Request): Promise<FineTuneJobView> {
+    return this.fineTunes.create(body, apiKeyOf(req));
   }
 
   @Get()

@@ -1,9 +1,11 @@
 /** GraphQL over fine-tune jobs; thin over FineTunesService (same validation and errors as REST). */
 import { UseGuards } from '@nestjs/common';
-import { Args, ID, Mutation, Query, Resolver, Subscription } from '@nestjs/graphql';
+import { Args, Context, ID, Mutation, Query, Resolver, Subscription } from '@nestjs/graphql';
+import type { Request } from 'express';
 import { map } from 'rxjs';
 import { ApiKeyGuard } from '../common/api-key.guard';
 import { RateLimitGuard } from '../common/rate-limit.guard';
+import { apiKeyOf } from '../common/request';
 import { FineTunesService } from './fine-tunes.service';
 import { toAsyncIterator } from './async-iterator';
 import { CreateFineTuneInput } from './fine-tune.dto';
@@ -28,8 +30,11 @@ export class FineTunesResolver {
     description: 'Queue a fine-tune of a model on an uploaded dataset',
   })
   @UseGuards(RateLimitGuard)
-  async createFineTune(@Args('input') input: CreateFineTuneInput): Promise<FineTuneJob> {
-    return toGraphql(await this.service.create(input));
+  async createFineTune(
+    @Args('input') input: CreateFineTuneInput,
+    @Context() ctx: { req: Request },
+  ): Promise<FineTuneJob> {
+    return toGraphql(await this.service.create(input, apiKeyOf(ctx.req)));
   }
 
   @Subscription(() => FineTuneEvent, {

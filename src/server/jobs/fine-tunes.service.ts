@@ -13,10 +13,11 @@ import {
   OnApplicationShutdown,
   Optional,
 } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { filter, Observable, Subscription } from 'rxjs';
 import { ApiError } from '../common/errors';
+import { ownerInFile, removeStaleTemp } from '../common/stale-temp';
 import { ServerConfig } from '../config/config';
 import { SERVER_CONFIG } from '../config/config.module';
 import { DatasetsService } from '../datasets/datasets.service';
@@ -61,6 +62,7 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
   private readonly logger = new Logger('FineTunes');
   private subs: Subscription[] = [];
   private gaugeTimer: NodeJS.Timeout | null = null;
+  private readonly creating = new Map<string, Promise<unknown>>();
 
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueue,
@@ -74,6 +76,7 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.removeStaleStaging();
     this.subs.push(
       this.queue.events.subscribe((e) => {
         if (e.type === 'status' && e.status === 'succeeded')
@@ -103,6 +106,21 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     this.gaugeTimer.unref();
   }
 
+  /**
+   * Staging dirs (MODELS_DIR/.staging-<job>, hidden from the registry) of a process that died while
+   * writing a model there: removed at once when it ran on this host, else after a day (a job may
+   * still be running elsewhere; a job that resumes wipes its staging dir itself).
+   */
+  private async removeStaleStaging(): Promise<void> {
+    const removed = await removeStaleTemp(this.server.modelsDir, {
+      match: (n) => n.startsWith('.staging-'),
+      owner: ownerInFile,
+      maxAgeMs: 24 * 3600_000,
+    });
+    if (removed.length)
+      this.logger.warn(`removed staging dir(s) of a stopped process: ${removed.join(', ')}`);
+  }
+
   /** Shutdown: the queue interrupts a running job; with bull it goes back to the queue. */
   async onApplicationShutdown(): Promise<void> {
     if (this.gaugeTimer) clearInterval(this.gaugeTimer);
@@ -121,7 +139,39 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     }
   }
 
-  async create(input: CreateFineTuneInput): Promise<FineTuneJobView> {
+  /**
+   * Queues a job for the client holding `apiKey` (undefined: no key). Jobs per key are capped at
+   * MAX_JOBS_PER_KEY queued or running: one client cannot fill the queue for everyone.
+   */
+  create(input: CreateFineTuneInput, apiKey?: string): Promise<FineTuneJobView> {
+    // A key counts only where keys are checked: otherwise any made-up header would be a new budget.
+    const owner =
+      apiKey === undefined || this.server.apiKeys.length === 0
+        ? 'anonymous'
+        : `key:${createHash('sha256').update(apiKey).digest('hex').slice(0, 16)}`;
+    // One create per owner at a time in this process, so two concurrent requests cannot both
+    // pass the check (across replicas the cap can be exceeded by the requests racing there).
+    const prev = this.creating.get(owner) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(() => this.createFor(input, owner));
+    const tail = next.catch(() => undefined);
+    this.creating.set(owner, tail);
+    void tail.then(() => {
+      if (this.creating.get(owner) === tail) this.creating.delete(owner);
+    });
+    return next;
+  }
+
+  private async createFor(input: CreateFineTuneInput, owner: string): Promise<FineTuneJobView> {
+    const limit = this.config.maxJobsPerKey;
+    if (limit > 0) {
+      const n = await this.queue.unfinished(owner);
+      if (n >= limit)
+        throw new ApiError(
+          HttpStatus.TOO_MANY_REQUESTS,
+          'TOO_MANY_JOBS',
+          `${n} fine-tune(s) of this ${owner === 'anonymous' ? 'server (no API key)' : 'API key'} are queued or running, the most allowed (MAX_JOBS_PER_KEY=${limit}); wait for one to finish or cancel one`,
+        );
+    }
     const problems: string[] = [];
     if (input.model != null && (typeof input.model !== 'string' || input.model === ''))
       problems.push('model: "name" or "name@version" (omit for the default model)');
@@ -199,6 +249,7 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
       stagingDir: path.join(this.server.modelsDir, `.staging-${id}`),
       checkpointDir: path.join(this.config.jobsDir, id, 'checkpoints'),
       createdAt: new Date().toISOString(),
+      owner,
     };
     const view = await this.queue.add(data);
     this.logger.log(`job ${id}: ${model.id} on ${ds.info.id} → ${outputName}@${outputVersion}`);

@@ -64,6 +64,7 @@ export function toGraphql(v: FineTuneJobView): FineTuneJob {
           model: v.result.model,
           metrics: metricList(v.result.metrics),
           resumedFromEpoch: v.result.resumedFromEpoch,
+          steps: v.result.steps,
           ...('error' in v.result.ood
             ? { oodScores: [], oodError: v.result.ood.error }
             : {

@@ -21,6 +21,11 @@ export interface JobsConfig {
   stalledIntervalMs: number;
   /** A job may be picked up again this many times after its worker died (JOB_MAX_STALLED). */
   maxStalledCount: number;
+  /**
+   * Most jobs one API key may have queued or running at once (MAX_JOBS_PER_KEY; 0 = no limit).
+   * Without PRG_API_KEYS every client shares one budget.
+   */
+  maxJobsPerKey: number;
   /** Largest `epochs` a request may ask for (MAX_EPOCHS). */
   maxEpochs: number;
   /**
@@ -59,6 +64,7 @@ export function loadJobsConfig(
     lockDurationMs: int('JOB_LOCK_MS', 30_000, 200, 3_600_000),
     stalledIntervalMs: int('JOB_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
     maxStalledCount: int('JOB_MAX_STALLED', 5, 0, 1000),
+    maxJobsPerKey: int('MAX_JOBS_PER_KEY', 8, 0, 1_000_000),
     maxEpochs: int('MAX_EPOCHS', 1000, 1, 1_000_000),
     keepJobs: int('JOBS_KEEP', 1000, 1, 1_000_000),
     workerMetricsPort: env.WORKER_METRICS_PORT?.trim()

@@ -135,6 +135,7 @@ describe('toGraphql (the GraphQL view of a job)', () => {
     result: { model: 'm@1-ft.1', modelDir: '/x', metrics: { accuracy: 0.5 }, ood },
     error: null,
     attempts: 1,
+    runs: [],
     createdAt: 't',
     startedAt: 't',
     finishedAt: 't',

@@ -19,10 +19,12 @@ import {
   JobInterruptedError,
   JobName,
   JobQueue,
+  TERMINAL,
 } from './fine-tune.types';
 import { removeJobFiles } from './job-files';
 import { JobsConfig } from './jobs.config';
-import { recordProgress } from './progress';
+import { endRun, recordProgress, startRun } from './progress';
+import { ownerTag } from '../common/stale-temp';
 
 interface Entry {
   data: FineTuneJobData;
@@ -59,6 +61,7 @@ export class MemoryJobQueue implements JobQueue {
       result: null,
       error: null,
       attempts: 0,
+      runs: [],
       createdAt: data.createdAt,
       startedAt: null,
       finishedAt: null,
@@ -73,6 +76,12 @@ export class MemoryJobQueue implements JobQueue {
   async get(id: string): Promise<FineTuneJobView | null> {
     const e = this.jobs.get(id);
     return e ? structuredClone(e.view) : null;
+  }
+
+  async unfinished(owner: string): Promise<number> {
+    return [...this.jobs.values()].filter(
+      (e) => (e.data.owner ?? 'anonymous') === owner && !TERMINAL.has(e.view.status),
+    ).length;
   }
 
   async list(): Promise<FineTuneJobView[]> {
@@ -169,6 +178,7 @@ export class MemoryJobQueue implements JobQueue {
     const abort = new AbortController();
     e.abort = abort;
     e.view.attempts++;
+    e.view.runs = startRun(e.view.runs, ownerTag());
     e.view.startedAt ??= new Date().toISOString();
     e.view.error = null;
     this.status(e.view, 'running');
@@ -190,8 +200,16 @@ export class MemoryJobQueue implements JobQueue {
         },
       });
       e.view.result = result;
+      e.view.runs = endRun(e.view.runs, 'succeeded');
       await this.finish(e, 'succeeded');
     } catch (err) {
+      const outcome =
+        err instanceof JobInterruptedError
+          ? 'interrupted'
+          : err instanceof JobCancelledError
+            ? 'cancelled'
+            : 'failed';
+      e.view.runs = endRun(e.view.runs, outcome, (err as Error).message);
       if (err instanceof JobInterruptedError) {
         // Process shutting down: nothing will run it again in this process (see header).
         e.view.error = err.message;

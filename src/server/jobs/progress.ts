@@ -1,5 +1,6 @@
 import type { FineTuneProgress } from '../../prg/training/job-api';
-import type { StoredProgress } from './fine-tune.types';
+import type { JobRunOutcome } from './fine-tune.dto';
+import type { JobRun, StoredProgress } from './fine-tune.types';
 
 /**
  * Folds one progress report into what a job stores: the latest report, plus one history entry per
@@ -29,4 +30,33 @@ export function recordProgress(stored: StoredProgress, p: FineTuneProgress): Sto
       ? { ...stored.latest, progress: Math.max(stored.latest.progress, p.progress) }
       : p;
   return { ...stored, latest, history };
+}
+
+/**
+ * A new run of a job on `worker`. A previous run still open (no outcome) ended without its worker
+ * saying so: the worker was killed or lost its lock, and the queue handed the job on.
+ */
+export function startRun(runs: JobRun[], worker: string): JobRun[] {
+  const now = new Date().toISOString();
+  const closed = runs.map((r) =>
+    r.outcome
+      ? r
+      : {
+          ...r,
+          endedAt: now,
+          outcome: 'lost' as const,
+          detail: 'its worker stopped without finishing (killed, or lost its lock); requeued',
+        },
+  );
+  return [...closed, { attempt: runs.length + 1, worker, startedAt: now }];
+}
+
+/** Closes the open (last) run with its outcome. */
+export function endRun(runs: JobRun[], outcome: JobRunOutcome, detail?: string): JobRun[] {
+  const last = runs.at(-1);
+  if (!last || last.outcome) return runs;
+  return [
+    ...runs.slice(0, -1),
+    { ...last, endedAt: new Date().toISOString(), outcome, ...(detail ? { detail } : {}) },
+  ];
 }
