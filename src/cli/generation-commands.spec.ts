@@ -2,33 +2,17 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeIdxPair } from '../prg/data';
 import { tinyDataset } from '../prg/testing/tiny-data';
 import { createTinyModel } from '../prg/testing/tiny-model';
 import { main } from './main';
+import { runCommand } from './testing/run-command';
 
 let root: string;
 let spec: string;
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-    out += String(s);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+const run = (args: string[]) => runCommand(main, args);
 
 beforeAll(async () => {
   root = await fs.mkdtemp(join(tmpdir(), 'prg-gen-cli-'));

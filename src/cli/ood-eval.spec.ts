@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeIdxPair } from '../prg/data';
 import { readModelDir } from '../prg/model-dir/io';
 import { tinyDataset } from '../prg/testing/tiny-data';
@@ -9,6 +9,7 @@ import { createTinyModel } from '../prg/testing/tiny-model';
 import { UsageError } from './args';
 import { oodBenchCommand } from './ood-bench';
 import { oodEvalCommand, oodFitCommand } from './ood-eval';
+import { runCommand } from './testing/run-command';
 
 let root: string;
 let dir: string;
@@ -22,19 +23,7 @@ async function idx(name: string, ds: ReturnType<typeof tinyDataset>) {
 }
 
 /** Run a command, returning its exit code and what it wrote to stdout. */
-async function run(cmd: (argv: string[]) => Promise<number>, argv: string[]) {
-  const chunks: string[] = [];
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-    chunks.push(String(s));
-    return true;
-  });
-  try {
-    const code = await cmd(argv);
-    return { code, out: chunks.join('') };
-  } finally {
-    spy.mockRestore();
-  }
-}
+const run = runCommand;
 
 beforeAll(async () => {
   root = await fs.mkdtemp(join(tmpdir(), 'prg-ood-cli-'));

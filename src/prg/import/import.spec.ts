@@ -5,8 +5,9 @@
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/main';
+import { runCommand } from '../../cli/testing/run-command';
 import { fileRefOf, isInMemory } from '../../engine/onnx/model-file';
 import { loadPrgModel } from '../inference';
 import { ImportProvenance } from '../manifest';
@@ -16,24 +17,7 @@ import { sha256File } from './plan';
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'import');
 let root: string;
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-    out += String(s);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+const run = (args: string[]) => runCommand(main, args);
 
 const exists = (p: string) =>
   fs.stat(p).then(

@@ -6,8 +6,9 @@
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/main';
+import { runCommand } from '../../cli/testing/run-command';
 import { runGraph } from '../../engine/runtime/session';
 import { loadPrgModel } from '../inference';
 import { VaeProvenance } from '../manifest';
@@ -24,24 +25,7 @@ const VAE = join(FIX, 'vae-small.safetensors');
 const REF = join(FIX, 'vae-small.ref.safetensors');
 let root: string;
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-    out += String(s);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+const run = (args: string[]) => runCommand(main, args);
 
 beforeAll(async () => {
   root = await fs.mkdtemp(join(tmpdir(), 'prg-vae-stage-'));
