@@ -11,7 +11,7 @@ import { SolveOptions } from '../../prg/inference-api';
 import { classLabelProblem } from '../../prg/manifest';
 import { badRequest } from '../common/errors';
 import { ServerConfig } from '../config/config';
-import { FeaturesArgs, SolveArgs } from '../schemas/inference-requests';
+import { FeaturesArgs, SolverArgs } from '../schemas/inference-requests';
 import { ImageInput, imageBytes, inputLabel } from './image-input';
 import type { ModelEntry } from './model-catalog';
 
@@ -24,12 +24,9 @@ export class RequestChecks {
 
   /**
    * steps ≤ MAX_STEPS; classLabel within the model's label range, and only for a
-   * class-conditional model (the rest of SolveArgs is validated by its schema).
+   * class-conditional model (the rest of SolverArgs is validated by its schema).
    */
-  solveOptions(
-    entry: ModelEntry,
-    p: Pick<SolveArgs, 'steps' | 'solver' | 'classLabel'>,
-  ): SolveOptions {
+  solveOptions(entry: ModelEntry, p: SolverArgs): SolveOptions {
     if (p.steps !== undefined && p.steps > this.config.maxSteps)
       throw badRequest(
         'INVALID_STEPS',

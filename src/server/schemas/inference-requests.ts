@@ -26,24 +26,12 @@ import {
 import { POOL_SPELLING } from '../../prg/heads/pool';
 import { SOLVER_NAMES, SolverName } from '../../prg/manifest';
 
+/** What every op that runs the ODE takes: steps, solver and the class label (src/prg/inference). */
 @ArgsType()
-export class ImagesArgs {
-  @ApiField([String], {
-    optional: true,
-    description:
-      'base64 PNG/JPEG/WebP images (a data: URL prefix is allowed). REST multipart: send files in the repeatable field "images" instead.',
-  })
-  @IsOptional()
-  @IsArray()
-  @IsString({ each: true })
-  images?: string[];
-}
-
-@ArgsType()
-export class SolveArgs extends ImagesArgs {
+export class SolverArgs {
   @ApiField(Int, {
     optional: true,
-    description: 'ODE steps of the reverse process (default: the manifest)',
+    description: 'ODE steps K (default: the manifest; samples: 20, from t = 1 to 0)',
   })
   @IsOptional()
   @Type(() => Number)
@@ -53,7 +41,7 @@ export class SolveArgs extends ImagesArgs {
 
   @ApiField(String, {
     optional: true,
-    description: `ODE solver: ${SOLVER_NAMES.join(', ')} (default: the manifest)`,
+    description: `ODE solver: ${SOLVER_NAMES.join(', ')} (default: the manifest; samples: euler)`,
     openapi: { enum: SOLVER_NAMES },
   })
   @IsOptional()
@@ -64,14 +52,28 @@ export class SolveArgs extends ImagesArgs {
     optional: true,
     description:
       'Class label fed to a class-conditional velocity net (default: its null class, i.e. ' +
-      "unconditional features); the range is the model's architecture.velocity.labels. A 400 on " +
-      'unconditional models.',
+      "unconditional features and samples); the range is the model's " +
+      'architecture.velocity.labels. A 400 INVALID_CLASS_LABEL on unconditional models.',
   })
   @IsOptional()
   @Type(() => Number)
   @IsInt({ message: 'classLabel must be an integer' })
   @Min(0, { message: 'classLabel must be at least 0' })
   classLabel?: number;
+}
+
+/** The ops that take images: the solver settings and the images (REST: multipart or JSON). */
+@ArgsType()
+export class SolveArgs extends SolverArgs {
+  @ApiField([String], {
+    optional: true,
+    description:
+      'base64 PNG/JPEG/WebP images (a data: URL prefix is allowed). REST multipart: send files in the repeatable field "images" instead.',
+  })
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  images?: string[];
 }
 
 @ArgsType()
@@ -176,7 +178,7 @@ export class TrajectoryArgs extends SolveArgs {
  * a class-conditional model) are checked by the ML boundary.
  */
 @ArgsType()
-export class SampleArgs {
+export class SampleArgs extends SolverArgs {
   @ApiField(Int, {
     optional: true,
     description: 'Images to generate (default 16 or MAX_IMAGES if lower; at most MAX_IMAGES)',
@@ -186,22 +188,6 @@ export class SampleArgs {
   @IsInt({ message: 'n must be an integer' })
   @Min(1, { message: 'n must be at least 1' })
   n?: number;
-
-  @ApiField(Int, { optional: true, description: 'ODE steps K from t = 1 to 0 (default 20)' })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt({ message: 'steps must be an integer' })
-  @Min(1, { message: 'steps must be at least 1' })
-  steps?: number;
-
-  @ApiField(String, {
-    optional: true,
-    description: `ODE solver: ${SOLVER_NAMES.join(', ')} (default euler)`,
-    openapi: { enum: SOLVER_NAMES },
-  })
-  @IsOptional()
-  @IsIn(SOLVER_NAMES, { message: `solver must be one of ${SOLVER_NAMES.join(', ')}` })
-  solver?: SolverName;
 
   @ApiField(Int, {
     optional: true,
@@ -213,17 +199,6 @@ export class SampleArgs {
   @Min(0, { message: 'seed must be at least 0' })
   @Max(2 ** 31 - 1, { message: 'seed must be at most 2147483647' })
   seed?: number;
-
-  @ApiField(Int, {
-    optional: true,
-    description:
-      'Class index for a class-conditional model (its null class by default); 400 INVALID_CLASS_LABEL on an unconditional model or outside its classes',
-  })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt({ message: 'classLabel must be an integer' })
-  @Min(0, { message: 'classLabel must be at least 0' })
-  classLabel?: number;
 
   // REST only: GraphQL answers JSON with base64 PNGs.
   @ApiPropertyOptional({
