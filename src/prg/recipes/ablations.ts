@@ -19,8 +19,7 @@
  */
 import type { InterpolantName, SolverName } from '../manifest';
 import type { FineTuneHyperparameters } from '../training/hyperparameters';
-import { TINY_UNET } from '../testing/tiny-model';
-import type { FineTuneCandidate } from './definitions';
+import { SMOKE, type FineTuneCandidate } from './definitions';
 import type { NetSpec } from '../training/pretrain';
 
 export interface TrainVariant {
@@ -287,26 +286,16 @@ export const ABLATIONS: Record<string, AblationRecipe> = Object.fromEntries(
  * steps per stage, both seeds and every variant. Its numbers mean nothing.
  */
 export function smokeAblation(r: AblationRecipe): AblationRecipe {
+  const { candidates, checkpointEvery, ...hyper } = SMOKE.finetune;
   return {
     ...r,
     name: `${r.name}-smoke`,
-    data: { ...r.data, limit: 160, validation: 32, testLimit: 64 },
-    pretrain: {
-      ...r.pretrain,
-      net: { kind: 'unet', preset: 'XS', overrides: { ...TINY_UNET } },
-      batchSize: 16,
-      lr: 1e-3,
-      steps: 4,
-      checkpointEvery: 2,
-      head: { kind: 'mlp', hidden: 16, featurePool: 7 },
-    },
+    data: { ...r.data, ...SMOKE.data },
+    pretrain: { ...r.pretrain, ...SMOKE.pretrain },
     finetune: {
-      hyperparameters: { ...r.finetune.hyperparameters, batchSize: 16, epochs: 1 },
-      candidates: [
-        { learningRate: 3e-3, steps: 4 },
-        { learningRate: 1e-3, steps: 4 },
-      ],
-      checkpointEvery: 2,
+      hyperparameters: { ...r.finetune.hyperparameters, ...hyper },
+      candidates,
+      checkpointEvery,
     },
   };
 }

@@ -146,33 +146,43 @@ export const RECIPES: Record<string, Recipe> = {
 };
 
 /**
- * The same recipe shrunk until it runs end to end in seconds (CI): a few hundred images, a
- * two-level U-Net with 8 channels, a handful of steps. Its numbers mean nothing; its stages,
- * checkpoints, selection and results file are the real ones.
+ * What a smoke run shrinks every recipe and ablation to (CI): 160 images, the test fixtures' U-Net
+ * (two levels, 8 channels: milliseconds per step), four steps per stage, two candidates. Its
+ * numbers mean nothing; the stages, checkpoints, selection and results files are the real ones.
  */
+export const SMOKE = {
+  data: { limit: 160, testLimit: 64, validation: 32 },
+  pretrain: {
+    net: { kind: 'unet', preset: 'XS', overrides: { ...TINY_UNET } } satisfies NetSpec,
+    batchSize: 16,
+    lr: 1e-3,
+    steps: 4,
+    checkpointEvery: 2,
+    head: { kind: 'mlp' as const, hidden: 16, featurePool: 7 },
+  },
+  finetune: {
+    batchSize: 16,
+    epochs: 1,
+    candidates: [
+      { learningRate: 3e-3, steps: 4 },
+      { learningRate: 1e-3, steps: 4 },
+    ],
+    checkpointEvery: 2,
+  },
+};
+
+/** The same recipe shrunk until it runs end to end in seconds (SMOKE). */
 export function smokeRecipe(r: Recipe): Recipe {
+  const { candidates, checkpointEvery, ...hyper } = SMOKE.finetune;
   return {
     ...r,
     name: `${r.name}-smoke`,
-    data: { ...r.data, limit: 160, testLimit: 64, validation: 32 },
-    pretrain: {
-      ...r.pretrain,
-      // The test fixtures' U-Net (two levels, 8 channels): milliseconds per step.
-      net: { kind: 'unet', preset: 'XS', overrides: { ...TINY_UNET } },
-      batchSize: 16,
-      lr: 1e-3,
-      steps: 4,
-      checkpointEvery: 2,
-      head: { kind: 'mlp', hidden: 16, featurePool: 7 },
-      solver: { name: 'euler', steps: 1, tStar: 0.5 },
-    },
+    data: { ...r.data, ...SMOKE.data },
+    pretrain: { ...r.pretrain, ...SMOKE.pretrain, solver: { name: 'euler', steps: 1, tStar: 0.5 } },
     finetune: {
-      hyperparameters: { ...r.finetune.hyperparameters, batchSize: 16, steps: 1, epochs: 1 },
-      candidates: [
-        { learningRate: 3e-3, steps: 4 },
-        { learningRate: 1e-3, steps: 4 },
-      ],
-      checkpointEvery: 2,
+      hyperparameters: { ...r.finetune.hyperparameters, ...hyper, steps: 1 },
+      candidates,
+      checkpointEvery,
     },
     ood: { maxTrain: 64, maxHeldout: 32, maxSelect: 32 },
   };
