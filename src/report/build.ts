@@ -456,42 +456,16 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
           [
             ['mean', fmt(numOr(ns.mean)), fmt(numOr(ref.mean)), '0'],
             ['std', fmt(numOr(ns.std)), fmt(numOr(ref.std)), '1'],
-            [
-              'per-pixel mean, max |·|',
-              fmt(g(ns, 'pixelMean', 'maxAbs')),
-              fmt(g(ref, 'pixelMean', 'maxAbs')),
-              '0',
-            ],
-            [
-              'per-pixel std, mean',
-              fmt(g(ns, 'pixelStd', 'mean')),
-              fmt(g(ref, 'pixelStd', 'mean')),
-              '1',
-            ],
-            [
-              'per-pixel skew, mean',
-              fmt(g(ns, 'pixelSkew', 'mean')),
-              fmt(g(ref, 'pixelSkew', 'mean')),
-              '0',
-            ],
-            [
-              'per-pixel skew, max |·|',
-              fmt(g(ns, 'pixelSkew', 'maxAbs')),
-              fmt(g(ref, 'pixelSkew', 'maxAbs')),
-              '0',
-            ],
-            [
-              'per-pixel excess kurtosis, mean',
-              fmt(g(ns, 'pixelExcessKurtosis', 'mean')),
-              fmt(g(ref, 'pixelExcessKurtosis', 'mean')),
-              '0',
-            ],
-            [
-              'per-pixel excess kurtosis, max |·|',
-              fmt(g(ns, 'pixelExcessKurtosis', 'maxAbs')),
-              fmt(g(ref, 'pixelExcessKurtosis', 'maxAbs')),
-              '0',
-            ],
+            ...(
+              [
+                ['per-pixel mean, max |·|', 'pixelMean', 'maxAbs', '0'],
+                ['per-pixel std, mean', 'pixelStd', 'mean', '1'],
+                ['per-pixel skew, mean', 'pixelSkew', 'mean', '0'],
+                ['per-pixel skew, max |·|', 'pixelSkew', 'maxAbs', '0'],
+                ['per-pixel excess kurtosis, mean', 'pixelExcessKurtosis', 'mean', '0'],
+                ['per-pixel excess kurtosis, max |·|', 'pixelExcessKurtosis', 'maxAbs', '0'],
+              ] as const
+            ).map(([label, k, f, ideal]) => [label, fmt(g(ns, k, f)), fmt(g(ref, k, f)), ideal]),
             ['KS statistic (pooled values)', fmt(numOr(ns.ks)), fmt(numOr(ref.ks)), '0'],
             ['corr(x_0, x_1), mean over images', fmt(numOr(ns.correlationWithImage)), '—', '0'],
           ],
