@@ -19,6 +19,7 @@ import { runFineTune } from '../training/finetune-job';
 import { FrozenEncoder } from '../training/frozen-encoder';
 import { sha256File } from './plan';
 import { readVaeReference } from './vae-stage';
+import { maxAbsDiff } from './verify';
 
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'import');
 const VAE = join(FIX, 'vae-small.safetensors');
@@ -92,9 +93,7 @@ describe('prg import vae', () => {
         { data: ref.latent.data as Float32Array, n },
         { t: 0.5 },
       );
-      let d = 0;
-      for (let i = 0; i < f.data.length; i++) d = Math.max(d, Math.abs(f.data[i] - g.data[i]));
-      expect(d).toBeLessThan(1e-4);
+      expect(maxAbsDiff(f.data, g.data)).toBeLessThan(1e-4);
       const c = await model.classify(images, { ood: ['msp'] });
       expect(c.probabilities).toHaveLength(n * 3);
       expect(c.ood?.msp).toHaveLength(n);
@@ -110,9 +109,7 @@ describe('prg import vae', () => {
       // Frame 0 is the decoded latent of the image (the decoder's reference output).
       const frame0 = traj.data.subarray(0, 3 * 64 * 64);
       const want = (ref.decoded?.data as Float32Array).subarray(0, 3 * 64 * 64);
-      let e = 0;
-      for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(frame0[i] - want[i]));
-      expect(e).toBeLessThan(1e-4);
+      expect(maxAbsDiff(frame0, want)).toBeLessThan(1e-4);
     } finally {
       await model.release();
     }

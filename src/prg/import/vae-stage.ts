@@ -13,6 +13,7 @@ import { runGraph } from '../../engine/runtime/session';
 import { ModelManifest, VaePreprocess, VaeProvenance } from '../manifest';
 import { DEFAULT_FILES, readModelDir, writeModelDir } from '../model-dir/io';
 import { sha256File } from './plan';
+import { maxAbsDiff } from './verify';
 import { selectStateDict } from './state-dict';
 import {
   LoadedVae,
@@ -84,14 +85,6 @@ export async function importVae(file: string, o: ImportVaeOptions): Promise<Impo
   } finally {
     await ckpt.close();
   }
-}
-
-/** Max abs difference of two float tensors of the same size. */
-export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new Error(`${a.length} values vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return Number.isNaN(m) ? Infinity : m;
 }
 
 export interface VaeReference {

@@ -60,14 +60,19 @@ export async function verifyVelocity(graph: Graph, ref: Reference): Promise<Veri
   const want = ref.v.data as Float32Array;
   if (v.length !== want.length)
     throw new Error(`graph gave ${v.length} values, the reference has ${want.length}`);
-  let maxAbsDiff = 0;
-  let maxAbsRef = 0;
-  for (let i = 0; i < v.length; i++) {
-    maxAbsDiff = Math.max(maxAbsDiff, Math.abs(v[i] - want[i]));
-    maxAbsRef = Math.max(maxAbsRef, Math.abs(want[i]));
-  }
-  if (Number.isNaN(maxAbsDiff)) maxAbsDiff = Infinity;
-  return { maxAbsDiff, maxAbsRef, n: ref.x.dims[0] };
+  return {
+    maxAbsDiff: maxAbsDiff(v, want),
+    maxAbsRef: want.reduce((m, w) => Math.max(m, Math.abs(w)), 0),
+    n: ref.x.dims[0],
+  };
+}
+
+/** Max abs difference of two float tensors of the same size; NaN anywhere counts as Infinity. */
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`${a.length} values vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return Number.isNaN(m) ? Infinity : m;
 }
 
 export { sha256File };
