@@ -42,6 +42,26 @@ function quantise(v: number): number {
   return k / 127.5 - 1;
 }
 
+/**
+ * `n` images of `shape`, each filled by `fill` and then snapped to the 8-bit grid, so every
+ * outlier set looks like decoded uploads (the scorers never see values an image cannot have).
+ */
+function quantisedImages(
+  n: number,
+  shape: [number, number, number],
+  name: string,
+  fill: (image: Float32Array, i: number) => void,
+): LabeledImages {
+  const D = shape[0] * shape[1] * shape[2];
+  const data = new Float32Array(n * D);
+  for (let i = 0; i < n; i++) {
+    const img = data.subarray(i * D, (i + 1) * D);
+    fill(img, i);
+    for (let p = 0; p < D; p++) img[p] = quantise(img[p]);
+  }
+  return { data, n, shape, name };
+}
+
 function synthetic(
   name: string,
   kind: OutlierKind,
@@ -55,16 +75,8 @@ function synthetic(
     role,
     description,
     make(source, n, seed) {
-      const [c, h, w] = source.shape;
-      const D = c * h * w;
-      const data = new Float32Array(n * D);
       const rng = new Rng(`outliers:${name}:${seed}`);
-      for (let i = 0; i < n; i++) {
-        const img = data.subarray(i * D, (i + 1) * D);
-        pixel(rng, img);
-        for (let p = 0; p < D; p++) img[p] = quantise(img[p]);
-      }
-      return { data, n, shape: source.shape, name };
+      return quantisedImages(n, source.shape, name, (img) => pixel(rng, img));
     },
   };
 }
@@ -83,14 +95,10 @@ function transformed(
     description,
     make(source, n, seed) {
       const s = subsetImages(source, n, seed + 7);
-      const [c, h, w] = s.shape;
-      const D = c * h * w;
-      const data = new Float32Array(s.n * D);
-      for (let i = 0; i < s.n; i++) {
-        const y = map(s.data.subarray(i * D, (i + 1) * D), s.shape);
-        for (let p = 0; p < D; p++) data[i * D + p] = quantise(y[p]);
-      }
-      return { data, n: s.n, shape: s.shape, name: `${name}(${source.name})` };
+      const D = s.shape[0] * s.shape[1] * s.shape[2];
+      return quantisedImages(s.n, s.shape, `${name}(${source.name})`, (img, i) =>
+        img.set(map(s.data.subarray(i * D, (i + 1) * D), s.shape)),
+      );
     },
   };
 }

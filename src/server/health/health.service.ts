@@ -25,12 +25,8 @@ export class HealthService implements OnApplicationShutdown {
     @Inject(SERVER_CONFIG) private readonly config: ServerConfig,
     private readonly ml: MlService,
     private readonly metrics: MetricsService,
-    private readonly inFlight_: InFlightRequests,
+    private readonly inFlight: InFlightRequests,
   ) {}
-
-  get inFlight(): number {
-    return this.inFlight_.count;
-  }
 
   get isDraining(): boolean {
     return this.draining;
@@ -44,7 +40,7 @@ export class HealthService implements OnApplicationShutdown {
   /** Readiness turns false; resolves when no request is in flight, or false after `timeoutMs`. */
   drain(timeoutMs: number): Promise<boolean> {
     this.draining = true;
-    return this.inFlight_.idle(timeoutMs);
+    return this.inFlight.idle(timeoutMs);
   }
 
   async readiness(): Promise<Readiness> {

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idx, imageFolderZip } from '../datasets/testing/fixtures';
 import { createTestApp, TestApp } from '../testing/test-app';
 import { HealthService } from '../health/health.service';
+import { InFlightRequests } from '../common/in-flight';
 import { FineTuneJobView } from './fine-tune.types';
 import { fakeTrainer } from './testing/fake-trainer';
 import { readSse, switchableTrainer, tempJobsEnv, waitForJob } from './testing/helpers';
@@ -434,7 +435,7 @@ describe('shutdown', () => {
     const sse = readSse(t.app, `/fine-tunes/${res.body.id}/events`, KEY);
     await waitForJob(t.app, res.body.id, (j) => (j.progress?.step ?? 0) >= 1, KEY);
     const health = t.app.get(HealthService);
-    expect(health.inFlight).toBeGreaterThan(0);
+    expect(t.app.get(InFlightRequests).count).toBeGreaterThan(0);
     // drain() resolves true only once no request is in flight: the SSE stream has ended.
     expect(await health.drain(60_000)).toBe(true);
     const { events } = await sse;
