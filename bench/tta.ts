@@ -25,7 +25,7 @@
  * summary line (load averages, threads, torch version, forward agreement).
  *
  * Environment: BENCH_SHORT=1 (at most 40 steps, evaluation every 5 steps on the first 500 of the
- * validation images, thresholds 0.8 and 0.9), TTA_STEPS (300), TTA_EVAL_EVERY (10),
+ * validation images, thresholds 0.8, 0.85 and 0.9), TTA_STEPS (300), TTA_EVAL_EVERY (10),
  * TTA_EVAL_IMAGES (1000), TTA_THRESHOLDS (0.8,0.9,0.95), TTA_LR (1e-3), TTA_BASE, TTA_SIDES
  * (prg,torch), TTA_KEEP_GOING=1 (do not stop a side once it reached the last threshold),
  * PRG_THREADS (1; torch gets the same), PRG_PYTHON (an interpreter with torch and numpy).
@@ -76,7 +76,7 @@ const RECIPE = {
   steps: num('TTA_STEPS', SHORT ? 40 : 300),
   evalEvery: num('TTA_EVAL_EVERY', SHORT ? 5 : 10),
   evalImages: num('TTA_EVAL_IMAGES', SHORT ? 500 : 1000),
-  thresholds: parseThresholds(env.TTA_THRESHOLDS ?? (SHORT ? '0.8,0.9' : '0.8,0.9,0.95')),
+  thresholds: parseThresholds(env.TTA_THRESHOLDS ?? (SHORT ? '0.8,0.85,0.9' : '0.8,0.9,0.95')),
 };
 const THREADS = num('PRG_THREADS', 1);
 const KEEP_GOING = env.TTA_KEEP_GOING === '1';
