@@ -12,7 +12,7 @@
  * - import:   read + map + fold the convention + write the model directory (writeImportedModel:
  *             velocity.onnx + velocity.onnx.data + a fresh head), as `prg import sit` does.
  * - serve:    load the directory as the server does (loadPrgModel: weights by reference, ORT
- *             reads them from velocity.onnx.data; nets above PRG_STEPWISE_ABOVE_MB, default 512,
+ *             reads them from velocity.onnx.data; nets above STEPWISE_ABOVE_MB, default 512,
  *             run stepwise on one velocity session, else one unrolled fixed-batch graph per
  *             setting), time `features` (K Euler steps to t = 0.5, flattened) for each
  *             (K, batch), all sessions kept alive as the server's GraphCache keeps them; img/s =
@@ -27,7 +27,7 @@
  * BENCH_STEPS (1,4), BENCH_BATCHES (1,8), BENCH_CASES (KxB pairs, e.g. 1x1,1x8,4x1, instead of
  * every K with every batch: the SiT-XL/2 K = 4, batch 8 case alone costs 32 forwards), BENCH_REPS (2 timed after 1 warm-up), PRG_THREADS
  * (cores), SIT_PATH (SiT checkout; unset = no PyTorch side), PRG_PYTHON (interpreter with torch),
- * PRG_STEPWISE_ABOVE_MB (as the server's), BENCH_TORCH_ATTENTION (sdpa: torch's fused attention,
+ * STEPWISE_ABOVE_MB (as the server's), BENCH_TORCH_ATTENTION (sdpa: torch's fused attention,
  * as timm's Attention runs on torch 2.x; math: the unfused stand-in).
  */
 import { spawnSync } from 'node:child_process';
@@ -177,7 +177,7 @@ async function servePhase(): Promise<void> {
   // The weights: the external data file, or the whole .onnx for a net small enough to be inline.
   const size = (f: string) => fs.stat(join(MODEL, f)).then((st) => st.size);
   const bytes = await size('velocity.onnx.data').catch(() => size('velocity.onnx'));
-  const above = process.env.PRG_STEPWISE_ABOVE_MB;
+  const above = process.env.STEPWISE_ABOVE_MB;
   const model = await loadPrgModel(MODEL, {
     threads: THREADS,
     ...(above ? { stepwiseAbove: Number(above) * 2 ** 20 } : {}),
