@@ -12,8 +12,10 @@
  * - import:   read + map + fold the convention + write the model directory (writeImportedModel:
  *             velocity.onnx + velocity.onnx.data + a fresh head), as `prg import sit` does.
  * - serve:    load the directory as the server does (loadPrgModel: weights by reference, ORT
- *             reads them from velocity.onnx.data), time `features` (K Euler steps to t = 0.5,
- *             flattened, the fixed-batch graphs the server builds) for each (K, batch); img/s =
+ *             reads them from velocity.onnx.data; nets above STEPWISE_ABOVE_MB, default 512,
+ *             run stepwise on one velocity session, else one unrolled fixed-batch graph per
+ *             setting), time `features` (K Euler steps to t = 0.5, flattened) for each
+ *             (K, batch), all sessions kept alive as the server's GraphCache keeps them; img/s =
  *             batch / median seconds per call; the first call (graph build + session load) is
  *             reported as first_call_seconds.
  * - torch:    bench/torch_sit.py (upstream models.py from SIT_PATH; random init, the speed does not
@@ -22,8 +24,11 @@
  * `node dist/bench/import.js torch` runs only the PyTorch side (same environment variables).
  *
  * Environment: BENCH_SIT_CONFIG (SiT-XL/2), BENCH_INPUT (32: latent size), BENCH_DIR (tmp),
- * BENCH_STEPS (1,4), BENCH_BATCHES (1,8), BENCH_REPS (2 timed after 1 warm-up), PRG_THREADS
- * (cores), SIT_PATH (SiT checkout; unset = no PyTorch side), PRG_PYTHON (interpreter with torch).
+ * BENCH_STEPS (1,4), BENCH_BATCHES (1,8), BENCH_CASES (KxB pairs, e.g. 1x1,1x8,4x1, instead of
+ * every K with every batch: the SiT-XL/2 K = 4, batch 8 case alone costs 32 forwards), BENCH_REPS (2 timed after 1 warm-up), PRG_THREADS
+ * (cores), SIT_PATH (SiT checkout; unset = no PyTorch side), PRG_PYTHON (interpreter with torch),
+ * STEPWISE_ABOVE_MB (as the server's), BENCH_TORCH_ATTENTION (sdpa: torch's fused attention,
+ * as timm's Attention runs on torch 2.x; math: the unfused stand-in).
  */
 import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -40,6 +45,14 @@ const DIR = env('BENCH_DIR', join(tmpdir(), 'prg-bench-import'));
 const STEPS = env('BENCH_STEPS', '1,4').split(',').map(Number);
 const BATCHES = env('BENCH_BATCHES', '1,8').split(',').map(Number);
 const REPS = Number(env('BENCH_REPS', '2'));
+/** (K, batch) cases: BENCH_CASES, else every BENCH_STEPS with every BENCH_BATCHES. */
+const CASES: [number, number][] = process.env.BENCH_CASES
+  ? process.env.BENCH_CASES.split(',').map((c) => {
+      const m = /^(\d+)x(\d+)$/.exec(c.trim());
+      if (!m) throw new Error(`BENCH_CASES: ${c} is not KxB (e.g. 4x1)`);
+      return [Number(m[1]), Number(m[2])];
+    })
+  : STEPS.flatMap((k) => BATCHES.map((n): [number, number] => [k, n]));
 const THREADS = Number(env('PRG_THREADS', String(cpus().length)));
 const CKPT = join(DIR, `${CONFIG.replace('/', '-')}.safetensors`);
 const MODEL = join(DIR, 'model');
@@ -164,42 +177,44 @@ async function servePhase(): Promise<void> {
   // The weights: the external data file, or the whole .onnx for a net small enough to be inline.
   const size = (f: string) => fs.stat(join(MODEL, f)).then((st) => st.size);
   const bytes = await size('velocity.onnx.data').catch(() => size('velocity.onnx'));
-  const model = await loadPrgModel(MODEL, { threads: THREADS });
+  const above = process.env.STEPWISE_ABOVE_MB;
+  const model = await loadPrgModel(MODEL, {
+    threads: THREADS,
+    ...(above ? { stepwiseAbove: Number(above) * 2 ** 20 } : {}),
+  });
   const { channels: C, height: H, width: W } = model.manifest.input;
-  // Every (K, batch) is its own fixed-batch graph, kept alive as the server's GraphCache keeps it.
-  let sessions = 0;
   try {
-    for (const K of STEPS)
-      for (const n of BATCHES) {
-        const x = new Float32Array(n * C * H * W).map((_, i) => Math.sin(i) * 0.5);
-        const opts = { steps: K, t: 0.5, pool: null };
-        const ts = performance.now();
-        await model.features({ data: x, n }, opts); // graph build + session load + warm-up
-        const firstCall = (performance.now() - ts) / 1000;
-        const times: number[] = [];
-        for (let r = 0; r < REPS; r++) {
-          const a = performance.now();
-          await model.features({ data: x, n }, opts);
-          times.push((performance.now() - a) / 1000);
-        }
-        times.sort((a, b) => a - b);
-        const med = times[Math.floor(times.length / 2)];
-        emit({
-          phase: 'serve',
-          engine: 'onnxruntime-node',
-          config: CONFIG,
-          steps: K,
-          batch: n,
-          seconds_per_call: med,
-          img_per_s: n / med,
-          first_call_seconds: firstCall,
-          threads: THREADS,
-          loadavg: loadavg()[0],
-          rss_mb: Math.round(process.memoryUsage.rss() / 2 ** 20),
-          pss_mb: await pssMB(),
-          live_sessions: ++sessions,
-        });
+    for (const [K, n] of CASES) {
+      const x = new Float32Array(n * C * H * W).map((_, i) => Math.sin(i) * 0.5);
+      const opts = { steps: K, t: 0.5, pool: null };
+      const ts = performance.now();
+      await model.features({ data: x, n }, opts); // graph build + session load + warm-up
+      const firstCall = (performance.now() - ts) / 1000;
+      const times: number[] = [];
+      for (let r = 0; r < REPS; r++) {
+        const a = performance.now();
+        await model.features({ data: x, n }, opts);
+        times.push((performance.now() - a) / 1000);
       }
+      times.sort((a, b) => a - b);
+      const med = times[Math.floor(times.length / 2)];
+      emit({
+        phase: 'serve',
+        engine: 'onnxruntime-node',
+        config: CONFIG,
+        steps: K,
+        batch: n,
+        seconds_per_call: med,
+        img_per_s: n / med,
+        first_call_seconds: firstCall,
+        threads: THREADS,
+        loadavg: loadavg()[0],
+        rss_mb: Math.round(process.memoryUsage.rss() / 2 ** 20),
+        pss_mb: await pssMB(),
+        stepwise: model.stepwise,
+        live_sessions: model.liveSessions,
+      });
+    }
   } finally {
     await model.release();
   }
@@ -238,14 +253,14 @@ function torchSide(): void {
       CONFIG,
       '--input',
       String(INPUT),
-      '--steps',
-      STEPS.join(','),
-      '--batches',
-      BATCHES.join(','),
+      '--cases',
+      CASES.map(([k, n]) => `${k}x${n}`).join(','),
       '--reps',
       String(REPS),
       '--threads',
       String(THREADS),
+      '--attention',
+      env('BENCH_TORCH_ATTENTION', 'sdpa'),
     ],
     {
       stdio: ['ignore', 'inherit', 'inherit'],

@@ -5,7 +5,16 @@
  * steps, take x_{t*} (flattened, or pooled per channel to n×n), apply the head, softmax.
  * Fixed-step solvers (euler, midpoint, rk4) run as one unrolled ONNX graph (features.ts); dopri5
  * (paper App. C.2) is adaptive, so it runs numerically (src/prg/solvers solveOde, atol = rtol =
- * 1e-5) step by step on a velocity session and then a small post-processing graph. One session is cached per (solver, steps, t, pool) setting.
+ * 1e-5) step by step on a velocity session and then a small post-processing graph. One session is
+ * cached per (solver, steps, t, pool, batch size) setting.
+ *
+ * Large velocity nets (weights above `LoadOptions.stepwiseAbove`, e.g. an imported SiT-XL/2 of
+ * 2.7 GB) run every solver that second way ("stepwise"): one dynamic-batch velocity session,
+ * the fixed-step ODE solved in JS (solveOde, the same Butcher tableaux and time grid as the
+ * unrolled graph), then the post graph. Each unrolled setting is its own session, and ORT keeps
+ * per-session copies of weights it rewrites at load (a constant-folded Transpose, pre-packed
+ * GEMM weights), so a few cached settings of a large net would hold the weights several times;
+ * stepwise, every K, batch and t share one velocity session and one copy.
  *
  * OOD scores: `msp` (max softmax probability) and `energy` (log Σ exp logits, i.e. −E(x), so
  * higher = more in-distribution) come from the logits; further scorers (Mahalanobis on features,
@@ -14,7 +23,7 @@
  */
 import { Device } from '../engine/runtime/device';
 import { Feeds } from '../engine/runtime/session';
-import { Graph, Tensor } from '../engine/onnx/types';
+import { Graph, Tensor, tensorByteLength } from '../engine/onnx/types';
 import {
   ClassifyOptions,
   ClassifyOutput,
@@ -52,8 +61,28 @@ export interface LoadOptions {
   threads?: number;
   /** Builders of extra OOD scorers for the model's directory (src/prg/ood's oodScorerFactory). */
   oodFactories?: OodScorerFactory[];
-  /** Fixed-step graphs kept alive at once (default 16); the least recently used idle one goes. */
+  /** Sessions kept alive at once (default 16); the least recently used idle one goes. */
   maxGraphs?: number;
+  /**
+   * Velocity nets with more bytes of weights than this run fixed-step solvers stepwise (one
+   * shared velocity session, see the module comment) instead of as unrolled graphs. Default
+   * STEPWISE_ABOVE (512 MiB); 0 = always stepwise, Infinity = never.
+   */
+  stepwiseAbove?: number;
+}
+
+/**
+ * Default LoadOptions.stepwiseAbove: above the project's own nets and the torchcfm CIFAR-10 U-Net
+ * (143 MB), for which an unrolled graph per setting is cheap and lets ORT optimise across steps;
+ * below SiT-L (1.8 GB) and SiT-XL/2 (2.7 GB), whose copies per cached setting would not fit.
+ */
+export const STEPWISE_ABOVE = 512 * 2 ** 20;
+
+/** Bytes of a graph's initializers, read from the tensors' shapes (weights on disk stay there). */
+export function weightBytes(g: Graph): number {
+  let bytes = 0;
+  for (const t of g.initializers.values()) bytes += tensorByteLength(t);
+  return bytes;
 }
 
 /** What an OOD scorer sees for a batch: the classify outputs plus the model. */
@@ -113,6 +142,8 @@ export class PrgModel implements PrgModelApi {
   private readonly imageSize: number;
   /** Values per image clients send (= imageSize without a preprocessing stage). */
   private readonly pixelSize: number;
+  /** Fixed-step solvers run on one shared velocity session (LoadOptions.stepwiseAbove). */
+  readonly stepwise: boolean;
 
   constructor(
     readonly loaded: LoadedModelDir,
@@ -125,6 +156,17 @@ export class PrgModel implements PrgModelApi {
     this.imageSize = channels * height * width;
     const img = imageInput(loaded.manifest);
     this.pixelSize = img.channels * img.height * img.width;
+    this.stepwise = weightBytes(loaded.velocity) > (opts.stepwiseAbove ?? STEPWISE_ABOVE);
+  }
+
+  /** ORT sessions this model holds now (its GraphCache). */
+  get liveSessions(): number {
+    return this.graphs.size;
+  }
+
+  /** Fixed-step solvers unrolled into one graph per setting (not stepwise). */
+  private unrolled(solver: SolverName): solver is FixedSolverName {
+    return isFixedSolver(solver) && !this.stepwise;
   }
 
   get manifest(): ModelManifest {
@@ -241,15 +283,17 @@ export class PrgModel implements PrgModelApi {
   }
 
   /**
-   * x at t1 for each image from x at t0 (numeric dopri5 on a velocity session); t1 < t0 runs
-   * backwards (generation). `label` feeds a class-conditional net's `y` (null: unconditional net).
+   * x at t1 for each image from x at t0, solved in JS on the velocity session; t1 < t0 runs
+   * backwards (generation). Fixed-step solvers take `steps` equal steps (the unrolled graph's
+   * grid); dopri5 adapts, starting from a step of |t1 − t0| / steps. `label` feeds a
+   * class-conditional net's `y` (null: unconditional net).
    */
   private async solveNumeric(
     x: Float32Array,
     n: number,
     t0: number,
     t1: number,
-    h0: number,
+    solve: { solver: SolverName; steps: number },
     label: number | null,
   ) {
     const tv = new Float32Array(n);
@@ -263,7 +307,12 @@ export class PrgModel implements PrgModelApi {
       });
       return out.v.data as Float32Array;
     };
-    return (await solveOde(f, x, { solver: 'dopri5', t0, t1, firstStep: h0 })).x;
+    const { solver, steps } = solve;
+    const opts =
+      solver === 'dopri5'
+        ? { solver, t0, t1, firstStep: Math.abs(t1 - t0) / steps }
+        : { solver, t0, t1, steps };
+    return (await solveOde(f, x, opts)).x;
   }
 
   /**
@@ -305,8 +354,8 @@ export class PrgModel implements PrgModelApi {
     this.checkBatch(batch, true);
     const head = withHead ? this.head : undefined;
     const tag = `${withHead ? 'cls' : 'feat'}|${r.pool}`;
-    if (isFixedSolver(r.solver)) {
-      const solver: FixedSolverName = r.solver;
+    if (this.unrolled(r.solver)) {
+      const solver = r.solver;
       return this.chunked(batch, (x, size) =>
         this.runGraph(
           `${tag}|${solver}|${r.steps}|${r.t}|${size}`,
@@ -323,7 +372,7 @@ export class PrgModel implements PrgModelApi {
         ),
       );
     }
-    const xt = await this.solveNumeric(batch.data, batch.n, 0, r.t, r.t / r.steps, r.label);
+    const xt = await this.solveNumeric(batch.data, batch.n, 0, r.t, r, r.label);
     const { channels, height, width } = this.manifest.input;
     return this.runGraph(
       `post|${tag}`,
@@ -445,8 +494,8 @@ export class PrgModel implements PrgModelApi {
     const r = this.resolve({ solver: opts.solver, steps: opts.steps, classLabel: opts.classLabel });
     const out = new Float32Array(frames * this.imageSize);
     out.set(image, 0);
-    if (isFixedSolver(r.solver)) {
-      const solver: FixedSolverName = r.solver;
+    if (this.unrolled(r.solver)) {
+      const solver = r.solver;
       const res = await this.runGraph(
         `traj|${solver}|${r.steps}|${frames}`,
         () => buildTrajectoryGraph(this.velocity, { solver, steps: r.steps, frames }),
@@ -457,8 +506,11 @@ export class PrgModel implements PrgModelApi {
     } else {
       let x = image;
       const segs = frames - 1;
+      // Fixed-step solvers: the trajectory graph's ceil(steps / segments) steps per segment.
+      const steps = isFixedSolver(r.solver) ? Math.max(1, Math.ceil(r.steps / segs)) : r.steps;
       for (let i = 0; i < segs; i++) {
-        x = await this.solveNumeric(x, 1, i / segs, (i + 1) / segs, 1 / (segs * r.steps), r.label);
+        const seg = { solver: r.solver, steps };
+        x = await this.solveNumeric(x, 1, i / segs, (i + 1) / segs, seg, r.label);
         out.set(x, (i + 1) * this.imageSize);
       }
     }
@@ -478,7 +530,7 @@ export class PrgModel implements PrgModelApi {
     const noise = sampleNoise(s.n, this.imageSize, s.seed);
     const { channels, height, width } = this.manifest.input;
     let data: Float32Array;
-    if (isFixed(s.solver)) {
+    if (isFixed(s.solver) && !this.stepwise) {
       const solver = s.solver;
       const out = await this.chunked({ data: noise, n: s.n }, (x, size) =>
         this.runGraph(
@@ -488,7 +540,7 @@ export class PrgModel implements PrgModelApi {
         ),
       );
       data = out.x0.data as Float32Array;
-    } else data = await this.solveNumeric(noise, s.n, 1, 0, 1 / s.steps, label);
+    } else data = await this.solveNumeric(noise, s.n, 1, 0, s, label);
     return { data, shape: [s.n, channels, height, width] };
   }
 

@@ -79,5 +79,11 @@ describe('loadConfig', () => {
     expect(loadConfig({}).maxLoadedModels).toBe(4);
     expect(loadConfig({ MAX_LOADED_MODELS: '1' }).maxLoadedModels).toBe(1);
     expect(() => loadConfig({ MAX_LOADED_MODELS: '0' })).toThrow(/MAX_LOADED_MODELS="0"/);
+    expect(loadConfig({}).maxGraphs).toBe(16);
+    expect(loadConfig({}).stepwiseAboveMb).toBe(512);
+    const c = loadConfig({ MAX_GRAPHS: '2', STEPWISE_ABOVE_MB: '0' });
+    expect([c.maxGraphs, c.stepwiseAboveMb]).toEqual([2, 0]);
+    expect(() => loadConfig({ MAX_GRAPHS: '0' })).toThrow(/MAX_GRAPHS="0"/);
+    expect(() => loadConfig({ STEPWISE_ABOVE_MB: '-1' })).toThrow(/STEPWISE_ABOVE_MB="-1"/);
   });
 });

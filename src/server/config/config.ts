@@ -57,6 +57,17 @@ export interface ServerConfig {
   warmup: WarmupMode;
   /** Most models held loaded at once; the least recently used is released past it. */
   maxLoadedModels: number;
+  /**
+   * MAX_GRAPHS: ORT sessions (one per solver/K/t/batch setting) kept per loaded model (and per
+   * inference worker); the least recently used idle one is released past it.
+   */
+  maxGraphs: number;
+  /**
+   * STEPWISE_ABOVE_MB: velocity nets with more MiB of weights run every solver stepwise on one
+   * shared velocity session (src/prg/inference.ts), so large imported nets (SiT-XL/2: 2.7 GB)
+   * hold their weights once whatever settings are cached; 0 = always stepwise.
+   */
+  stepwiseAboveMb: number;
   /** Time allowed for in-flight requests to finish on SIGTERM. */
   shutdownGraceMs: number;
   /**
@@ -188,6 +199,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     rescanMs: int('MODELS_RESCAN_MS', 5000, 0, 86_400_000),
     warmup,
     maxLoadedModels: int('MAX_LOADED_MODELS', 4, 1, 1000),
+    maxGraphs: int('MAX_GRAPHS', 16, 1, 1000),
+    stepwiseAboveMb: int('STEPWISE_ABOVE_MB', 512, 0, 1_000_000),
     shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     shutdownDelayMs: int('SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     corsOrigins,

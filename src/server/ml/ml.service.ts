@@ -126,7 +126,13 @@ export class MlService implements OnApplicationBootstrap, OnApplicationShutdown 
     inFlight: InFlightRequests,
   ) {
     this.loaded = new LoadedModels(
-      (e) => loader(e.dir, { device: config.device, threads: config.threads }),
+      (e) =>
+        loader(e.dir, {
+          device: config.device,
+          threads: config.threads,
+          maxGraphs: config.maxGraphs,
+          stepwiseAbove: config.stepwiseAboveMb * 2 ** 20,
+        }),
       config.maxLoadedModels,
     );
     this.checks = new RequestChecks(config);

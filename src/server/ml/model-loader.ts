@@ -11,6 +11,10 @@ import { Device } from '../config/config';
 export interface LoadOptions {
   device: Device;
   threads: number;
+  /** Sessions cached per model (MAX_GRAPHS). */
+  maxGraphs?: number;
+  /** Bytes of velocity weights above which solvers run stepwise (STEPWISE_ABOVE_MB). */
+  stepwiseAbove?: number;
 }
 
 export type ModelLoader = (dir: string, opts: LoadOptions) => Promise<PrgModelApi>;
