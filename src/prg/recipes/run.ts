@@ -48,7 +48,19 @@ interface RunState {
   stages: Record<string, StageRecord>;
 }
 
-export interface StageEvent {
+/** What a stage works on, carried into the training log so its curves can be told apart. */
+export interface StageUnit {
+  /** Ablations: the variant trained or measured (absent for a pretrain shared by variants). */
+  variant?: string;
+  /** Ablations: the training seed. */
+  seed?: number;
+  /** The fine-tuning candidate (index into the recipe's learning-rate candidates). */
+  candidate?: number;
+  /** The flow being pretrained (ablation pretrains, one per interpolant and seed). */
+  interpolant?: string;
+}
+
+export interface StageEvent extends StageUnit {
   stage: string;
   index: number;
   total: number;
@@ -183,14 +195,22 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   const stage = async (
     name: string,
     work: () => Promise<Record<string, unknown>>,
+    unit: StageUnit = {},
   ): Promise<Record<string, unknown>> => {
     const i = index++;
+    const event = (status: StageEvent['status']): StageEvent => ({
+      stage: name,
+      index: i,
+      total: names.length,
+      status,
+      ...unit,
+    });
     const rec = (state.stages[name] ??= { done: false, cpuSeconds: 0, wallSeconds: 0, runs: 0 });
     if (rec.done) {
-      o.onStage?.({ stage: name, index: i, total: names.length, status: 'skip' });
+      o.onStage?.(event('skip'));
       return rec.result ?? {};
     }
-    o.onStage?.({ stage: name, index: i, total: names.length, status: 'start' });
+    o.onStage?.(event('start'));
     const cpu0 = cpuNow();
     const wall0 = Date.now();
     const spent = async () => {
@@ -208,7 +228,7 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
     rec.done = true;
     await spent();
     await saveResults();
-    o.onStage?.({ stage: name, index: i, total: names.length, status: 'done' });
+    o.onStage?.(event('done'));
     return rec.result;
   };
   const abortCheck = () => {
@@ -221,63 +241,71 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   const hasCheckpoint = async (s: string) =>
     (await fs.readdir(ckpt(s)).catch(() => [] as string[])).length > 0;
 
-  await stage('pretrain', async () => {
-    const p = r.pretrain;
-    const res = await pretrain({
-      ...hooks,
-      data: r.data.train,
-      dataset: train,
-      out: flowDir,
-      overwrite: true,
-      checkpointDir: ckpt('pretrain'),
-      resume: await hasCheckpoint('pretrain'),
-      net: p.net,
-      interpolant: p.interpolant,
-      batchSize: p.batchSize,
-      lr: p.lr,
-      epochs: Math.ceil(p.steps / Math.floor(train.n / p.batchSize)),
-      maxSteps: p.steps,
-      seed: r.data.seed,
-      checkpointEvery: p.checkpointEvery,
-      head: p.head,
-      solver: p.solver,
-      name: `${r.name}-flow`,
-      version: `${r.version}`,
-    });
-    return { modelDir: res.modelDir, steps: res.steps, finalLoss: res.finalLoss };
-  });
+  await stage(
+    'pretrain',
+    async () => {
+      const p = r.pretrain;
+      const res = await pretrain({
+        ...hooks,
+        data: r.data.train,
+        dataset: train,
+        out: flowDir,
+        overwrite: true,
+        checkpointDir: ckpt('pretrain'),
+        resume: await hasCheckpoint('pretrain'),
+        net: p.net,
+        interpolant: p.interpolant,
+        batchSize: p.batchSize,
+        lr: p.lr,
+        epochs: Math.ceil(p.steps / Math.floor(train.n / p.batchSize)),
+        maxSteps: p.steps,
+        seed: r.data.seed,
+        checkpointEvery: p.checkpointEvery,
+        head: p.head,
+        solver: p.solver,
+        name: `${r.name}-flow`,
+        version: `${r.version}`,
+      });
+      return { modelDir: res.modelDir, steps: res.steps, finalLoss: res.finalLoss };
+    },
+    { interpolant: r.pretrain.interpolant },
+  );
 
   const validationAccuracy: number[] = [];
   for (const [i, c] of r.finetune.candidates.entries()) {
     abortCheck();
-    const res = await stage(`finetune-${i}`, async () => {
-      const f = await runFineTune({
-        ...hooks,
-        baseModelDir: flowDir,
-        dataset: r.data.train,
-        data: train,
-        evalDataset: `${r.data.train} validation`,
-        evalData: validation,
-        hyperparameters: { ...r.finetune.hyperparameters, learningRate: c.learningRate },
-        maxSteps: c.steps,
-        checkpointDir: ckpt(`finetune-${i}`),
-        checkpointEvery: r.finetune.checkpointEvery,
-        resume: 'auto',
-        outputDir: join(dir, 'candidates', `${i}`),
-        overwrite: true,
-        name: r.name,
-        version: `${r.version}.${i}`,
-        command: o.command,
-      });
-      return {
-        modelDir: f.modelDir,
-        learningRate: c.learningRate,
-        steps: f.steps,
-        validationAccuracy: f.metrics.evalAccuracy,
-        trainAccuracy: f.metrics.trainAccuracy,
-        finalLoss: f.metrics.finalLoss,
-      };
-    });
+    const res = await stage(
+      `finetune-${i}`,
+      async () => {
+        const f = await runFineTune({
+          ...hooks,
+          baseModelDir: flowDir,
+          dataset: r.data.train,
+          data: train,
+          evalDataset: `${r.data.train} validation`,
+          evalData: validation,
+          hyperparameters: { ...r.finetune.hyperparameters, learningRate: c.learningRate },
+          maxSteps: c.steps,
+          checkpointDir: ckpt(`finetune-${i}`),
+          checkpointEvery: r.finetune.checkpointEvery,
+          resume: 'auto',
+          outputDir: join(dir, 'candidates', `${i}`),
+          overwrite: true,
+          name: r.name,
+          version: `${r.version}.${i}`,
+          command: o.command,
+        });
+        return {
+          modelDir: f.modelDir,
+          learningRate: c.learningRate,
+          steps: f.steps,
+          validationAccuracy: f.metrics.evalAccuracy,
+          trainAccuracy: f.metrics.trainAccuracy,
+          finalLoss: f.metrics.finalLoss,
+        };
+      },
+      { candidate: i },
+    );
     validationAccuracy.push(res.validationAccuracy as number);
   }
   const chosen = chooseCandidate(validationAccuracy);
