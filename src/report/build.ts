@@ -312,7 +312,11 @@ const band = (v: VariantRow) => ({
   hi: 100 * (v.mean! + (v.std ?? 0)),
 });
 
-function lineWithBars(x: Record<string, unknown>, color?: Record<string, unknown>): VlSpec {
+function lineWithBars(
+  x: Record<string, unknown>,
+  color?: Record<string, unknown>,
+  extra: VlSpec[] = [],
+): VlSpec {
   return {
     encoding: { x, ...(color ? { color } : {}) },
     layer: [
@@ -329,8 +333,12 @@ function lineWithBars(x: Record<string, unknown>, color?: Record<string, unknown
       },
       {
         mark: 'errorbar',
-        encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+        encoding: {
+          y: { field: 'lo', type: 'quantitative', title: 'test accuracy (%)' },
+          y2: { field: 'hi' },
+        },
       },
+      ...extra,
     ],
     width: 420,
     height: 240,
@@ -360,6 +368,13 @@ async function solverPart(r: Report, inp: ReportInput, vs: VariantRow[]): Promis
       ks.map((k) => [k === null ? 'adaptive' : String(k), ...solvers.map((s) => cell(k, s))]),
     ),
   );
+  // Adaptive solvers (no K) as horizontal dashed lines across the K axis.
+  const adaptive = evals
+    .filter((v) => numOr(v.settings.steps) === null && v.mean !== null)
+    .map((v) => ({
+      solver: `${strOr(v.settings.solver, '?')} (adaptive)`,
+      accuracy: 100 * v.mean!,
+    }));
   const pts = evals
     .filter((v) => numOr(v.settings.steps) !== null && v.mean !== null)
     .map((v) => ({
@@ -379,11 +394,25 @@ async function solverPart(r: Report, inp: ReportInput, vs: VariantRow[]): Promis
       ),
       data: { values: pts },
       ...lineWithBars(
-        { field: 'K', type: 'quantitative', scale: { type: 'log' }, title: 'steps K (log)' },
+        {
+          field: 'K',
+          type: 'quantitative',
+          scale: { type: 'log', nice: false },
+          title: 'steps K (log)',
+        },
         { field: 'solver', type: 'nominal' },
+        adaptive.length
+          ? [
+              {
+                data: { values: adaptive },
+                mark: { type: 'rule', strokeDash: [4, 4] },
+                encoding: { y: { field: 'accuracy', type: 'quantitative' }, x: null },
+              },
+            ]
+          : [],
       ),
     },
-    `Test accuracy (mean ± std over seeds) against K, recipe ${recipe}, commit ${short(inp.json.commit)}.`,
+    `Test accuracy (mean ± std over seeds) against K${adaptive.length ? '; dashed: adaptive solvers' : ''}, recipe ${recipe}, commit ${short(inp.json.commit)}.`,
   );
 }
 

@@ -66,7 +66,7 @@ function rowsOf(inp: ReportInput, kind: AblationKind, hasFinetune: Set<string>):
     source,
   });
   const pair = (a?: VariantRow, b?: VariantRow) =>
-    `${a?.name ?? '?'} − ${b?.name ?? '?'}: ${deltaText(compare(a, b))} points`;
+    `${a?.name ?? '?'} − ${b?.name ?? '?'}: ${deltaText(compare(a, b))}`;
   switch (kind) {
     case 'finetune': {
       const frozen = named(vs, 'frozen');
@@ -150,7 +150,7 @@ function rowsOf(inp: ReportInput, kind: AblationKind, hasFinetune: Set<string>):
         row(
           'later t* gives better accuracy',
           PAPER_CLAIMS.tStar.where,
-          `t* ${hi.t} − t* ${lo.t}: ${deltaText(compare(hi.v, lo.v))} points; best mean at t* ${best ? best.t : '—'}`,
+          `t* ${hi.t} − t* ${lo.t}: ${deltaText(compare(hi.v, lo.v))}; best mean at t* ${best ? best.t : '—'}`,
           better(compare(hi.v, lo.v)),
         ),
       ];

@@ -111,7 +111,8 @@ function seriesOf(rec: Json, stage: string): string {
     strOr(rec.variant) || (strOr(rec.interpolant) && `flow ${strOr(rec.interpolant)}`);
   const seed = numOr(rec.seed);
   const cand = numOr(rec.candidate);
-  if (!variant && seed === null) return stage;
+  // Recipe stages (no seed, no variant) are named well enough by the stage itself.
+  if (seed === null && !strOr(rec.variant)) return stage;
   return [
     variant || stage,
     seed === null ? '' : `seed ${seed}`,
