@@ -237,7 +237,7 @@ async function curvesSection(r: Report, runs: ReportInput[]): Promise<void> {
         },
         resolve: { scale: { x: 'independent', y: 'independent', color: 'independent' } },
       },
-      `Training loss per step of recipe ${name}, ${series.length} stage(s) (from ${inp.logs.map((l) => basename(l)).join(', ')}).`,
+      `Training loss per step of recipe ${name}, commit ${short(inp.json.commit)}, ${series.length} stage(s) (from ${inp.logs.map((l) => basename(l)).join(', ')}).`,
     );
   }
   if (!any)
