@@ -65,7 +65,7 @@ class Report {
 
   /** Render `spec` to figuresDir/name.png and link it. */
   async figure(name: string, spec: VlSpec, caption: string): Promise<void> {
-    const file = join(this.o.figuresDir, `${name}.png`);
+    const file = this.unique(name);
     await writeFileAtomic(file, await chartPng(spec));
     this.figures.push(file);
     this.add(`![${caption}](${this.link(file)})`, `*${caption}*`);
@@ -73,7 +73,7 @@ class Report {
 
   /** Copy a PNG made by another command (sample grids) and link it. */
   async copyImage(src: string, name: string, caption: string): Promise<void> {
-    const file = join(this.o.figuresDir, `${name}.png`);
+    const file = this.unique(name);
     const bytes = await fs.readFile(src).catch(() => null);
     if (!bytes) {
       this.add(`${caption}: image ${src} is missing (${NOT_RUN}).`);
@@ -82,6 +82,14 @@ class Report {
     await writeFileAtomic(file, bytes);
     this.figures.push(file);
     this.add(`![${caption}](${this.link(file)})`, `*${caption}*`);
+  }
+
+  /** figuresDir/name.png, or name-2.png, … when two inputs share a name (the same recipe twice). */
+  private unique(name: string): string {
+    for (let i = 1; ; i++) {
+      const file = join(this.o.figuresDir, `${name}${i > 1 ? `-${i}` : ''}.png`);
+      if (!this.figures.includes(file)) return file;
+    }
   }
 
   link(file: string): string {
