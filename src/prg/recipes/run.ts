@@ -194,8 +194,8 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   let index = 0;
   const stage = async (
     name: string,
+    unit: StageUnit,
     work: () => Promise<Record<string, unknown>>,
-    unit: StageUnit = {},
   ): Promise<Record<string, unknown>> => {
     const i = index++;
     const event = (status: StageEvent['status']): StageEvent => ({
@@ -241,71 +241,63 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   const hasCheckpoint = async (s: string) =>
     (await fs.readdir(ckpt(s)).catch(() => [] as string[])).length > 0;
 
-  await stage(
-    'pretrain',
-    async () => {
-      const p = r.pretrain;
-      const res = await pretrain({
-        ...hooks,
-        data: r.data.train,
-        dataset: train,
-        out: flowDir,
-        overwrite: true,
-        checkpointDir: ckpt('pretrain'),
-        resume: await hasCheckpoint('pretrain'),
-        net: p.net,
-        interpolant: p.interpolant,
-        batchSize: p.batchSize,
-        lr: p.lr,
-        epochs: Math.ceil(p.steps / Math.floor(train.n / p.batchSize)),
-        maxSteps: p.steps,
-        seed: r.data.seed,
-        checkpointEvery: p.checkpointEvery,
-        head: p.head,
-        solver: p.solver,
-        name: `${r.name}-flow`,
-        version: `${r.version}`,
-      });
-      return { modelDir: res.modelDir, steps: res.steps, finalLoss: res.finalLoss };
-    },
-    { interpolant: r.pretrain.interpolant },
-  );
+  await stage('pretrain', { interpolant: r.pretrain.interpolant }, async () => {
+    const p = r.pretrain;
+    const res = await pretrain({
+      ...hooks,
+      data: r.data.train,
+      dataset: train,
+      out: flowDir,
+      overwrite: true,
+      checkpointDir: ckpt('pretrain'),
+      resume: await hasCheckpoint('pretrain'),
+      net: p.net,
+      interpolant: p.interpolant,
+      batchSize: p.batchSize,
+      lr: p.lr,
+      epochs: Math.ceil(p.steps / Math.floor(train.n / p.batchSize)),
+      maxSteps: p.steps,
+      seed: r.data.seed,
+      checkpointEvery: p.checkpointEvery,
+      head: p.head,
+      solver: p.solver,
+      name: `${r.name}-flow`,
+      version: `${r.version}`,
+    });
+    return { modelDir: res.modelDir, steps: res.steps, finalLoss: res.finalLoss };
+  });
 
   const validationAccuracy: number[] = [];
   for (const [i, c] of r.finetune.candidates.entries()) {
     abortCheck();
-    const res = await stage(
-      `finetune-${i}`,
-      async () => {
-        const f = await runFineTune({
-          ...hooks,
-          baseModelDir: flowDir,
-          dataset: r.data.train,
-          data: train,
-          evalDataset: `${r.data.train} validation`,
-          evalData: validation,
-          hyperparameters: { ...r.finetune.hyperparameters, learningRate: c.learningRate },
-          maxSteps: c.steps,
-          checkpointDir: ckpt(`finetune-${i}`),
-          checkpointEvery: r.finetune.checkpointEvery,
-          resume: 'auto',
-          outputDir: join(dir, 'candidates', `${i}`),
-          overwrite: true,
-          name: r.name,
-          version: `${r.version}.${i}`,
-          command: o.command,
-        });
-        return {
-          modelDir: f.modelDir,
-          learningRate: c.learningRate,
-          steps: f.steps,
-          validationAccuracy: f.metrics.evalAccuracy,
-          trainAccuracy: f.metrics.trainAccuracy,
-          finalLoss: f.metrics.finalLoss,
-        };
-      },
-      { candidate: i },
-    );
+    const res = await stage(`finetune-${i}`, { candidate: i }, async () => {
+      const f = await runFineTune({
+        ...hooks,
+        baseModelDir: flowDir,
+        dataset: r.data.train,
+        data: train,
+        evalDataset: `${r.data.train} validation`,
+        evalData: validation,
+        hyperparameters: { ...r.finetune.hyperparameters, learningRate: c.learningRate },
+        maxSteps: c.steps,
+        checkpointDir: ckpt(`finetune-${i}`),
+        checkpointEvery: r.finetune.checkpointEvery,
+        resume: 'auto',
+        outputDir: join(dir, 'candidates', `${i}`),
+        overwrite: true,
+        name: r.name,
+        version: `${r.version}.${i}`,
+        command: o.command,
+      });
+      return {
+        modelDir: f.modelDir,
+        learningRate: c.learningRate,
+        steps: f.steps,
+        validationAccuracy: f.metrics.evalAccuracy,
+        trainAccuracy: f.metrics.trainAccuracy,
+        finalLoss: f.metrics.finalLoss,
+      };
+    });
     validationAccuracy.push(res.validationAccuracy as number);
   }
   const chosen = chooseCandidate(validationAccuracy);
@@ -317,7 +309,7 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   const modelDir = join(dir, 'candidates', `${chosen}`);
 
   abortCheck();
-  const ev = await stage('eval', async () => {
+  const ev = await stage('eval', {}, async () => {
     const test =
       o.datasets?.test ?? head(await loadDataset(r.data.test), r.data.testLimit ?? Infinity);
     const model = await loadPrgModel(modelDir, session);
@@ -344,7 +336,7 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   });
 
   abortCheck();
-  await stage('ood', async () => {
+  await stage('ood', {}, async () => {
     const m = await readManifest(modelDir);
     const select =
       o.datasets?.oodValidation ??
