@@ -1,14 +1,22 @@
 /**
  * Training progress for the terminal (cli-progress bar on stderr: ETA, img/s, loss) and a JSONL
  * metric log (`--log file`: one JSON object per step and per epoch, appended).
+ *
+ * Recipes and ablations run many trainings into one log; each step and epoch line carries the
+ * stage it belongs to (stage, and for ablations variant, seed, candidate, interpolant), so the
+ * report (src/report/inputs.ts readCurves) draws one curve per stage. Logs written before these
+ * fields existed have none of them, and the report still reads them.
  */
 import { appendFileSync } from 'node:fs';
 import { SingleBar } from 'cli-progress';
+import type { StageEvent, StageUnit } from '../prg/recipes/run';
 import { EpochProgress, StepProgress } from '../prg/training/common';
 
 export class TrainingReporter {
   private bar: SingleBar | null = null;
   private imgPerSec = 0;
+  /** The stage in progress (recipes): added to every step and epoch line. */
+  private context: ({ stage: string } & StageUnit) | null = null;
 
   constructor(private readonly o: { log?: string; quiet?: boolean; stream?: NodeJS.WriteStream }) {}
 
@@ -20,7 +28,7 @@ export class TrainingReporter {
   step(p: StepProgress): void {
     // Smoothed throughput: a single step's time is noisy on a shared machine.
     this.imgPerSec = this.imgPerSec ? 0.9 * this.imgPerSec + 0.1 * p.imgPerSec : p.imgPerSec;
-    this.write({ event: 'step', ...p });
+    this.write({ event: 'step', ...p, ...this.context });
     if (this.o.quiet) return;
     const stream = this.o.stream ?? process.stderr;
     if (!this.bar) {
@@ -49,7 +57,7 @@ export class TrainingReporter {
   }
 
   epoch(p: EpochProgress): void {
-    this.write({ event: 'epoch', ...p });
+    this.write({ event: 'epoch', ...p, ...this.context });
     if (this.o.quiet) return;
     const stream = this.o.stream ?? process.stderr;
     if (!stream.isTTY) {
@@ -61,6 +69,14 @@ export class TrainingReporter {
           `(${p.seconds.toFixed(1)} s, ${this.imgPerSec.toFixed(1)} img/s)\n`,
       );
     }
+  }
+
+  /** A recipe stage starts, is skipped or ends: logged, and the context of the steps that follow. */
+  stage(e: StageEvent): void {
+    this.write({ event: 'stage', ...e });
+    const { stage, variant, seed, candidate, interpolant } = e;
+    // Unset fields are undefined, which JSON.stringify leaves out of the lines.
+    this.context = e.status === 'start' ? { stage, variant, seed, candidate, interpolant } : null;
   }
 
   event(rec: Record<string, unknown>): void {

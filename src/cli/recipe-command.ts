@@ -11,7 +11,7 @@ import { RECIPES, recipeNamed } from '../prg/recipes/definitions';
 import { RecipeResults, StageEvent, runRecipe } from '../prg/recipes/run';
 import { OptionSpec, UsageError, flag, parse, str } from './args';
 import { COMMON, session } from './common';
-import { runTrainingCommand } from './training-run';
+import { TrainingHooks, runTrainingCommand } from './training-run';
 
 const OPTIONS: OptionSpec = {
   ...COMMON,
@@ -119,14 +119,17 @@ export async function recipeCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const resume = flag(v, 'resume');
-  const onStage = (newPhase: () => void) => (e: StageEvent) => {
-    if (e.status === 'done') return;
-    newPhase();
-    if (flag(v, 'quiet')) return;
-    process.stderr.write(
-      `\n[${e.index + 1}/${e.total}] ${e.stage}${e.status === 'skip' ? ': done before, skipped' : ''}\n`,
-    );
-  };
+  const onStage =
+    ({ newPhase, logStage }: Pick<TrainingHooks, 'newPhase' | 'logStage'>) =>
+    (e: StageEvent) => {
+      logStage(e);
+      if (e.status === 'done') return;
+      newPhase();
+      if (flag(v, 'quiet')) return;
+      process.stderr.write(
+        `\n[${e.index + 1}/${e.total}] ${e.stage}${e.status === 'skip' ? ': done before, skipped' : ''}\n`,
+      );
+    };
   const ablation = ablationNamed(name, flag(v, 'smoke'));
   if (ablation) {
     const dir = str(v, 'dir') ?? join('runs', 'recipes', ablation.name);
@@ -134,7 +137,7 @@ export async function recipeCommand(argv: string[]): Promise<number> {
       'recipe',
       withLog(v, dir),
       { recipe: ablation.name, version: ablation.version, dir, resume },
-      async ({ newPhase, ...hooks }) =>
+      async ({ newPhase, logStage, ...hooks }) =>
         runAblation({
           recipe: ablation,
           dir,
@@ -142,7 +145,7 @@ export async function recipeCommand(argv: string[]): Promise<number> {
           resume,
           ...session(v),
           ...hooks,
-          onStage: onStage(newPhase),
+          onStage: onStage({ newPhase, logStage }),
         }),
       ablationSummary,
     );
@@ -158,14 +161,14 @@ export async function recipeCommand(argv: string[]): Promise<number> {
     'recipe',
     withLog(v, dir),
     { recipe: recipe.name, version: recipe.version, dir, resume },
-    async ({ newPhase, ...hooks }) =>
+    async ({ newPhase, logStage, ...hooks }) =>
       runRecipe({
         recipe,
         dir,
         resume,
         ...session(v),
         ...hooks,
-        onStage: onStage(newPhase),
+        onStage: onStage({ newPhase, logStage }),
       }),
     summary,
   );

@@ -43,17 +43,15 @@ export async function reportCommand(argv: string[]): Promise<number> {
   const out = str(values, 'out') ?? 'docs/RESULTS.md';
   const figuresDir = str(values, 'figures') ?? 'docs/results';
   const inputs = await findInputs(paths);
-  const load = os
-    .loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
   const r = await buildReport({
     inputs,
     out,
     figuresDir,
     commit: gitCommit(),
     command: commandLine(),
-    machine: `${os.cpus().length} cores ${os.cpus()[0]?.model ?? ''}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, load average ${load}`,
+    // No load average or clock time: the report is a function of its inputs (each results file
+    // states the machine its numbers were measured on).
+    machine: `${os.cpus().length} cores ${os.cpus()[0]?.model ?? ''}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
   });
   process.stdout.write(
     `${out}: ${inputs.length} results file(s), ${r.figures.length} figure(s) in ${figuresDir}\n`,

@@ -2,6 +2,7 @@
  * The shared shell of the long-running CLI commands (pretrain, finetune): progress reporting,
  * the JSONL log, Ctrl-C turned into a resumable checkpoint (exit 130), and the final summary.
  */
+import type { StageEvent } from '../prg/recipes/run';
 import { EpochProgress, StepProgress, TrainingAborted } from '../prg/training/common';
 import { Values, flag, str } from './args';
 import { interruptSignal } from './common';
@@ -13,6 +14,8 @@ export interface TrainingHooks {
   onEpoch: (p: EpochProgress) => void;
   /** A new phase begins (recipes): the next step starts a fresh progress bar. */
   newPhase: () => void;
+  /** A recipe stage starts, is skipped or ends: logged, and tagged on the steps that follow. */
+  logStage: (e: StageEvent) => void;
 }
 
 export async function runTrainingCommand<R extends object>(
@@ -31,6 +34,7 @@ export async function runTrainingCommand<R extends object>(
       onStep: (p) => reporter.step(p),
       onEpoch: (p) => reporter.epoch(p),
       newPhase: () => reporter.stop(),
+      logStage: (e) => reporter.stage(e),
     });
     reporter.stop();
     reporter.event({ event: 'done', ...res });

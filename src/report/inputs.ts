@@ -8,7 +8,8 @@
  *   recipes): ablation.{question, metric, budget, seeds, reference, variants[].{name, label, kind,
  *   settings, runs[].{seed, testAccuracy}, testAccuracy.{mean, std, n}}};
  * - `analysis.json` of `prg analyze` (src/prg/generation/analysis.ts);
- * - `*.jsonl` training logs beside either (`--log`): lines {event: "step", phase, globalStep, loss}.
+ * - `*.jsonl` training logs beside either (`--log`): lines {event: "step", phase, globalStep, loss},
+ *   and since the recipe command tags them, {stage, variant?, seed?, candidate?, interpolant?}.
  */
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -93,17 +94,43 @@ export async function findInputs(paths: readonly string[]): Promise<ReportInput[
 }
 
 export interface CurvePoint {
-  segment: string;
+  /** The legend entry: one line per stage (ablations: variant, seed and candidate). */
+  series: string;
+  /** The panel: pretraining (flow matching) or fine-tuning. */
+  phase: 'pretrain' | 'finetune';
   step: number;
   loss: number;
 }
 
 /**
- * Loss per optimizer step from JSONL logs. A run's phases (pretrain, each fine-tuning candidate)
- * restart their step count, so a new segment starts when the phase changes or the step goes back.
+ * The legend label of a step line that names its stage (src/cli/progress.ts): ablation runs by
+ * variant (or pretrained flow), seed and learning-rate candidate; recipe stages by their name.
+ */
+function seriesOf(rec: Json, stage: string): string {
+  const variant =
+    strOr(rec.variant) || (strOr(rec.interpolant) && `flow ${strOr(rec.interpolant)}`);
+  const seed = numOr(rec.seed);
+  const cand = numOr(rec.candidate);
+  // Recipe stages (no seed, no variant) are named well enough by the stage itself.
+  if (seed === null && !strOr(rec.variant)) return stage;
+  return [
+    variant || stage,
+    seed === null ? '' : `seed ${seed}`,
+    cand === null ? '' : `lr candidate ${cand}`,
+  ]
+    .filter(Boolean)
+    .join(' · ');
+}
+
+/**
+ * Loss per optimizer step from JSONL logs, one series per stage. Lines that name their stage
+ * (written since the recipe command tags them) are grouped by it, so a stage resumed after a
+ * stop continues its own line (a step logged twice keeps its later value). Older lines have no
+ * stage: a run's phases (pretrain, each fine-tuning candidate) restart their step count, so a new
+ * series starts when the phase changes or the step goes back.
  */
 export async function readCurves(files: readonly string[]): Promise<CurvePoint[]> {
-  const pts: CurvePoint[] = [];
+  const byKey = new Map<string, CurvePoint>();
   for (const f of files) {
     const text = await fs.readFile(f, 'utf8').catch(() => '');
     let phase = '';
@@ -123,14 +150,23 @@ export async function readCurves(files: readonly string[]): Promise<CurvePoint[]
       const loss = numOr(rec.loss);
       const ph = strOr(rec.phase, 'train');
       if (step === null || loss === null) continue;
-      if (ph !== phase || step <= last) {
-        phase = ph;
-        seen[ph] = (seen[ph] ?? 0) + 1;
-        segment = seen[ph] > 1 ? `${ph} #${seen[ph]}` : ph;
+      const stage = strOr(rec.stage);
+      let series: string;
+      if (stage) series = seriesOf(rec, stage);
+      else {
+        if (ph !== phase || step <= last) {
+          phase = ph;
+          seen[ph] = (seen[ph] ?? 0) + 1;
+          segment = seen[ph] > 1 ? `${ph} #${seen[ph]}` : ph;
+        }
+        last = step;
+        series = segment;
       }
-      last = step;
-      pts.push({ segment, step, loss });
+      const panel = ph === 'pretrain' ? 'pretrain' : 'finetune';
+      // Old lines: one key per point (their series already split at every restart).
+      const key = stage ? `${f}\0${series}\0${panel}\0${step}` : `${byKey.size}`;
+      byKey.set(key, { series, phase: panel, step, loss });
     }
   }
-  return pts;
+  return [...byKey.values()];
 }

@@ -17,7 +17,7 @@ import { RecipeResults, runRecipe } from '../prg/recipes/run';
 import { tinyDataset } from '../prg/testing/tiny-data';
 import { createTinyModel } from '../prg/testing/tiny-model';
 import { NOT_RUN, buildReport } from './build';
-import { findInputs } from './inputs';
+import { findInputs, readCurves } from './inputs';
 
 let root: string;
 let recipe: RecipeResults;
@@ -85,6 +85,7 @@ beforeAll(async () => {
       test: tinyDataset({ n: 64, classes: 4, shape: [1, 28, 28], seed: 2 }),
       oodValidation: tinyDataset({ n: 32, classes: 2, shape: [1, 28, 28], seed: 3 }),
     },
+    onStage: (e) => log.stage(e),
     onStep: (p) => log.step(p),
   });
   // 2. An ablation results file.
@@ -163,11 +164,13 @@ describe('prg report', () => {
       new RegExp(`\\| mnist-smoke \\| 1 \\| yes \\| ${acc.replace('.', '\\.')} \\|`),
     );
     expect(md).toContain(recipe.commit.slice(0, 10));
+    // Beside issue 16's target for the full recipe; a smoke run's verdict is marked as such.
+    expect(md).toMatch(/\| 64 \| ≥ 99\.30 \| (yes|no) \(smoke run: not meaningful\) \|/);
     // The paper's numbers beside ours.
     expect(md).toContain('| CIFAR-10 | 97.59 |');
     expect(md).toContain('| PRG-ICFM | 97.32 | 97.33 | 97.34 | 97.34 | 97.34 |');
     // The ablation table: mean ± std and per-seed values from the file.
-    expect(md).toContain('| prg (reference) | train |');
+    expect(md).toContain('| prg (reference) | PRG (t* 0.5) | train |');
     expect(md).toContain('62.50 ± 17.68 (n = 2) | 50.00, 75.00 |');
     // Generation: the noise statistics and FIDs of analysis.json.
     const analysis = JSON.parse(
@@ -202,6 +205,36 @@ describe('prg report', () => {
     }
   });
 
+  it('draws one curve per recipe stage, and reads logs without stage fields as before', async () => {
+    const dir = join(root, 'runs', 'recipes', 'mnist-smoke');
+    const pts = await readCurves([join(dir, 'log.jsonl')]);
+    const series = [...new Set(pts.map((p) => `${p.phase}: ${p.series}`))];
+    expect(series).toEqual(['pretrain: pretrain', 'finetune: finetune-0', 'finetune: finetune-1']);
+    // A log of before the stage fields: a new series where the phase changes or the step goes back.
+    const old = join(root, 'old.jsonl');
+    const line = (phase: string, globalStep: number) =>
+      JSON.stringify({ event: 'step', phase, globalStep, loss: 1 / globalStep });
+    await fs.writeFile(
+      old,
+      [
+        line('pretrain', 1),
+        line('pretrain', 2),
+        line('finetune', 1),
+        line('finetune', 2),
+        line('finetune', 1),
+        '{"event":"epoch"}',
+        'not json',
+      ].join('\n'),
+    );
+    expect((await readCurves([old])).map((p) => `${p.phase}/${p.series}/${p.step}`)).toEqual([
+      'pretrain/pretrain/1',
+      'pretrain/pretrain/2',
+      'finetune/finetune/1',
+      'finetune/finetune/2',
+      'finetune/finetune #2/1',
+    ]);
+  });
+
   it('says "not run yet" where there are no results, and invents nothing', async () => {
     const out = join(root, 'empty', 'RESULTS.md');
     const r = await buildReport({
@@ -213,7 +246,13 @@ describe('prg report', () => {
       machine: 'test',
     });
     expect(r.figures).toEqual([]);
-    for (const section of ['## Recipes', '## Training curves', '## Ablations', '## Generation'])
+    for (const section of [
+      '## Recipes',
+      "## Which of the paper's claims",
+      '## Training curves',
+      '## Ablations',
+      '## Generation',
+    ])
       expect(r.markdown.split(section)[1].split('\n## ')[0]).toContain(NOT_RUN);
     // Only the paper's numbers appear: no percentage of ours.
     expect(r.markdown).not.toMatch(/\| mnist/);

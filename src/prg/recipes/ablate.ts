@@ -31,6 +31,7 @@ import {
   STATE_FILE,
   StageEvent,
   StageRecord,
+  StageUnit,
   carveValidation,
   chooseCandidate,
   machine,
@@ -286,12 +287,20 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
     name: string,
     label: string,
     settings: unknown,
+    who: StageUnit,
     work: (unitDir: string) => Promise<Record<string, unknown>>,
   ): Promise<AblationStageRecord> => {
     const i = index++;
+    const event = (status: StageEvent['status']): StageEvent => ({
+      stage: name,
+      index: i,
+      total,
+      status,
+      ...who,
+    });
     const old = state.stages[name];
     if (old?.done) {
-      o.onStage?.({ stage: name, index: i, total, status: 'skip' });
+      o.onStage?.(event('skip'));
       return old;
     }
     if (o.signal?.aborted) throw new TrainingAborted(dir, 0);
@@ -314,10 +323,10 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
     if ((await units.record(id))?.done) {
       await mirror(id, true);
       await writeJson(join(dir, RESULTS_FILE), results(false));
-      o.onStage?.({ stage: name, index: i, total, status: 'skip' });
+      o.onStage?.(event('skip'));
       return state.stages[name];
     }
-    o.onStage?.({ stage: name, index: i, total, status: 'start' });
+    o.onStage?.(event('start'));
     let run;
     try {
       run = await units.run(label, settings, work);
@@ -327,7 +336,7 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
     }
     await mirror(run.id, run.reused);
     await writeJson(join(dir, RESULTS_FILE), results(false));
-    o.onStage?.({ stage: name, index: i, total, status: run.reused ? 'skip' : 'done' });
+    o.onStage?.(event(run.reused ? 'skip' : 'done'));
     return state.stages[name];
   };
 
@@ -351,6 +360,7 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
         stageName.pretrain(seed, interp),
         `pretrain-${interp}-s${seed}`,
         settings,
+        { seed, interpolant: interp },
         async (u) => {
           const ckpt = join(u, 'ckpt');
           const res = await pretrain({
@@ -404,6 +414,7 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
           stageName.candidate(seed, v.name, i),
           `finetune-${v.name}-s${seed}-c${i}`,
           settings,
+          { variant: v.name, seed, candidate: i },
           async (u) => {
             const f = await runFineTune({
               ...hooks,
@@ -448,6 +459,7 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
         stageName.test(seed, v.name),
         `test-${v.name}-s${seed}`,
         testSettings(model.unit, solve.solver, solve.steps),
+        { variant: v.name, seed },
         async () => ({ ...(await measure(model.modelDir)), chosen, validationAccuracy }),
       );
     }
@@ -458,6 +470,7 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
         stageName.test(seed, v.name),
         `test-${v.of}-s${seed}`,
         testSettings(model.unit, v.solver, v.steps),
+        { variant: v.name, seed },
         async () => measure(model.modelDir, { solver: v.solver, steps: v.steps }),
       );
     }

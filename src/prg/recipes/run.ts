@@ -48,7 +48,19 @@ interface RunState {
   stages: Record<string, StageRecord>;
 }
 
-export interface StageEvent {
+/** What a stage works on, carried into the training log so its curves can be told apart. */
+export interface StageUnit {
+  /** Ablations: the variant trained or measured (absent for a pretrain shared by variants). */
+  variant?: string;
+  /** Ablations: the training seed. */
+  seed?: number;
+  /** The fine-tuning candidate (index into the recipe's learning-rate candidates). */
+  candidate?: number;
+  /** The flow being pretrained (ablation pretrains, one per interpolant and seed). */
+  interpolant?: string;
+}
+
+export interface StageEvent extends StageUnit {
   stage: string;
   index: number;
   total: number;
@@ -182,15 +194,23 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   let index = 0;
   const stage = async (
     name: string,
+    unit: StageUnit,
     work: () => Promise<Record<string, unknown>>,
   ): Promise<Record<string, unknown>> => {
     const i = index++;
+    const event = (status: StageEvent['status']): StageEvent => ({
+      stage: name,
+      index: i,
+      total: names.length,
+      status,
+      ...unit,
+    });
     const rec = (state.stages[name] ??= { done: false, cpuSeconds: 0, wallSeconds: 0, runs: 0 });
     if (rec.done) {
-      o.onStage?.({ stage: name, index: i, total: names.length, status: 'skip' });
+      o.onStage?.(event('skip'));
       return rec.result ?? {};
     }
-    o.onStage?.({ stage: name, index: i, total: names.length, status: 'start' });
+    o.onStage?.(event('start'));
     const cpu0 = cpuNow();
     const wall0 = Date.now();
     const spent = async () => {
@@ -208,7 +228,7 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
     rec.done = true;
     await spent();
     await saveResults();
-    o.onStage?.({ stage: name, index: i, total: names.length, status: 'done' });
+    o.onStage?.(event('done'));
     return rec.result;
   };
   const abortCheck = () => {
@@ -221,7 +241,7 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   const hasCheckpoint = async (s: string) =>
     (await fs.readdir(ckpt(s)).catch(() => [] as string[])).length > 0;
 
-  await stage('pretrain', async () => {
+  await stage('pretrain', { interpolant: r.pretrain.interpolant }, async () => {
     const p = r.pretrain;
     const res = await pretrain({
       ...hooks,
@@ -250,7 +270,7 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   const validationAccuracy: number[] = [];
   for (const [i, c] of r.finetune.candidates.entries()) {
     abortCheck();
-    const res = await stage(`finetune-${i}`, async () => {
+    const res = await stage(`finetune-${i}`, { candidate: i }, async () => {
       const f = await runFineTune({
         ...hooks,
         baseModelDir: flowDir,
@@ -289,7 +309,7 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   const modelDir = join(dir, 'candidates', `${chosen}`);
 
   abortCheck();
-  const ev = await stage('eval', async () => {
+  const ev = await stage('eval', {}, async () => {
     const test =
       o.datasets?.test ?? head(await loadDataset(r.data.test), r.data.testLimit ?? Infinity);
     const model = await loadPrgModel(modelDir, session);
@@ -316,7 +336,7 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   });
 
   abortCheck();
-  await stage('ood', async () => {
+  await stage('ood', {}, async () => {
     const m = await readManifest(modelDir);
     const select =
       o.datasets?.oodValidation ??
