@@ -14,7 +14,8 @@
  * the first sample under load) and the drift from it (`driftFromPreWarmup`).
  *
  *   npm run bench:soak                        32 clients, 120 s warm-up + 600 s measured
- *   npm run bench:soak -- --short             32 clients, 30 s warm-up + 75 s (under 2 minutes)
+ *   npm run bench:soak -- --short             32 clients, 30 s warm-up + 75 s (under 2 minutes),
+ *                                             4-epoch fine-tunes (20 otherwise; --epochs N)
  *   npm run bench:soak -- --clients 8 --seconds 120 --warmup 60
  *   npm run bench:soak -- --jobs worker       fine-tunes in a separate `worker.js` process (bull on
  *                                             SOAK_REDIS_URL, default redis://127.0.0.1:6379,
@@ -62,6 +63,8 @@ const CLIENTS = arg('clients', 32);
 const WARMUP = arg('warmup', SHORT ? 30 : 120);
 const SECONDS = arg('seconds', SHORT ? 75 : 600);
 const SAMPLE_S = SHORT ? 5 : 15;
+/** Epochs per fine-tune: short mode's jobs end within the run, so job turnover is soaked too. */
+const EPOCHS = arg('epochs', SHORT ? 4 : 20);
 const REDIS_URL = process.env.SOAK_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Allowed RSS drift (middle and end vs the first sample after warm-up), as the issue states it. */
 const RSS_MARGIN = 0.1;
@@ -141,6 +144,7 @@ async function processMetrics(url: string) {
     lagP99Ms: get('prg_nodejs_eventloop_lag_p99_seconds') * 1000,
     lagMaxMs: get('prg_nodejs_eventloop_lag_max_seconds') * 1000,
     heapMB: get('prg_nodejs_heap_size_used_bytes') / 2 ** 20,
+    heapTotalMB: get('prg_nodejs_heap_size_total_bytes') / 2 ** 20,
     externalMB: get('prg_nodejs_external_memory_bytes') / 2 ** 20,
   };
 }
@@ -162,6 +166,7 @@ interface Soaked {
 interface ProcSample {
   rssMB: number;
   heapMB: number;
+  heapTotalMB: number;
   externalMB: number;
   fds: number;
 }
@@ -227,6 +232,7 @@ function rssSummary(samples: Sample[], name: string) {
     withinMargin:
       Math.abs(middle - start) / start <= RSS_MARGIN && Math.abs(end - start) / start <= RSS_MARGIN,
     heapMB: { start: measured[0].heapMB, end: measured.at(-1)!.heapMB },
+    heapTotalMB: { start: measured[0].heapTotalMB, end: measured.at(-1)!.heapTotalMB },
     externalMB: { start: measured[0].externalMB, end: measured.at(-1)!.externalMB },
     fds: {
       start: measured[0].fds,
@@ -322,7 +328,7 @@ async function main(): Promise<void> {
           body: JSON.stringify({
             model: models.model,
             dataset,
-            hyperparameters: { epochs: 20, batchSize: 2, warmupEpochs: 0 },
+            hyperparameters: { epochs: EPOCHS, batchSize: 2, warmupEpochs: 0 },
           }),
         });
         if (r.status !== 201) throw new Error(`fine-tune: ${r.status} ${await r.text()}`);
@@ -399,6 +405,7 @@ async function main(): Promise<void> {
           proc[s.name] = {
             rssMB: round(rssBytes(s.proc.pid!) / 2 ** 20),
             heapMB: round(m.heapMB),
+            heapTotalMB: round(m.heapTotalMB),
             externalMB: round(m.externalMB),
             fds: openFds(s.proc.pid!),
           };
@@ -456,6 +463,7 @@ async function main(): Promise<void> {
       },
       clients: CLIENTS,
       warmupSeconds: WARMUP,
+      epochsPerJob: JOBS === 'none' ? null : EPOCHS,
       seconds: round(elapsed),
       model: models.model,
       requests,
