@@ -15,7 +15,7 @@
  *
  *   npm run bench:soak                        32 clients, 120 s warm-up + 600 s measured
  *   npm run bench:soak -- --short             32 clients, 30 s warm-up + 75 s (under 2 minutes),
- *                                             4-epoch fine-tunes (20 otherwise; --epochs N)
+ *                                             2-epoch flow-only fine-tunes (--epochs, --phases)
  *   npm run bench:soak -- --clients 8 --seconds 120 --warmup 60
  *   npm run bench:soak -- --jobs worker       fine-tunes in a separate `worker.js` process (bull on
  *                                             SOAK_REDIS_URL, default redis://127.0.0.1:6379,
@@ -63,8 +63,18 @@ const CLIENTS = arg('clients', 32);
 const WARMUP = arg('warmup', SHORT ? 30 : 120);
 const SECONDS = arg('seconds', SHORT ? 75 : 600);
 const SAMPLE_S = SHORT ? 5 : 15;
-/** Epochs per fine-tune: short mode's jobs end within the run, so job turnover is soaked too. */
-const EPOCHS = arg('epochs', SHORT ? 4 : 20);
+/**
+ * The fine-tunes: long mode runs the server's default phases (head on the frozen flow, then flow
+ * and head: `auto`), 20 epochs each; short mode runs 2-epoch flow-only jobs so that, even on a
+ * loaded machine, jobs end and new ones start within the run (job turnover is soaked too).
+ */
+const EPOCHS = arg('epochs', SHORT ? 2 : 20);
+const PHASES = (() => {
+  const i = args.indexOf('--phases');
+  const v = i >= 0 ? args[i + 1] : SHORT ? 'flow' : 'auto';
+  if (v !== 'auto' && v !== 'flow') throw new Error(`--phases ${v}: use auto or flow`);
+  return v;
+})();
 const REDIS_URL = process.env.SOAK_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Allowed RSS drift (middle and end vs the first sample after warm-up), as the issue states it. */
 const RSS_MARGIN = 0.1;
@@ -328,7 +338,12 @@ async function main(): Promise<void> {
           body: JSON.stringify({
             model: models.model,
             dataset,
-            hyperparameters: { epochs: EPOCHS, batchSize: 2, warmupEpochs: 0 },
+            hyperparameters: {
+              epochs: EPOCHS,
+              batchSize: 2,
+              warmupEpochs: 0,
+              ...(PHASES === 'flow' ? { freezeFlow: false } : {}),
+            },
           }),
         });
         if (r.status !== 201) throw new Error(`fine-tune: ${r.status} ${await r.text()}`);
@@ -463,7 +478,7 @@ async function main(): Promise<void> {
       },
       clients: CLIENTS,
       warmupSeconds: WARMUP,
-      epochsPerJob: JOBS === 'none' ? null : EPOCHS,
+      job: JOBS === 'none' ? null : { epochs: EPOCHS, phases: PHASES },
       seconds: round(elapsed),
       model: models.model,
       requests,
