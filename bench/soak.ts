@@ -26,12 +26,15 @@
  *   MODELS_DIR=./models npm run bench:soak    the default model there instead (fine-tuned on a
  *                                             toy dataset of its input shape)
  *
- * The soaked processes inherit this process's environment, so allocator settings apply to them:
- * `MALLOC_ARENA_MAX=1 npm run bench:soak` (what the image sets), `LD_PRELOAD=…libjemalloc.so.2`.
+ *   npm run bench:soak -- --jemalloc          the soaked processes preload jemalloc, as the image
+ *                                             does (Debian: apt-get install libjemalloc2)
+ *
+ * The soaked processes inherit this process's environment, so allocator settings apply to them
+ * (`MALLOC_ARENA_MAX=2 npm run bench:soak`); the summary's `allocator` says what they ran with.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import Redis from 'ioredis';
@@ -58,6 +61,7 @@ function jobMode(): JobMode {
 }
 const SHORT = args.includes('--short');
 const GC = args.includes('--gc');
+const JEMALLOC = args.includes('--jemalloc');
 const JOBS = jobMode();
 const CLIENTS = arg('clients', 32);
 const WARMUP = arg('warmup', SHORT ? 30 : 120);
@@ -75,6 +79,17 @@ const PHASES = (() => {
   if (v !== 'auto' && v !== 'flow') throw new Error(`--phases ${v}: use auto or flow`);
   return v;
 })();
+/** jemalloc's shared library: the image's path, else Debian's multiarch one. */
+function jemallocPath(): string {
+  const triplet = { x64: 'x86_64', arm64: 'aarch64' }[process.arch as string] ?? process.arch;
+  const found = [
+    '/usr/local/lib/libjemalloc.so.2',
+    `/usr/lib/${triplet}-linux-gnu/libjemalloc.so.2`,
+  ].find((f) => existsSync(f));
+  if (!found)
+    throw new Error('--jemalloc: libjemalloc.so.2 not found (apt-get install libjemalloc2)');
+  return found;
+}
 const REDIS_URL = process.env.SOAK_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Allowed RSS drift (middle and end vs the first sample after warm-up), as the issue states it. */
 const RSS_MARGIN = 0.1;
@@ -270,6 +285,7 @@ async function main(): Promise<void> {
     DEFAULT_MODEL: models.model,
     RATE_LIMIT_RPS: '0',
     MODELS_RESCAN_MS: '0',
+    ...(JEMALLOC ? { LD_PRELOAD: jemallocPath() } : {}),
     ...(JOBS === 'worker'
       ? { REDIS_URL, QUEUE_PREFIX: prefix, WORKER: '0' }
       : { REDIS_URL: '', WORKER: '1' }),
@@ -473,8 +489,8 @@ async function main(): Promise<void> {
       jobMode: JOBS,
       gc: GC,
       allocator: {
-        MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? null,
-        LD_PRELOAD: process.env.LD_PRELOAD ?? null,
+        MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? null,
+        LD_PRELOAD: env.LD_PRELOAD ?? null,
       },
       clients: CLIENTS,
       warmupSeconds: WARMUP,
