@@ -14,7 +14,7 @@
  * the first sample under load) and the drift from it (`driftFromPreWarmup`).
  *
  *   npm run bench:soak                        32 clients, 120 s warm-up + 600 s measured
- *   npm run bench:soak -- --short             32 clients, 30 s warm-up + 75 s (under 2 minutes),
+ *   npm run bench:soak -- --short             32 clients, 30 s warm-up + 60 s (about 2 minutes in all),
  *                                             2-epoch flow-only fine-tunes (--epochs, --phases)
  *   npm run bench:soak -- --clients 8 --seconds 120 --warmup 60
  *   npm run bench:soak -- --jobs worker       fine-tunes in a separate `worker.js` process (bull on
@@ -65,7 +65,7 @@ const JEMALLOC = args.includes('--jemalloc');
 const JOBS = jobMode();
 const CLIENTS = arg('clients', 32);
 const WARMUP = arg('warmup', SHORT ? 30 : 120);
-const SECONDS = arg('seconds', SHORT ? 75 : 600);
+const SECONDS = arg('seconds', SHORT ? 60 : 600);
 const SAMPLE_S = SHORT ? 5 : 15;
 /**
  * The fine-tunes: long mode runs the server's default phases (head on the frozen flow, then flow
@@ -397,6 +397,8 @@ async function main(): Promise<void> {
     };
     let requests = 0;
     let stop = false;
+    let onStop = () => {};
+    const stopped = new Promise<void>((r) => (onStop = r));
     const t0 = Date.now();
     const load0 = loadavg();
     let loadAtStart = load0;
@@ -460,13 +462,14 @@ async function main(): Promise<void> {
           if (view.result?.steps) last.steps = view.result.steps;
           if (['succeeded', 'failed', 'cancelled'].includes(view.status)) await startJob();
         }
-        await sleep(SAMPLE_S * 1000);
+        await Promise.race([sleep(SAMPLE_S * 1000), stopped]);
       }
     })();
 
     const clients = Array.from({ length: CLIENTS }, (_, k) => client(k));
     await sleep((WARMUP + SECONDS) * 1000);
     stop = true;
+    onStop();
     await Promise.all([...clients, sampler]);
     const elapsed = (Date.now() - t0) / 1000;
     const lagEnd = await processMetrics(url);
