@@ -45,8 +45,14 @@ RUN node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-inst
 # ---- cuda: CUDA 12 + cuDNN 9 base, the same Node as the CPU image -----------------------------
 FROM ${CUDA_IMAGE} AS cuda
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
+# jemalloc as in the CPU image (runtime stage, below).
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends libjemalloc2 \
+  && rm -rf /var/lib/apt/lists/* \
+  && ln -s "/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2" /usr/local/lib/libjemalloc.so.2 \
+  && test -e /usr/local/lib/libjemalloc.so.2
 ENV NODE_ENV=production PORT=3000 MODELS_DIR=/app/models DATA_DIR=/data/datasets TMPDIR=/tmp \
-  PRG_DEVICE=cuda
+  PRG_DEVICE=cuda LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
 WORKDIR /app
 # Code and dependencies stay root-owned (read-only for the server); models and data belong to
 # the server's user so it can publish fine-tuned models when no volume is mounted.
@@ -63,7 +69,17 @@ CMD ["node", "dist/src/server/main.js"]
 
 # ---- runtime (CPU, default target) --------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production PORT=3000 MODELS_DIR=/app/models DATA_DIR=/data/datasets TMPDIR=/tmp
+# jemalloc instead of glibc's malloc: the soak (docs/reliability.md, "Soak") saw glibc's native
+# memory step up by ~20 MiB at each fine-tune's end and stay there (fragmented arenas that ORT's
+# sessions and sharp freed); with jemalloc it stayed level across jobs. The symlink gives
+# LD_PRELOAD one path on every architecture (Debian's multiarch directory differs).
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends libjemalloc2 \
+  && rm -rf /var/lib/apt/lists/* \
+  && ln -s "/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2" /usr/local/lib/libjemalloc.so.2 \
+  && test -e /usr/local/lib/libjemalloc.so.2
+ENV NODE_ENV=production PORT=3000 MODELS_DIR=/app/models DATA_DIR=/data/datasets TMPDIR=/tmp \
+  LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src

@@ -40,6 +40,16 @@ describe('device selection', () => {
     expect(resolveSessionOptions({}, {}).prepack).toBe(true);
     expect(resolveSessionOptions({}, { PRG_ORT_PREPACK: '0' }).prepack).toBe(false);
     expect(() => resolveSessionOptions({}, { PRG_ORT_PREPACK: 'no' })).toThrow(/PRG_ORT_PREPACK/);
+    expect(resolveSessionOptions({}, {})).toMatchObject({ cpuArena: true, memPattern: true });
+    expect(
+      resolveSessionOptions({}, { PRG_ORT_CPU_ARENA: '0', PRG_ORT_MEM_PATTERN: '0' }),
+    ).toMatchObject({ cpuArena: false, memPattern: false });
+    expect(resolveSessionOptions({ cpuArena: true }, { PRG_ORT_CPU_ARENA: '0' }).cpuArena).toBe(
+      true,
+    );
+    expect(() => resolveSessionOptions({}, { PRG_ORT_MEM_PATTERN: 'off' })).toThrow(
+      /PRG_ORT_MEM_PATTERN/,
+    );
   });
 
   it('parses PRG_THREADS', () => {

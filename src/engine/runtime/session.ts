@@ -3,7 +3,8 @@
  * (and dtype / static dims) before a run, failures reported with every input's dtype and dims.
  *
  * Settings come from options first, then the environment: PRG_THREADS (intra-op threads,
- * 0 = one per core) and PRG_DEVICE (cpu | cuda, see device.ts).
+ * 0 = one per core), PRG_DEVICE (cpu | cuda, see device.ts), PRG_ORT_SPIN, PRG_ORT_PREPACK,
+ * PRG_ORT_CPU_ARENA and PRG_ORT_MEM_PATTERN (below).
  */
 import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
@@ -45,6 +46,16 @@ export interface SessionOptions {
    * at 11.2 s per call unpacked vs 8.5 s packed, peak RSS 2930 vs 3058 MB: on wins there.
    */
   prepack?: boolean;
+  /**
+   * ORT's CPU memory arena: tensors of a run come from chunks the session keeps (and grows) until
+   * it is released. Default: PRG_ORT_CPU_ARENA=0|1, else on.
+   */
+  cpuArena?: boolean;
+  /**
+   * ORT's memory patterns: the session plans one block per input shape it has seen and keeps it.
+   * Default: PRG_ORT_MEM_PATTERN=0|1, else on.
+   */
+  memPattern?: boolean;
 }
 
 /** Options with every default filled in: what a session is actually created with. */
@@ -55,6 +66,8 @@ export interface ResolvedSessionOptions {
   profilePrefix: string | null;
   spin: boolean;
   prepack: boolean;
+  cpuArena: boolean;
+  memPattern: boolean;
 }
 
 export function resolveSessionOptions(
@@ -70,15 +83,17 @@ export function resolveSessionOptions(
     optimization: opts.optimization ?? 'all',
     profilePrefix: opts.profilePrefix ?? null,
     spin: opts.spin ?? spinFromEnv(env),
-    prepack: opts.prepack ?? prepackFromEnv(env),
+    prepack: opts.prepack ?? onByDefault(env, 'PRG_ORT_PREPACK'),
+    cpuArena: opts.cpuArena ?? onByDefault(env, 'PRG_ORT_CPU_ARENA'),
+    memPattern: opts.memPattern ?? onByDefault(env, 'PRG_ORT_MEM_PATTERN'),
   };
 }
 
-function prepackFromEnv(env: NodeJS.ProcessEnv): boolean {
-  const v = env.PRG_ORT_PREPACK;
+function onByDefault(env: NodeJS.ProcessEnv, name: string): boolean {
+  const v = env[name];
   if (v === undefined || v === '' || v === '1') return true;
   if (v === '0') return false;
-  throw new Error(`PRG_ORT_PREPACK=${JSON.stringify(v)}: use 0 or 1`);
+  throw new Error(`${name}=${JSON.stringify(v)}: use 0 or 1`);
 }
 
 function spinFromEnv(env: NodeJS.ProcessEnv): boolean {
@@ -128,6 +143,8 @@ function ortOptions(
   const so: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: o.threads,
     graphOptimizationLevel: o.optimization,
+    enableCpuMemArena: o.cpuArena,
+    enableMemPattern: o.memPattern,
     executionProviders: providers,
     // Session config entries (onnxruntime_session_options_config_keys.h).
     extra: { session },
@@ -176,6 +193,15 @@ async function createOrtSession(
 
 export class GraphSession {
   private released = false;
+  private static liveCount = 0;
+
+  /**
+   * ORT sessions created and not yet released in this thread: a run that gives back what it
+   * opened leaves this where it found it (the fine-tune job spec checks that).
+   */
+  static get live(): number {
+    return GraphSession.liveCount;
+  }
 
   private constructor(
     readonly session: ort.InferenceSession,
@@ -203,6 +229,7 @@ export class GraphSession {
         cause: e,
       });
     }
+    GraphSession.liveCount++;
     return new GraphSession(created.session, graph, created.device, opts);
   }
 
@@ -266,6 +293,7 @@ export class GraphSession {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    GraphSession.liveCount--;
     await this.session.release();
   }
 }

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeIdxPair } from '../data';
+import { GraphSession, sessionCache } from '../../engine/runtime/session';
 import { loadPrgModel } from '../inference';
+import { fitOodFromSpecs } from '../ood/fit';
 import { readModelDir } from '../model-dir/io';
 import { createTinyModel } from '../testing/tiny-model';
 import { tinyDataset } from '../testing/tiny-data';
@@ -165,5 +167,47 @@ describe('fine-tuning', () => {
     expect((await readModelDir(again.modelDir)).manifest.metrics.accuracy.value).toBe(
       r.metrics.evalAccuracy,
     );
+  });
+
+  it('a job gives back every ORT session it opened: finished, aborted, and with its OOD fit', async () => {
+    // What the server's job handler runs (fine-tune.handler.ts): the trainer, then the OOD fit.
+    // A session kept past the job would hold its ORT memory for the life of the process.
+    const imgs = join(root, 'rel-images.idx');
+    const labs = join(root, 'rel-labels.idx');
+    await writeIdxPair(data, imgs, labs);
+    const spec = `idx:${imgs},${labs}`;
+    const live0 = GraphSession.live;
+    const cached0 = sessionCache.size;
+    let liveDuring = 0;
+    const job = {
+      baseModelDir: join(root, 'base'),
+      dataset: spec,
+      evalDataset: spec,
+      hyperparameters: { epochs: 2, batchSize: 4, steps: 1 },
+      outputDir: join(root, 'rel'),
+      name: 'rel',
+      version: '1',
+      checkpointDir: join(root, 'rel.ckpt'),
+      onProgress: () => {
+        liveDuring = Math.max(liveDuring, GraphSession.live);
+      },
+    };
+    const ctl = new AbortController();
+    await expect(
+      fineTuneModel({ ...job, signal: ctl.signal, onProgress: () => ctl.abort() }),
+    ).rejects.toBeInstanceOf(TrainingAborted);
+    expect([GraphSession.live, sessionCache.size]).toEqual([live0, cached0]);
+    const r = await fineTuneModel(job);
+    // The counter sees the training sessions while they exist.
+    expect(liveDuring).toBeGreaterThan(live0);
+    expect([GraphSession.live, sessionCache.size]).toEqual([live0, cached0]);
+    // A fit that fails (too few held-out images per score) and one that succeeds.
+    await expect(fitOodFromSpecs(r.modelDir, spec, spec, { seed: 1 })).rejects.toThrow(/held-out/);
+    expect([GraphSession.live, sessionCache.size]).toEqual([live0, cached0]);
+    const more = tinyDataset({ n: 60, classes: 2, seed: 5 });
+    await writeIdxPair(more, imgs, labs);
+    const fit = await fitOodFromSpecs(r.modelDir, spec, undefined, { seed: 1 });
+    expect(Object.keys(fit.thresholds).length).toBeGreaterThan(0);
+    expect([GraphSession.live, sessionCache.size]).toEqual([live0, cached0]);
   });
 });
