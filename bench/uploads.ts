@@ -94,6 +94,7 @@ async function main(): Promise<void> {
           job_cpu_seconds: (cpu.user + cpu.system) / 1e6,
           ood_primary: ood.primary,
           phases: autoPhases(train.n, {}),
+          phase_seconds: r.phases,
           cores: cpus().length,
           cpu: cpus()[0]?.model,
           load_average_at_start: load0,

@@ -136,6 +136,7 @@ export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJ
   let baseModelDir = opts.baseModelDir;
   let r: RunFineTuneResult | undefined;
   let steps = 0;
+  const phaseTimes: { phase: string; steps: number; seconds: number }[] = [];
   for (const [i, ph] of phases.entries()) {
     const last = i === phases.length - 1;
     const at = (fraction: number) => (done + cost[i] * fraction) / total;
@@ -181,11 +182,13 @@ export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJ
     baseModelDir = r.modelDir;
     done += cost[i];
     steps += r.steps;
+    phaseTimes.push({ phase: ph.phase, steps: r.steps, seconds: r.seconds });
   }
   return {
     modelDir: r!.modelDir,
     metrics: r!.metrics,
     resumedFromEpoch: r!.resumedFromEpoch,
     steps,
+    phases: phaseTimes,
   };
 }

@@ -138,6 +138,8 @@ export async function trainFineTune(o: FineTuneLoopOptions): Promise<FineTuneLoo
       mode: hp.gradientMode,
     },
     { device: o.device, threads: o.threads },
+    // A frozen flow's x_{t*} is computed once per image, not once per epoch (finetune.ts).
+    { cacheFrozenStates: hp.freezeFlow && !o.augment },
   );
   // The optimizer sees only the trainable tensors (views on the same arrays as `params`).
   const trainable = new ParamStore();
@@ -188,7 +190,7 @@ export async function trainFineTune(o: FineTuneLoopOptions): Promise<FineTuneLoo
             : undefined;
         const r = await step.run(
           params,
-          { x, target: smoothTargets(labels, K, ls), fm },
+          { x, target: smoothTargets(labels, K, ls), fm, indices: batch.indices },
           imageDims,
         );
         if (!Number.isFinite(r.loss))

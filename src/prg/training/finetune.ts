@@ -32,6 +32,7 @@ import {
 } from '../features';
 import { stepGraph } from '../solvers';
 import { GradRunner, ParamSession, specializeBatch } from './grad-runner';
+import { RowCache } from './row-cache';
 import { mseLoss, smoothedCrossEntropy } from './common';
 import type { GradientMode } from './hyperparameters';
 
@@ -57,6 +58,8 @@ export interface FineTuneBatch {
   target: Float32Array;
   /** Flow-matching batch on the same images (needed when lambdaFlow > 0). */
   fm?: { xt: Float32Array; t: Float32Array; ut: Float32Array };
+  /** Dataset indices of the images: they key the frozen flow's x_K cache (FineTuneStep). */
+  indices?: Int32Array;
 }
 
 export interface LossAndGrads {
@@ -162,23 +165,40 @@ export function buildHeadLossGraph(velocity: Graph, head: Graph, cfg: FineTuneGr
   return b.build();
 }
 
+export interface FineTuneStepOptions {
+  /**
+   * With a frozen flow, keep each image's x_K (keyed by FineTuneBatch.indices) after its first
+   * solve: the flow's weights do not change, so without augmentation the solve gives the same
+   * state every epoch, and a head-only epoch after the first costs only the head (row-cache.ts).
+   * Only for unaugmented batches; ignored when the flow trains.
+   */
+  cacheFrozenStates?: boolean;
+}
+
 /**
  * Loss and gradients of eq. 3 for one batch, by either mode. Sessions are created once
  * (parameters are inputs) and reused every step.
  */
 export class FineTuneStep {
+  /** Frozen flow only: x_K per dataset index (FineTuneStepOptions.cacheFrozenStates). */
+  readonly frozenStates?: RowCache;
+
   private constructor(
     readonly cfg: FineTuneGraphConfig,
     readonly trainable: string[],
     private readonly direct?: GradRunner,
     private readonly adj?: { step?: GradRunner; stepFwd: ParamSession; head: GradRunner },
-  ) {}
+    stateSize?: number,
+  ) {
+    if (stateSize !== undefined) this.frozenStates = new RowCache(stateSize);
+  }
 
   static async create(
     velocity: Graph,
     head: Graph,
     cfg: FineTuneGraphConfig,
     session: SessionOptions = {},
+    opts: FineTuneStepOptions = {},
   ): Promise<FineTuneStep> {
     const vp = paramNamesOf(velocity);
     const hp = paramNamesOf(head);
@@ -222,7 +242,17 @@ export class FineTuneStep {
     // Forward-only step: same graph, velocity parameters as inputs (no gradient outputs).
     const fwdParams = vp.filter((n) => stepG.initializers.has(n));
     const fwd = await ParamSession.create(stepG, fwdParams, session);
-    return new FineTuneStep(cfg, trainable, undefined, { step: stepR, stepFwd: fwd, head: headR });
+    const stateSize =
+      cfg.freezeFlow && opts.cacheFrozenStates
+        ? (imageShape(velocity).slice(1) as number[]).reduce((a, b) => a * b, 1)
+        : undefined;
+    return new FineTuneStep(
+      cfg,
+      trainable,
+      undefined,
+      { step: stepR, stepFwd: fwd, head: headR },
+      stateSize,
+    );
   }
 
   private feedsOf(batch: FineTuneBatch, shape: number[]) {
@@ -259,24 +289,27 @@ export class FineTuneStep {
       return this.result(r.out, grads);
     }
     const adj = this.adj!;
-    // Forward: keep the K + 1 states only.
     const ts = stepTimes(0, this.cfg.tStar, this.cfg.steps);
-    const states: Float32Array[] = [batch.x];
     const tvec = (k: number) => ({
       dtype: 'float32' as const,
       dims: [B],
       data: new Float32Array(B).fill(ts[k]),
     });
-    for (let k = 0; k < this.cfg.steps; k++) {
+    const cached = batch.indices && this.frozenStates?.gather(batch.indices);
+    // Forward: keep the K + 1 states only (a cached x_K stands for a frozen flow's whole solve).
+    const states: Float32Array[] = [batch.x];
+    for (let k = 0; !cached && k < this.cfg.steps; k++) {
       const r = await adj.stepFwd.run(params, {
         x: { dtype: 'float32', dims: shape, data: states[k] },
         t: tvec(k),
       });
       states.push(r.x_next.data as Float32Array);
     }
+    const xK = cached || states[this.cfg.steps];
+    if (!cached && batch.indices) this.frozenStates?.setBatch(batch.indices, xK);
     // Head and losses at x_K, then walk back through the steps.
     const hr = await adj.head.run(params, {
-      xK: { dtype: 'float32', dims: shape, data: states[this.cfg.steps] },
+      xK: { dtype: 'float32', dims: shape, data: xK },
       ...common,
     });
     let a = hr.grads.get('xK')!;

@@ -6,23 +6,22 @@
  * Latent cache: without augmentation a training image always gives the same latent, so each
  * dataset index is encoded once per run and kept in memory (4×32×32 float32 = 16 KiB per image
  * for SD's VAE, against 1–2 s of encoder time per 256×256 image on 2 CPU cores). With
- * augmentation every epoch sees other pixels, so nothing is cached.
+ * augmentation every epoch sees other pixels, so nothing is cached (row-cache.ts).
  */
 import { Graph } from '../../engine/onnx/types';
 import { SessionOptions } from '../../engine/runtime/session';
 import { GraphCache } from '../graph-cache';
+import { RowCache } from './row-cache';
 
 export class FrozenEncoder {
   private readonly sessions: GraphCache;
-  private readonly cache = new Map<number, Float32Array>();
+  private readonly cache?: RowCache;
   readonly latentSize: number;
-  hits = 0;
-  misses = 0;
 
   constructor(
     private readonly encoder: Graph,
     session: SessionOptions,
-    private readonly useCache: boolean,
+    useCache: boolean,
   ) {
     this.sessions = new GraphCache(session, 1);
     const out = encoder.outputs.find((o) => o.name === 'latent');
@@ -30,6 +29,15 @@ export class FrozenEncoder {
     if (!out || dims.some((d) => typeof d !== 'number'))
       throw new Error('frozen encoder: the stage graph has no static latent output');
     this.latentSize = (dims as number[]).reduce((a, b) => a * b, 1);
+    if (useCache) this.cache = new RowCache(this.latentSize);
+  }
+
+  get hits(): number {
+    return this.cache?.hits ?? 0;
+  }
+
+  get misses(): number {
+    return this.cache?.misses ?? 0;
   }
 
   /** Latents of a batch of images ([n, C, H, W] in [−1, 1]); `indices` key the cache. */
@@ -38,11 +46,9 @@ export class FrozenEncoder {
     const out = new Float32Array(n * L);
     const todo: number[] = [];
     for (let i = 0; i < n; i++) {
-      const hit = this.useCache ? this.cache.get(indices[i]) : undefined;
-      if (hit) {
-        out.set(hit, i * L);
-        this.hits++;
-      } else todo.push(i);
+      const hit = this.cache?.get(indices[i]);
+      if (hit) out.set(hit, i * L);
+      else todo.push(i);
     }
     if (!todo.length) return out;
     const P = x.length / n;
@@ -54,16 +60,15 @@ export class FrozenEncoder {
     });
     const lat = res.latent.data as Float32Array;
     todo.forEach((i, k) => {
-      const z = lat.slice(k * L, (k + 1) * L);
+      const z = lat.subarray(k * L, (k + 1) * L);
       out.set(z, i * L);
-      if (this.useCache) this.cache.set(indices[i], z);
+      this.cache?.set(indices[i], z);
     });
-    this.misses += todo.length;
     return out;
   }
 
   async release(): Promise<void> {
-    this.cache.clear();
+    this.cache?.clear();
     await this.sessions.clear();
   }
 }

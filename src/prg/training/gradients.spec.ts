@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedSolverName } from '../features';
-import { readModelDir } from '../model-dir/io';
 import { Rng } from '../rng';
 import { createTinyModel } from '../testing/tiny-model';
 import { smoothTargets } from './common';
-import { FineTuneBatch, FineTuneStep, paramStoreOf, prepareNets } from './finetune';
+import { TINY_STEP_BATCH as B, tinyFineTuneStep } from '../testing/tiny-step';
+import { FineTuneBatch } from './finetune';
 
 let root: string;
 beforeAll(async () => {
@@ -16,7 +16,6 @@ beforeAll(async () => {
 });
 afterAll(async () => fs.rm(root, { recursive: true, force: true }));
 
-const B = 2;
 function batch(): FineTuneBatch {
   const rng = new Rng(7);
   const d = B * 64;
@@ -32,21 +31,12 @@ function batch(): FineTuneBatch {
 }
 
 async function gradsOf(mode: 'direct' | 'adjoint', solver: FixedSolverName, freezeFlow = false) {
-  const m = await readModelDir(join(root, 'm'));
-  const nets = prepareNets(m.velocity, m.head, B);
-  const params = paramStoreOf(nets.velocity, nets.head);
-  const cfg = {
-    batch: B,
-    classes: 3,
+  const { step, params } = await tinyFineTuneStep(join(root, 'm'), {
     solver,
-    steps: 3,
-    tStar: 0.6,
-    pool: 4,
-    lambdaFlow: freezeFlow ? 0 : 0.5,
-    freezeFlow,
     mode,
-  };
-  const step = await FineTuneStep.create(nets.velocity, nets.head, cfg, { threads: 1 });
+    freezeFlow,
+    lambdaFlow: freezeFlow ? 0 : 0.5,
+  });
   try {
     return await step.run(params, batch(), [1, 8, 8]);
   } finally {
@@ -81,21 +71,10 @@ describe('fine-tuning gradients through the solver', () => {
     });
 
   it('direct-mode gradients match central finite differences of the loss', async () => {
-    const m = await readModelDir(join(root, 'm'));
-    const nets = prepareNets(m.velocity, m.head, B);
-    const params = paramStoreOf(nets.velocity, nets.head);
-    const cfg = {
-      batch: B,
-      classes: 3,
-      solver: 'midpoint' as const,
-      steps: 3,
-      tStar: 0.6,
-      pool: 4,
-      lambdaFlow: 0.5,
-      freezeFlow: false,
-      mode: 'direct' as const,
-    };
-    const step = await FineTuneStep.create(nets.velocity, nets.head, cfg, { threads: 1 });
+    const { step, params } = await tinyFineTuneStep(join(root, 'm'), {
+      solver: 'midpoint',
+      mode: 'direct',
+    });
     try {
       const bt = batch();
       const g = await step.run(params, bt, [1, 8, 8]);

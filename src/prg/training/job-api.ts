@@ -47,4 +47,6 @@ export interface FineTuneJobResult {
    * resumed job and an uninterrupted one of the same hyperparameters report the same count).
    */
   steps?: number;
+  /** Each phase's optimizer steps and wall seconds (this process's part of it, after a resume). */
+  phases?: { phase: string; steps: number; seconds: number }[];
 }
