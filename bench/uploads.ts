@@ -68,6 +68,7 @@ async function main(): Promise<void> {
         checkpointDir: join(dir, 'ckpt'),
       });
       const trainSeconds = (Date.now() - t0) / 1000;
+      const trainCpu = process.cpuUsage(cpu0);
       const t1 = Date.now();
       const ood = await fitOodFromSpecs(r.modelDir, spec);
       const oodSeconds = (Date.now() - t1) / 1000;
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
           ood_fit_seconds: oodSeconds,
           job_seconds: trainSeconds + oodSeconds,
           job_cpu_seconds: (cpu.user + cpu.system) / 1e6,
+          train_cpu_seconds: (trainCpu.user + trainCpu.system) / 1e6,
           ood_primary: ood.primary,
           phases: autoPhases(train.n, {}),
           phase_seconds: r.phases,
