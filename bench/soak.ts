@@ -189,7 +189,10 @@ interface Soaked {
 }
 
 interface ProcSample {
+  /** With --gc: right after the forced full GC; else as found. */
   rssMB: number;
+  /** With --gc: as found, just before the GC (what a process under load really holds). */
+  rssBeforeGcMB?: number;
   heapMB: number;
   heapTotalMB: number;
   externalMB: number;
@@ -229,6 +232,15 @@ async function deleteQueuePrefix(prefix: string): Promise<void> {
 }
 
 /** RSS at start (first sample after warm-up), middle and end of the measured part, per process. */
+/** Middle and end within RSS_MARGIN of start. */
+const flat = (start: number, middle: number, end: number) =>
+  Math.abs(middle - start) / start <= RSS_MARGIN && Math.abs(end - start) / start <= RSS_MARGIN;
+
+function startMiddleEnd(rss: number[]) {
+  const [start, middle, end] = [rss[0], rss[Math.floor(rss.length / 2)], rss.at(-1)!];
+  return { start, middle, end, withinMargin: flat(start, middle, end) };
+}
+
 function rssSummary(samples: Sample[], name: string) {
   const all = samples.map((s) => s.proc[name]).filter(Boolean);
   const measured = samples.filter((s) => s.phase === 'measure').map((s) => s.proc[name]);
@@ -254,8 +266,11 @@ function rssSummary(samples: Sample[], name: string) {
     lowLastThird: Math.min(...rss.slice(-third)),
     driftFromStart: { middle: drift(middle, start), end: drift(end, start) },
     driftFromPreWarmup: { end: drift(end, preWarmup) },
-    withinMargin:
-      Math.abs(middle - start) / start <= RSS_MARGIN && Math.abs(end - start) / start <= RSS_MARGIN,
+    withinMargin: flat(start, middle, end),
+    // --gc: the same three samples as found, before their GC (garbage included).
+    ...(measured[0].rssBeforeGcMB !== undefined
+      ? { beforeGc: startMiddleEnd(measured.map((p) => p.rssBeforeGcMB!)) }
+      : {}),
     heapMB: { start: measured[0].heapMB, end: measured.at(-1)!.heapMB },
     heapTotalMB: { start: measured[0].heapTotalMB, end: measured.at(-1)!.heapTotalMB },
     externalMB: { start: measured[0].externalMB, end: measured.at(-1)!.externalMB },
@@ -426,7 +441,10 @@ async function main(): Promise<void> {
     const sampler = (async () => {
       while (!stop) {
         const t = (Date.now() - t0) / 1000;
+        // With --gc both figures: RSS as found, then after a full GC (garbage vs retained memory).
+        const beforeGc = new Map<string, number>();
         if (GC) {
+          for (const s of soaked) beforeGc.set(s.name, round(rssBytes(s.proc.pid!) / 2 ** 20));
           for (const s of soaked) s.proc.kill('SIGUSR2');
           await sleep(500);
         }
@@ -437,6 +455,7 @@ async function main(): Promise<void> {
           const m = await processMetrics(s.metricsUrl);
           proc[s.name] = {
             rssMB: round(rssBytes(s.proc.pid!) / 2 ** 20),
+            ...(GC ? { rssBeforeGcMB: beforeGc.get(s.name) } : {}),
             heapMB: round(m.heapMB),
             heapTotalMB: round(m.heapTotalMB),
             externalMB: round(m.externalMB),
