@@ -10,6 +10,10 @@
  *
  * Prints one JSON object per case: held-out accuracy, train/OOD-fit/job wall seconds, the job's
  * CPU seconds, the phases.
+ *
+ * Comparing rules (never on the test split): BENCH_HELDOUT_SPLIT=train measures on train-split
+ * images after each class's upload images; BENCH_AUTO_RULE='{"head":{"images":20000}}' replaces
+ * fields of AUTO_RULE; BENCH_SKIP_OOD=1 leaves out the OOD fit.
  */
 import { promises as fs } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -19,17 +23,29 @@ import { loadPrgModel } from '../src/prg/inference';
 import { fitOodFromSpecs } from '../src/prg/ood/fit';
 import { evaluateModel } from '../src/prg/training/evaluate';
 import { fineTuneModel } from '../src/prg/training/finetune-job';
-import { autoPhases } from '../src/prg/training/hyperparameters';
+import { AUTO_RULE, AutoRule, autoPhases } from '../src/prg/training/hyperparameters';
 
-/** The first `perClass` images of each of `classes` (by index), relabelled 0..K-1. */
-function pick(ds: ImageDataset, classes: number[], perClass: number): ImageDataset {
+type Json = Record<string, unknown>;
+
+/** AUTO_RULE with the fields of `o` replaced (head and flow field by field). */
+function autoRuleWith(o: Json): AutoRule {
+  const phase = (k: 'head' | 'flow') => ({ ...AUTO_RULE[k], ...((o[k] as Json) ?? {}) });
+  return { ...AUTO_RULE, ...o, head: phase('head'), flow: phase('flow') } as AutoRule;
+}
+
+/**
+ * `perClass` images of each of `classes` (by index), after skipping the first `skip` of each,
+ * relabelled 0..K-1.
+ */
+function pick(ds: ImageDataset, classes: number[], perClass: number, skip = 0): ImageDataset {
   const idx: number[] = [];
-  const taken = new Map<number, number>();
+  const seen = new Map<number, number>();
   for (let i = 0; i < ds.n; i++) {
     const c = ds.labels[i];
-    if (!classes.includes(c) || (taken.get(c) ?? 0) >= perClass) continue;
-    taken.set(c, (taken.get(c) ?? 0) + 1);
-    idx.push(i);
+    if (!classes.includes(c)) continue;
+    const k = seen.get(c) ?? 0;
+    seen.set(c, k + 1);
+    if (k >= skip && k < skip + perClass) idx.push(i);
   }
   const s = subset(ds, idx);
   return {
@@ -44,13 +60,19 @@ async function main(): Promise<void> {
   if (!baseDir || !cases.length)
     throw new Error('usage: node dist/bench/uploads.js BASE_MODEL_DIR DATASET:C,C,...:N [...]');
   const heldoutPerClass = Number(process.env.BENCH_HELDOUT ?? 100);
+  // Choosing a rule: validation images from the train split, after each class's upload images.
+  const validation = process.env.BENCH_HELDOUT_SPLIT === 'train';
+  const rule: AutoRule = autoRuleWith(JSON.parse(process.env.BENCH_AUTO_RULE ?? '{}') as Json);
+  const skipOod = process.env.BENCH_SKIP_OOD === '1';
   const root = await fs.mkdtemp(join(tmpdir(), 'prg-uploads-'));
   try {
     for (const c of cases) {
       const [name, cls, n] = c.split(':');
       const classes = cls.split(',').map(Number);
       const train = pick(await loadDataset(`${name}:train`), classes, Number(n));
-      const heldout = pick(await loadDataset(`${name}:test`), classes, heldoutPerClass);
+      const heldout = validation
+        ? pick(await loadDataset(`${name}:train`), classes, heldoutPerClass, Number(n))
+        : pick(await loadDataset(`${name}:test`), classes, heldoutPerClass);
       const dir = join(root, c.replace(/[^A-Za-z0-9]+/g, '_'));
       await fs.mkdir(dir);
       const spec = `idx:${join(dir, 'images.idx')},${join(dir, 'labels.idx')}`;
@@ -66,11 +88,12 @@ async function main(): Promise<void> {
         name: 'upload',
         version: '1',
         checkpointDir: join(dir, 'ckpt'),
+        autoRule: rule,
       });
       const trainSeconds = (Date.now() - t0) / 1000;
       const trainCpu = process.cpuUsage(cpu0);
       const t1 = Date.now();
-      const ood = await fitOodFromSpecs(r.modelDir, spec);
+      const ood = skipOod ? undefined : await fitOodFromSpecs(r.modelDir, spec);
       const oodSeconds = (Date.now() - t1) / 1000;
       // Every thread of this process (ONNX Runtime's included): the job's cost on a shared machine.
       const cpu = process.cpuUsage(cpu0);
@@ -94,8 +117,10 @@ async function main(): Promise<void> {
           job_seconds: trainSeconds + oodSeconds,
           job_cpu_seconds: (cpu.user + cpu.system) / 1e6,
           train_cpu_seconds: (trainCpu.user + trainCpu.system) / 1e6,
-          ood_primary: ood.primary,
-          phases: autoPhases(train.n, {}),
+          ood_primary: ood?.primary ?? null,
+          heldout_split: validation ? 'train (after the upload images)' : 'test',
+          auto_rule: rule,
+          phases: autoPhases(train.n, {}, rule),
           phase_seconds: r.phases,
           cores: cpus().length,
           cpu: cpus()[0]?.model,

@@ -128,7 +128,7 @@ export async function fineTuneModel(opts: FineTuneJobOptions): Promise<FineTuneJ
   const untrainable = flowTrainingProblem(bm, opts.hyperparameters.freezeFlow === true);
   if (untrainable) throw new Error(untrainable);
   const data = await loadFineTuneData(opts, bm, opts.hyperparameters.allowResize ?? false);
-  const phases = autoPhases(data.train.n, opts.hyperparameters);
+  const phases = autoPhases(data.train.n, opts.hyperparameters, opts.autoRule);
   // Progress weights: a head step is one forward solve, a flow step about three (with backward).
   const cost = phases.map((p) => (p.hyperparameters.epochs ?? 1) * (p.phase === 'head' ? 1 : 3));
   const total = cost.reduce((a, b) => a + b, 0);

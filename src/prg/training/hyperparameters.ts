@@ -282,14 +282,29 @@ export function resolveHyperparameters(
  * The budgets below are in images passed through the solver, so a phase's time grows with n only
  * until its epoch bound is reached; docs/training.md has the measured accuracies and times.
  */
-export const AUTO_RULE = {
+export interface AutoPhaseRule {
+  /** Images passed through the solver in the phase: epochs ≈ images / n. */
+  images: number;
+  minEpochs: number;
+  maxEpochs: number;
+  learningRate: number;
+}
+export interface AutoRule {
   /** batch ≈ n / imagesPerStep, rounded to a power of two in [minBatch, maxBatch]. */
+  imagesPerStep: number;
+  minBatch: number;
+  maxBatch: number;
+  head: AutoPhaseRule;
+  flow: AutoPhaseRule;
+}
+
+export const AUTO_RULE: Readonly<AutoRule> = {
   imagesPerStep: 20,
   minBatch: 16,
   maxBatch: 128,
   head: { images: 4000, minEpochs: 1, maxEpochs: 20, learningRate: 1e-3 },
   flow: { images: 2000, minEpochs: 1, maxEpochs: 10, learningRate: 1e-4 },
-} as const;
+};
 
 export type AutoPhaseName = 'head' | 'flow';
 export interface AutoPhase {
@@ -300,15 +315,14 @@ export interface AutoPhase {
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 
 /** The auto batch size for n training images (AUTO_RULE). */
-export function autoBatchSize(n: number): number {
-  const r = AUTO_RULE;
+export function autoBatchSize(n: number, r: AutoRule = AUTO_RULE): number {
   const p = 2 ** Math.round(Math.log2(Math.max(1, n / r.imagesPerStep)));
   // Never more than the data holds (a batch is dropped when incomplete).
   return Math.min(clamp(p, r.minBatch, r.maxBatch), Math.max(1, 2 ** Math.floor(Math.log2(n))));
 }
 
 /** Epochs that pass about `images` images through the solver, within the phase's bounds. */
-function autoEpochs(n: number, rule: { images: number; minEpochs: number; maxEpochs: number }) {
+function autoEpochs(n: number, rule: AutoPhaseRule) {
   return clamp(Math.round(rule.images / Math.max(1, n)), rule.minEpochs, rule.maxEpochs);
 }
 
@@ -318,9 +332,12 @@ function autoEpochs(n: number, rule: { images: number; minEpochs: number; maxEpo
  * phase (the head phase is always automatic). `freezeFlow: true` runs the head phase only,
  * `freezeFlow: false` the flow phase only (the pre-"auto" behaviour with auto sizes).
  */
-export function autoPhases(n: number, given: FineTuneHyperparameters): AutoPhase[] {
-  const r = AUTO_RULE;
-  const batchSize = given.batchSize ?? autoBatchSize(n);
+export function autoPhases(
+  n: number,
+  given: FineTuneHyperparameters,
+  r: AutoRule = AUTO_RULE,
+): AutoPhase[] {
+  const batchSize = given.batchSize ?? autoBatchSize(n, r);
   const head: AutoPhase = {
     phase: 'head',
     hyperparameters: {

@@ -2,7 +2,7 @@
  * What a fine-tuning job (server worker or CLI) needs from the PRG pipeline.
  * Implemented in src/prg/training/finetune-job.ts; the server's job processor only calls this.
  */
-import type { FineTuneHyperparameters } from './hyperparameters';
+import type { AutoRule, FineTuneHyperparameters } from './hyperparameters';
 
 /** Defined (kinds, ranges, defaults) in hyperparameters.ts. */
 export type { FineTuneHyperparameters };
@@ -36,6 +36,11 @@ export interface FineTuneJobOptions {
   onProgress?: (p: FineTuneProgress) => void | Promise<void>;
   /** Cancellation: checked every step. */
   signal?: AbortSignal;
+  /**
+   * The "auto" rule (hyperparameters.ts AUTO_RULE) for benchmarks that compare rules on a
+   * validation split (bench/uploads.ts); the server never sets it.
+   */
+  autoRule?: AutoRule;
 }
 
 export interface FineTuneJobResult {
