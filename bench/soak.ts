@@ -236,6 +236,46 @@ async function deleteQueuePrefix(prefix: string): Promise<void> {
 const flat = (start: number, middle: number, end: number) =>
   Math.abs(middle - start) / start <= RSS_MARGIN && Math.abs(end - start) / start <= RSS_MARGIN;
 
+/**
+ * Samples per window of `windowMedians`: five consecutive samples (75 s in the long mode, 25 s in
+ * the short one) span more than one fine-tune step's allocate-and-free cycle.
+ */
+const WINDOW = 5;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * The median of the first, middle and last WINDOW samples. Single samples of a saw-tooth (a job's
+ * sessions and buffers come and go, V8 grows and shrinks its heap) differ by its amplitude; a leak
+ * moves the medians.
+ */
+function windowMedians(rss: number[]) {
+  const w = Math.min(WINDOW, rss.length);
+  const mid = Math.max(0, Math.min(rss.length - w, Math.floor((rss.length - w) / 2)));
+  const [start, middle, end] = [rss.slice(0, w), rss.slice(mid, mid + w), rss.slice(-w)].map((x) =>
+    round(median(x)),
+  );
+  return { samplesPerWindow: w, start, middle, end, withinMargin: flat(start, middle, end) };
+}
+
+/** Least-squares slope of RSS against time, in MB per hour: a leak's rate. */
+function trendMBPerHour(t: number[], rss: number[]): number {
+  const n = t.length;
+  if (n < 2) return 0;
+  const mt = t.reduce((a, b) => a + b, 0) / n;
+  const mr = rss.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (t[i] - mt) * (rss[i] - mr);
+    den += (t[i] - mt) ** 2;
+  }
+  return den ? round((num / den) * 3600, 1) : 0;
+}
+
 function startMiddleEnd(rss: number[]) {
   const [start, middle, end] = [rss[0], rss[Math.floor(rss.length / 2)], rss.at(-1)!];
   return { start, middle, end, withinMargin: flat(start, middle, end) };
@@ -243,7 +283,8 @@ function startMiddleEnd(rss: number[]) {
 
 function rssSummary(samples: Sample[], name: string) {
   const all = samples.map((s) => s.proc[name]).filter(Boolean);
-  const measured = samples.filter((s) => s.phase === 'measure').map((s) => s.proc[name]);
+  const measuredSamples = samples.filter((s) => s.phase === 'measure' && s.proc[name]);
+  const measured = measuredSamples.map((s) => s.proc[name]);
   if (!all.length || !measured.length) return undefined;
   const rss = measured.map((p) => p.rssMB);
   const start = rss[0];
@@ -267,6 +308,11 @@ function rssSummary(samples: Sample[], name: string) {
     driftFromStart: { middle: drift(middle, start), end: drift(end, start) },
     driftFromPreWarmup: { end: drift(end, preWarmup) },
     withinMargin: flat(start, middle, end),
+    windowMedians: windowMedians(rss),
+    trendMBPerHour: trendMBPerHour(
+      measuredSamples.map((x) => x.t),
+      rss,
+    ),
     // --gc: the same three samples as found, before their GC (garbage included).
     ...(measured[0].rssBeforeGcMB !== undefined
       ? { beforeGc: startMiddleEnd(measured.map((p) => p.rssBeforeGcMB!)) }
@@ -525,7 +571,11 @@ async function main(): Promise<void> {
       errorSamples: errors,
       routes: perRoute,
       rssMB: rss,
+      // Single samples at start/middle/end, and the medians of five-sample windows there.
       rssWithinMargin: Object.values(rss).every((r) => r?.withinMargin === true),
+      rssWindowMediansWithinMargin: Object.values(rss).every(
+        (r) => r?.windowMedians.withinMargin === true,
+      ),
       eventLoopLagMs: {
         p99Max: Math.max(...samples.map((s) => s.lagP99Ms)),
         p99End: round(lagEnd.lagP99Ms),
