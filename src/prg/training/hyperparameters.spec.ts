@@ -66,7 +66,9 @@ describe('fine-tune hyperparameters table', () => {
 
 describe('"auto" hyperparameters (the job defaults)', () => {
   it('sizes the batch from the upload: about n/20, a power of two in [16, 128], ≤ n', () => {
-    expect([10, 150, 600, 1500, 5000, 60000].map((n) => autoBatchSize(n))).toEqual([8, 16, 32, 64, 128, 128]);
+    expect([10, 150, 600, 1500, 5000, 60000].map((n) => autoBatchSize(n))).toEqual([
+      8, 16, 32, 64, 128, 128,
+    ]);
   });
 
   it('runs the head on the frozen flow first, then the flow at a lower rate', () => {
