@@ -231,8 +231,7 @@ async function deleteQueuePrefix(prefix: string): Promise<void> {
   }
 }
 
-/** RSS at start (first sample after warm-up), middle and end of the measured part, per process. */
-/** Middle and end within RSS_MARGIN of start. */
+/** Middle and end within RSS_MARGIN (the 10 %) of start. */
 const flat = (start: number, middle: number, end: number) =>
   Math.abs(middle - start) / start <= RSS_MARGIN && Math.abs(end - start) / start <= RSS_MARGIN;
 
@@ -254,7 +253,7 @@ const median = (xs: number[]) => {
  */
 function windowMedians(rss: number[]) {
   const w = Math.min(WINDOW, rss.length);
-  const mid = Math.max(0, Math.min(rss.length - w, Math.floor((rss.length - w) / 2)));
+  const mid = Math.floor((rss.length - w) / 2);
   const [start, middle, end] = [rss.slice(0, w), rss.slice(mid, mid + w), rss.slice(-w)].map((x) =>
     round(median(x)),
   );
@@ -276,20 +275,21 @@ function trendMBPerHour(t: number[], rss: number[]): number {
   return den ? round((num / den) * 3600, 1) : 0;
 }
 
+/** The first, the middle and the last sample: the three points. */
 function startMiddleEnd(rss: number[]) {
   const [start, middle, end] = [rss[0], rss[Math.floor(rss.length / 2)], rss.at(-1)!];
   return { start, middle, end, withinMargin: flat(start, middle, end) };
 }
 
+/** RSS at start (first sample after warm-up), middle and end of the measured part, per process. */
 function rssSummary(samples: Sample[], name: string) {
   const all = samples.map((s) => s.proc[name]).filter(Boolean);
   const measuredSamples = samples.filter((s) => s.phase === 'measure' && s.proc[name]);
   const measured = measuredSamples.map((s) => s.proc[name]);
   if (!all.length || !measured.length) return undefined;
   const rss = measured.map((p) => p.rssMB);
-  const start = rss[0];
-  const middle = rss[Math.floor(rss.length / 2)];
-  const end = rss.at(-1)!;
+  const points = startMiddleEnd(rss);
+  const { start, middle, end } = points;
   // The first sample is taken before any load: the pre-warm-up figure is the first one under it.
   const preWarmup = all[Math.min(1, all.length - 1)].rssMB;
   const third = Math.max(1, Math.floor(rss.length / 3));
@@ -307,7 +307,7 @@ function rssSummary(samples: Sample[], name: string) {
     lowLastThird: Math.min(...rss.slice(-third)),
     driftFromStart: { middle: drift(middle, start), end: drift(end, start) },
     driftFromPreWarmup: { end: drift(end, preWarmup) },
-    withinMargin: flat(start, middle, end),
+    withinMargin: points.withinMargin,
     windowMedians: windowMedians(rss),
     trendMBPerHour: trendMBPerHour(
       measuredSamples.map((x) => x.t),

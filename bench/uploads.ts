@@ -69,9 +69,10 @@ async function main(): Promise<void> {
     for (const c of cases) {
       const [name, cls, n] = c.split(':');
       const classes = cls.split(',').map(Number);
-      const train = pick(await loadDataset(`${name}:train`), classes, Number(n));
+      const trainSplit = await loadDataset(`${name}:train`);
+      const train = pick(trainSplit, classes, Number(n));
       const heldout = validation
-        ? pick(await loadDataset(`${name}:train`), classes, heldoutPerClass, Number(n))
+        ? pick(trainSplit, classes, heldoutPerClass, Number(n))
         : pick(await loadDataset(`${name}:test`), classes, heldoutPerClass);
       const dir = join(root, c.replace(/[^A-Za-z0-9]+/g, '_'));
       await fs.mkdir(dir);

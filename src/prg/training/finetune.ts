@@ -170,7 +170,8 @@ export interface FineTuneStepOptions {
    * With a frozen flow, keep each image's x_K (keyed by FineTuneBatch.indices) after its first
    * solve: the flow's weights do not change, so without augmentation the solve gives the same
    * state every epoch, and a head-only epoch after the first costs only the head (row-cache.ts).
-   * Only for unaugmented batches; ignored when the flow trains.
+   * Only for unaugmented batches; ignored when the flow trains and in direct mode (whose one
+   * graph runs the solve and the head together).
    */
   cacheFrozenStates?: boolean;
 }
@@ -180,18 +181,14 @@ export interface FineTuneStepOptions {
  * (parameters are inputs) and reused every step.
  */
 export class FineTuneStep {
-  /** Frozen flow only: x_K per dataset index (FineTuneStepOptions.cacheFrozenStates). */
-  readonly frozenStates?: RowCache;
-
   private constructor(
     readonly cfg: FineTuneGraphConfig,
     readonly trainable: string[],
     private readonly direct?: GradRunner,
     private readonly adj?: { step?: GradRunner; stepFwd: ParamSession; head: GradRunner },
-    stateSize?: number,
-  ) {
-    if (stateSize !== undefined) this.frozenStates = new RowCache(stateSize);
-  }
+    /** Frozen flow only: x_K per dataset index (FineTuneStepOptions.cacheFrozenStates). */
+    readonly frozenStates?: RowCache,
+  ) {}
 
   static async create(
     velocity: Graph,
@@ -242,16 +239,16 @@ export class FineTuneStep {
     // Forward-only step: same graph, velocity parameters as inputs (no gradient outputs).
     const fwdParams = vp.filter((n) => stepG.initializers.has(n));
     const fwd = await ParamSession.create(stepG, fwdParams, session);
-    const stateSize =
+    const frozenStates =
       cfg.freezeFlow && opts.cacheFrozenStates
-        ? (imageShape(velocity).slice(1) as number[]).reduce((a, b) => a * b, 1)
+        ? new RowCache((imageShape(velocity).slice(1) as number[]).reduce((a, b) => a * b, 1))
         : undefined;
     return new FineTuneStep(
       cfg,
       trainable,
       undefined,
       { step: stepR, stepFwd: fwd, head: headR },
-      stateSize,
+      frozenStates,
     );
   }
 
