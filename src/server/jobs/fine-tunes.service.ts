@@ -63,6 +63,8 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
   private subs: Subscription[] = [];
   private gaugeTimer: NodeJS.Timeout | null = null;
   private readonly creating = new Map<string, Promise<unknown>>();
+  /** Succeeded jobs whose model version this process's catalog is known to list (bounded). */
+  private readonly caughtUp = new Set<string>();
 
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueue,
@@ -264,7 +266,26 @@ export class FineTunesService implements OnApplicationBootstrap, OnApplicationSh
     const job = ID_RE.test(id) ? await this.queue.get(id) : null;
     if (!job)
       throw new ApiError(HttpStatus.NOT_FOUND, 'FINE_TUNE_NOT_FOUND', `fine-tune ${id} not found`);
+    if (job.status === 'succeeded') await this.catchUp(id);
     return job;
+  }
+
+  /**
+   * Read-your-writes: a client that sees "succeeded" goes on to use the new model version, but
+   * the status comes from the queue while the rescan it triggers follows an event that crosses
+   * Redis, so it can arrive later. The first read of a succeeded job waits for a scan that began
+   * after it (ModelCatalog.rescan), once per job in this process.
+   */
+  private async catchUp(id: string): Promise<void> {
+    if (this.caughtUp.has(id)) return;
+    try {
+      await this.models.rescan();
+    } catch (e) {
+      this.logger.warn(`rescan for job ${id}: ${(e as Error).message}`);
+      return; // not caught up: the next read tries again
+    }
+    if (this.caughtUp.size >= 10_000) this.caughtUp.clear();
+    this.caughtUp.add(id);
   }
 
   async cancel(id: string): Promise<FineTuneJobView> {

@@ -42,6 +42,8 @@ export class ModelCatalog implements OnApplicationShutdown {
   private invalidDirs: InvalidModelDir[] = [];
   private timer: NodeJS.Timeout | null = null;
   private scanning: Promise<void> | null = null;
+  /** The one scan queued behind the running one, shared by every caller that asked meanwhile. */
+  private queued: Promise<void> | null = null;
   private readonly listeners: ((c: CatalogChange) => void)[] = [];
   /** Problems already logged, so a bad directory is reported once, not every rescan. */
   private readonly reported = new Set<string>();
@@ -90,10 +92,24 @@ export class ModelCatalog implements OnApplicationShutdown {
       .sort((a, b) => compareVersions(b.manifest.version, a.manifest.version))[0];
   }
 
-  /** Rescans MODELS_DIR; concurrent calls share one scan. */
+  /**
+   * Rescans MODELS_DIR and resolves once a scan that *started after this call* has finished. A
+   * caller that just renamed a model directory into place must not get the running scan's
+   * promise: that scan may have listed the directory before the rename. So a call during a scan
+   * queues one more scan after it; every call made meanwhile shares that queued scan.
+   */
   rescan(): Promise<void> {
-    this.scanning ??= this.scan().finally(() => (this.scanning = null));
-    return this.scanning;
+    if (!this.scanning) {
+      this.scanning = this.scan().finally(() => (this.scanning = null));
+      return this.scanning;
+    }
+    this.queued ??= this.scanning
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = null;
+        return this.rescan();
+      });
+    return this.queued;
   }
 
   private async scan(): Promise<void> {
