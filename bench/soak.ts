@@ -560,6 +560,8 @@ async function main(): Promise<void> {
         MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? null,
         LD_PRELOAD: env.LD_PRELOAD ?? null,
       },
+      // The server's own default (50) unless the environment set it; 0 = V8's default rule.
+      heapGrowingPercent: env.HEAP_GROWING_PERCENT ?? '50 (default)',
       clients: CLIENTS,
       warmupSeconds: WARMUP,
       job: JOBS === 'none' ? null : { epochs: EPOCHS, phases: PHASES },

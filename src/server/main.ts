@@ -2,6 +2,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createApp } from './app';
+import { applyHeapGrowth } from './heap-growth';
 import { ConfigError, loadConfig, ServerConfig } from './config/config';
 
 async function main(): Promise<void> {
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  applyHeapGrowth(config.heapGrowingPercent);
   const app = await createApp(config);
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.listen(config.port, config.host);

@@ -5,12 +5,14 @@
  */
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
+import { applyHeapGrowth } from './heap-growth';
 import { ConfigError, loadConfig } from './config/config';
 import { createWorker } from './jobs/worker.module';
 
 async function main(): Promise<void> {
   try {
     const config = loadConfig();
+    applyHeapGrowth(config.heapGrowingPercent);
     const ctx = await createWorker(config);
     ctx.enableShutdownHooks(['SIGTERM', 'SIGINT']);
     new Logger('Worker').log(`fine-tune worker on ${config.redisUrl}`);

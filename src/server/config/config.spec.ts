@@ -67,6 +67,15 @@ describe('loadConfig', () => {
     expect(err!.message).toMatch(/PRG_WARMUP="maybe"/);
   });
 
+  it("HEAP_GROWING_PERCENT: 50 by default, 0 keeps V8's rule, out of range is an error", () => {
+    expect(loadConfig({}).heapGrowingPercent).toBe(50);
+    expect(loadConfig({ HEAP_GROWING_PERCENT: '0' }).heapGrowingPercent).toBe(0);
+    expect(loadConfig({ HEAP_GROWING_PERCENT: '200' }).heapGrowingPercent).toBe(200);
+    expect(() => loadConfig({ HEAP_GROWING_PERCENT: '-5' })).toThrow(
+      /HEAP_GROWING_PERCENT="-5": expected an integer in \[0, 1000\]/,
+    );
+  });
+
   it('WARMUP picks the start-up warm-up (default: the default model); PRG_WARMUP still works', () => {
     expect(loadConfig({}).warmup).toBe('default');
     expect(loadConfig({ WARMUP: 'all' }).warmup).toBe('all');

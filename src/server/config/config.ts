@@ -76,6 +76,11 @@ export interface ServerConfig {
    * sending first). 0 under Kubernetes, whose preStop sleep does the same.
    */
   shutdownDelayMs: number;
+  /**
+   * V8's old-generation growth factor, as a percentage over the live heap (V8's
+   * --heap-growing-percent); 0 = V8's own rule. See heap-growth.ts for why the server sets it.
+   */
+  heapGrowingPercent: number;
   /** CORS_ORIGINS: origins allowed cross-origin (`*` = any); empty = no CORS headers at all. */
   corsOrigins: string[];
   /** GraphQL introspection and the landing page (playground): off by default when NODE_ENV=production. */
@@ -203,6 +208,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     stepwiseAboveMb: int('STEPWISE_ABOVE_MB', 512, 0, 1_000_000),
     shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     shutdownDelayMs: int('SHUTDOWN_DELAY_MS', 0, 0, 600_000),
+    heapGrowingPercent: int('HEAP_GROWING_PERCENT', 50, 0, 1000),
     corsOrigins,
     graphqlIntrospection: bool('GRAPHQL_INTROSPECTION', !production),
     graphqlPlayground: bool('GRAPHQL_PLAYGROUND', !production),
