@@ -62,7 +62,7 @@ describe('prg CLI', () => {
     expect(r.err).toMatch(/state\.json exists: pass resume \(--resume\)/);
   });
 
-  it('recipe: ablations are listed and run like recipes; export-flow needs a finished pretrain', async () => {
+  it('recipe: ablations are listed and run like recipes; export-flow needs a finished pretrain, export-model a complete run', async () => {
     let r = await run(['recipe', 'list']);
     expect(r.out).toMatch(/\nablate-lambda-mnist v1 .*Budget per seed: first 6000 training images/);
     expect(r.out).toMatch(/\nablate-supervised-fashion-mnist v1 /);
@@ -79,6 +79,11 @@ describe('prg CLI', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/has no state\.json: run the recipe mnist first/);
     r = await run(['recipe', 'export-flow', 'cifar']);
+    expect(r.code).toBe(2);
+    r = await run(['recipe', 'export-model', 'mnist', '--dir', join(root, 'nothing')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/has no results\.json: run the recipe mnist first/);
+    r = await run(['recipe', 'export-model', 'cifar']);
     expect(r.code).toBe(2);
   });
 

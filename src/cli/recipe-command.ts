@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { AblationResults, runAblation } from '../prg/recipes/ablate';
 import { ABLATIONS, ablationNamed } from '../prg/recipes/ablations';
 import { exportRecipeFlow } from '../prg/recipes/base-flow';
+import { exportRecipeModel } from '../prg/recipes/recipe-model';
 import { RECIPES, recipeNamed } from '../prg/recipes/definitions';
 import { RecipeResults, StageEvent, runRecipe } from '../prg/recipes/run';
 import { OptionSpec, UsageError, flag, parse, str } from './args';
@@ -24,11 +25,13 @@ const OPTIONS: OptionSpec = {
   log: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   json: { type: 'boolean' },
+  'model-version': { type: 'string' },
 };
 
 export const RECIPE_HELP = `prg recipe run NAME [--resume] [--smoke] [--dir DIR] [options]
 prg recipe list
 prg recipe export-flow NAME [--dir DIR] [--out models/flow-DATASET] [--force]
+prg recipe export-model NAME [--dir DIR] [--out models/prg-DATASET] [--force] [--model-version V]
   Runs recipe NAME end to end: pretrain → fine-tune each candidate → choose on a validation split
   carved from the training set → test accuracy → OOD fit. Writes DIR (default runs/recipes/NAME,
   runs/recipes/NAME-smoke with --smoke): state.json, results.json, log.jsonl, flow/,
@@ -41,7 +44,10 @@ prg recipe export-flow NAME [--dir DIR] [--out models/flow-DATASET] [--force]
   --log FILE.jsonl (default DIR/log.jsonl, which npm run report reads for training curves)
   --quiet --json --threads N --device cpu|cuda
   export-flow: the run's pretrained flow (EMA weights, untrained head; its pretrain stage must be
-  finished) as the model directory flow-<dataset>, the default base of fine-tune jobs.`;
+  finished) as the model directory flow-<dataset>, the default base of fine-tune jobs.
+  export-model: a complete run's chosen candidate (selected on validation by the recipe, with its
+  test metric and OOD fit) as prg-<dataset> at the next version (--force replaces the model there,
+  keeping its README).`;
 
 /**
  * The training log goes to DIR/log.jsonl unless --log names another file: `npm run report` draws
@@ -104,13 +110,33 @@ export async function recipeCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${out}\n`);
     return 0;
   }
+  if (sub === 'export-model' && name && !name.startsWith('-')) {
+    const v = parse(rest, OPTIONS, 'recipe export-model');
+    let recipe;
+    try {
+      recipe = recipeNamed(name, flag(v, 'smoke'));
+    } catch (e) {
+      throw new UsageError(`prg recipe export-model: ${(e as Error).message}`);
+    }
+    const res = await exportRecipeModel(
+      recipe,
+      str(v, 'dir') ?? join('runs', 'recipes', recipe.name),
+      {
+        out: str(v, 'out'),
+        overwrite: flag(v, 'force'),
+        version: str(v, 'model-version'),
+      },
+    );
+    process.stdout.write(`${res.dir}: ${res.name}@${res.version} (candidate ${res.chosen})\n`);
+    return 0;
+  }
   if (sub !== 'run' || !name || name.startsWith('-')) {
     if (sub === '--help' || sub === '-h' || name === '--help') {
       process.stdout.write(RECIPE_HELP + '\n');
       return 0;
     }
     throw new UsageError(
-      'usage: prg recipe run NAME [--resume] [--smoke] | prg recipe list | prg recipe export-flow NAME',
+      'usage: prg recipe run NAME [--resume] [--smoke] | prg recipe list | prg recipe export-flow NAME | prg recipe export-model NAME',
     );
   }
   const v = parse(rest, OPTIONS, 'recipe run');
