@@ -91,42 +91,21 @@ export async function recipeCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${r.name} v${r.version}  ${r.description}\n`);
     return 0;
   }
-  if (sub === 'export-flow' && name && !name.startsWith('-')) {
-    const v = parse(rest, OPTIONS, 'recipe export-flow');
+  if ((sub === 'export-flow' || sub === 'export-model') && name && !name.startsWith('-')) {
+    const v = parse(rest, OPTIONS, `recipe ${sub}`);
     let recipe;
     try {
       recipe = recipeNamed(name, flag(v, 'smoke'));
     } catch (e) {
-      throw new UsageError(`prg recipe export-flow: ${(e as Error).message}`);
+      throw new UsageError(`prg recipe ${sub}: ${(e as Error).message}`);
     }
-    const out = await exportRecipeFlow(
-      recipe,
-      str(v, 'dir') ?? join('runs', 'recipes', recipe.name),
-      {
-        out: str(v, 'out'),
-        overwrite: flag(v, 'force'),
-      },
-    );
-    process.stdout.write(`${out}\n`);
-    return 0;
-  }
-  if (sub === 'export-model' && name && !name.startsWith('-')) {
-    const v = parse(rest, OPTIONS, 'recipe export-model');
-    let recipe;
-    try {
-      recipe = recipeNamed(name, flag(v, 'smoke'));
-    } catch (e) {
-      throw new UsageError(`prg recipe export-model: ${(e as Error).message}`);
+    const runDir = str(v, 'dir') ?? join('runs', 'recipes', recipe.name);
+    const o = { out: str(v, 'out'), overwrite: flag(v, 'force') };
+    if (sub === 'export-flow') {
+      process.stdout.write(`${await exportRecipeFlow(recipe, runDir, o)}\n`);
+      return 0;
     }
-    const res = await exportRecipeModel(
-      recipe,
-      str(v, 'dir') ?? join('runs', 'recipes', recipe.name),
-      {
-        out: str(v, 'out'),
-        overwrite: flag(v, 'force'),
-        version: str(v, 'model-version'),
-      },
-    );
+    const res = await exportRecipeModel(recipe, runDir, { ...o, version: str(v, 'model-version') });
     process.stdout.write(`${res.dir}: ${res.name}@${res.version} (candidate ${res.chosen})\n`);
     return 0;
   }
