@@ -133,6 +133,11 @@ function statsTable(s: NoiseStats): string {
       s.correlationWithImage === null ? '—' : f(s.correlationWithImage),
       '—',
     ),
+    row(
+      '  the same, exact Gaussian-fit flow',
+      s.gaussianFlowCorrelation === null ? '—' : f(s.gaussianFlowCorrelation),
+      '—',
+    ),
   ].join('\n');
 }
 

@@ -574,7 +574,16 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
               ] as const
             ).map(([label, k, f, ideal]) => [label, fmt(g(ns, k, f)), fmt(g(ref, k, f)), ideal]),
             ['KS statistic (pooled values)', fmt(numOr(ns.ks)), fmt(numOr(ref.ks)), '0'],
-            ['corr(x_0, x_1), mean over images', fmt(numOr(ns.correlationWithImage)), '—', '0'],
+            // Not 0: the exact flow of a diagonal Gaussian fit, which does end at N(0, I), keeps
+            // this much of the image (noise-stats.ts); older analyses lack it.
+            [
+              'corr(x_0, x_1), mean over images',
+              fmt(numOr(ns.correlationWithImage)),
+              '—',
+              typeof ns.gaussianFlowCorrelation === 'number'
+                ? `${fmt(ns.gaussianFlowCorrelation)} (exact flow of a diagonal Gaussian fit)`
+                : '—',
+            ],
           ],
         ),
       );

@@ -13,6 +13,7 @@ import { imageGridPng } from './grid';
 import {
   gaussianFit,
   ksNormal,
+  gaussianFlowCorrelation,
   meanRowCorrelation,
   normalCdf,
   reverseNoiseStats,
@@ -132,6 +133,19 @@ describe('noise statistics', () => {
     ).toBeLessThan(0.1);
   });
 
+  it('gaussianFlowCorrelation: the exact Gaussian-fit flow keeps an isotropic image, drops a fixed pattern', () => {
+    const rng = new Rng(6);
+    // N(0, 4 I): the exact map to N(0, I) is a scaling, so x_1 is the image itself.
+    const iso = rng.fillNormal(new Float32Array(200 * 50)).map((v) => 2 * v);
+    expect(gaussianFlowCorrelation(iso, 200)).toBeGreaterThan(0.95);
+    // A fixed pattern plus small noise: standardising each pixel removes the pattern.
+    const pattern = Array.from({ length: 50 }, (_, j) => Math.sin(j));
+    const fixed = rng
+      .fillNormal(new Float32Array(200 * 50))
+      .map((v, i) => pattern[i % 50] + 0.05 * v);
+    expect(Math.abs(gaussianFlowCorrelation(fixed, 200))).toBeLessThan(0.2);
+  });
+
   it('reverseNoiseStats runs the reverse ODE to t = 1 and reports against a reference sample', async () => {
     const x = new Rng(5).fillUniform(new Float32Array(6 * D), -1, 1);
     const s = await reverseNoiseStats(model, x, 6, { steps: 2, solver: 'euler', batchSize: 4 });
@@ -143,6 +157,7 @@ describe('noise statistics', () => {
     expect(s.mean).toBeCloseTo(x1.data.reduce((a, b) => a + b, 0) / x1.data.length, 5);
     expect(s.reference.n).toBe(6);
     expect(s.correlationWithImage).toBeCloseTo(meanRowCorrelation(x, x1.data, 6), 6);
+    expect(s.gaussianFlowCorrelation).toBeCloseTo(gaussianFlowCorrelation(x, 6), 12);
   });
 });
 
