@@ -64,6 +64,15 @@ export class FineTuneHandler {
 
   readonly handle = async (ctx: JobContext): Promise<FineTuneResultView> => {
     const d = ctx.data;
+    // A rerun of a job whose process died after publishing but before the queue heard of it
+    // (bull hands a job with a lost lock to another worker): the model is there, its checkpoints
+    // are gone; training again would replace it with another one. Answer with what was published.
+    const published = await readPublishedResult(d);
+    if (published) {
+      this.logger.warn(`job ${d.id}: already published ${published.model}; not training again`);
+      await removeJobFiles(d);
+      return published;
+    }
     const end = this.metrics?.jobDuration.startTimer();
     let status = 'failed';
     try {
@@ -87,13 +96,7 @@ export class FineTuneHandler {
       });
       if (d.classes) await nameClasses(r.modelDir, d.classes);
       const ood = await this.fitOod(r.modelDir, d, ctx.signal);
-      // Publish: one rename into MODELS_DIR (a rerun of a job that died right after it replaces it).
-      await fs.rm(d.outputDir, { recursive: true, force: true });
-      await fs.rename(r.modelDir, d.outputDir);
-      status = 'succeeded';
-      // Checkpoints and staging are only needed until the model is published.
-      await removeJobFiles(d);
-      return {
+      const result: FineTuneResultView = {
         model: `${d.outputName}@${d.outputVersion}`,
         modelDir: d.outputDir,
         metrics: r.metrics,
@@ -101,6 +104,18 @@ export class FineTuneHandler {
         ...(r.steps !== undefined ? { steps: r.steps } : {}),
         ood,
       };
+      // The result travels inside the model directory, so it is published by the same rename.
+      await fs.writeFile(
+        path.join(r.modelDir, JOB_RESULT_FILE),
+        JSON.stringify({ jobId: d.id, result }, null, 2) + '\n',
+      );
+      // Publish: one rename into MODELS_DIR (the directory name holds the job id).
+      await fs.rm(d.outputDir, { recursive: true, force: true });
+      await fs.rename(r.modelDir, d.outputDir);
+      status = 'succeeded';
+      // Checkpoints and staging are only needed until the model is published.
+      await removeJobFiles(d);
+      return result;
     } catch (e) {
       // The trainer's own abort error says less than why we aborted (cancel vs shutdown).
       if (ctx.signal.aborted) {
@@ -123,6 +138,23 @@ export class FineTuneHandler {
       end?.({ status });
     }
   };
+}
+
+/** Written into a job's model directory before it is published: which job made it, and what. */
+export const JOB_RESULT_FILE = 'fine-tune-result.json';
+
+/** The result a job stored in its published model directory, or null (not published by it). */
+async function readPublishedResult(d: FineTuneJobData): Promise<FineTuneResultView | null> {
+  let stored: { jobId?: unknown; result?: FineTuneResultView };
+  try {
+    stored = JSON.parse(await fs.readFile(path.join(d.outputDir, JOB_RESULT_FILE), 'utf8')) as {
+      jobId?: unknown;
+      result?: FineTuneResultView;
+    };
+  } catch {
+    return null;
+  }
+  return stored.jobId === d.id && stored.result ? stored.result : null;
 }
 
 /**
