@@ -170,8 +170,9 @@ export interface FineTuneStepOptions {
    * With a frozen flow, keep each image's x_K (keyed by FineTuneBatch.indices) after its first
    * solve: the flow's weights do not change, so without augmentation the solve gives the same
    * state every epoch, and a head-only epoch after the first costs only the head (row-cache.ts).
-   * Only for unaugmented batches; ignored when the flow trains and in direct mode (whose one
-   * graph runs the solve and the head together).
+   * Only for unaugmented batches; ignored when the flow trains. A frozen flow in direct mode then
+   * takes the adjoint path: with no flow parameter to train, both modes give the head the same
+   * gradient (direct mode's one graph would run the solve again every step).
    */
   cacheFrozenStates?: boolean;
 }
@@ -202,7 +203,8 @@ export class FineTuneStep {
     const trainable = cfg.freezeFlow ? hp : [...vp, ...hp];
     if (cfg.freezeFlow && cfg.lambdaFlow > 0)
       throw new Error('freezeFlow with lambdaFlow > 0: the flow term has nothing to train');
-    if (cfg.mode === 'direct') {
+    const cacheFrozen = cfg.freezeFlow && opts.cacheFrozenStates === true;
+    if (cfg.mode === 'direct' && !cacheFrozen) {
       const g = buildDirectGraph(velocity, head, cfg);
       const live = trainable.filter((n) => g.initializers.has(n));
       const r = await GradRunner.create(g, {
@@ -239,10 +241,9 @@ export class FineTuneStep {
     // Forward-only step: same graph, velocity parameters as inputs (no gradient outputs).
     const fwdParams = vp.filter((n) => stepG.initializers.has(n));
     const fwd = await ParamSession.create(stepG, fwdParams, session);
-    const frozenStates =
-      cfg.freezeFlow && opts.cacheFrozenStates
-        ? new RowCache((imageShape(velocity).slice(1) as number[]).reduce((a, b) => a * b, 1))
-        : undefined;
+    const frozenStates = cacheFrozen
+      ? new RowCache((imageShape(velocity).slice(1) as number[]).reduce((a, b) => a * b, 1))
+      : undefined;
     return new FineTuneStep(
       cfg,
       trainable,

@@ -60,6 +60,38 @@ describe('the frozen flow x_K cache (head-only fine-tuning)', () => {
     }
   });
 
+  it('a frozen flow in direct mode takes the cached adjoint path with the same loss and gradients', async () => {
+    const dir = join(root, 'm');
+    const direct = {
+      solver: 'midpoint' as const,
+      mode: 'direct' as const,
+      freezeFlow: true,
+      lambdaFlow: 0,
+    };
+    const cached = await tinyFineTuneStep(dir, direct, { cacheFrozenStates: true });
+    const plain = await tinyFineTuneStep(dir, direct, { cacheFrozenStates: false });
+    try {
+      expect(cached.step.frozenStates).toBeDefined();
+      expect(plain.step.frozenStates).toBeUndefined();
+      const a = await cached.step.run(cached.params, batch(3, [1, 2]), [1, 8, 8]);
+      const b = await plain.step.run(plain.params, batch(3, [1, 2]), [1, 8, 8]);
+      // The same float32 arithmetic in another order (one graph vs one session per step): agree
+      // to a few ulps of the loss's magnitude, not bit for bit.
+      expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-5 * Math.abs(b.loss));
+      expect([...a.grads.keys()].sort()).toEqual([...b.grads.keys()].sort());
+      for (const [name, g] of b.grads) {
+        const h = a.grads.get(name)!;
+        const scale = Math.max(1e-6, ...g.map(Math.abs));
+        for (let i = 0; i < g.length; i++) expect(Math.abs(h[i] - g[i])).toBeLessThan(1e-4 * scale);
+      }
+      await cached.step.run(cached.params, batch(3, [1, 2]), [1, 8, 8]);
+      expect(cached.step.frozenStates!.hits).toBe(2);
+    } finally {
+      await cached.step.release();
+      await plain.step.release();
+    }
+  });
+
   it('is off unless asked for', async () => {
     const { step } = await frozenStep(false);
     expect(step.frozenStates).toBeUndefined();
