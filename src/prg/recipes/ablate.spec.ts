@@ -7,7 +7,7 @@ import { TrainingAborted } from '../training/common';
 import { AblationResults, RunAblationOptions, checkAblation, meanStd, runAblation } from './ablate';
 import { ABLATIONS, AblationRecipe, BUDGET, smokeAblation } from './ablations';
 import { RESULTS_FILE, StageEvent } from './run';
-import { canonicalJson, unitId } from './units';
+import { canonicalJson, unitId, UNIT_CHECKPOINT_DIR } from './units';
 
 const root = fs.mkdtemp(join(tmpdir(), 'prg-ablate-'));
 afterAll(async () => fs.rm(await root, { recursive: true, force: true }));
@@ -192,9 +192,19 @@ describe('runAblation (smoke)', () => {
     );
     const state = JSON.parse(await fs.readFile(join(dir, 'state.json'), 'utf8'));
     expect(state.stages['seed0/frozen/candidate-1'].done).toBe(false);
+    const unitDir = join(
+      r0,
+      'units-b',
+      (await fs.readdir(join(r0, 'units-b'))).find((n) => n.startsWith('finetune-frozen-s0-c1-'))!,
+    );
+    const checkpoints = join(unitDir, UNIT_CHECKPOINT_DIR);
+    expect((await fs.readdir(checkpoints)).length).toBeGreaterThan(0);
     const resumed = await runAblation({ ...opts(recipe, dir, join(r0, 'units-b')), resume: true });
     expect(resumed.stages['seed0/frozen/candidate-1'].runs).toBe(2);
     expect(resumed.stages['seed0/pretrain-icfm'].runs).toBe(1);
+    // Done: the model stays, the checkpoint that got it there is removed.
+    await expect(fs.access(join(unitDir, 'model', 'manifest.json'))).resolves.toBeUndefined();
+    await expect(fs.access(checkpoints)).rejects.toThrow();
     // Same batches, noise and kernels (one thread): the same numbers.
     const strip = (r: AblationResults) =>
       r.ablation.variants.map((v) => ({

@@ -38,7 +38,7 @@ import {
   readJson,
   writeJson,
 } from './run';
-import { UnitStore, unitId } from './units';
+import { UNIT_CHECKPOINT_DIR, UnitStore, unitId } from './units';
 
 export interface AblationStageRecord extends StageRecord {
   /** The unit (units.ts) this stage used. */
@@ -362,7 +362,7 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
         settings,
         { seed, interpolant: interp },
         async (u) => {
-          const ckpt = join(u, 'ckpt');
+          const ckpt = join(u, UNIT_CHECKPOINT_DIR);
           const res = await pretrain({
             ...hooks,
             data: r.data.train,
@@ -427,7 +427,7 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
               hyperparameters: hp,
               noPretrain: !v.pretrained,
               maxSteps: c.steps,
-              checkpointDir: join(u, 'ckpt'),
+              checkpointDir: join(u, UNIT_CHECKPOINT_DIR),
               checkpointEvery: r.finetune.checkpointEvery,
               resume: 'auto',
               outputDir: join(u, 'model'),

@@ -5,7 +5,7 @@
  *
  *   <units>/<label>-<hash>/unit.json   settings, done, CPU and wall seconds, runs, result
  *   <units>/<label>-<hash>/model/      the trained model (pretrain, fine-tune)
- *   <units>/<label>-<hash>/ckpt/       its checkpoint while in progress
+ *   <units>/<label>-<hash>/ckpt/       its checkpoint while in progress (removed when done)
  *   <units>/<label>-<hash>/.lock       the process working on it
  *
  * Identical settings give identical results (seeded batches, noise and initialisation), so a unit
@@ -20,6 +20,8 @@ import { TrainingAborted } from '../training/common';
 import { cpuNow, readJson, writeJson } from './run';
 
 export const UNIT_FILE = 'unit.json';
+/** A unit's checkpoint directory while it is in progress. */
+export const UNIT_CHECKPOINT_DIR = 'ckpt';
 
 export interface UnitRecord {
   label: string;
@@ -114,6 +116,9 @@ export class UnitStore {
       rec.result = await work(dir);
       rec.done = true;
       await spent();
+      // A finished unit's checkpoint is never read again (a done unit is reused, not resumed);
+      // kept, it would only add ~10 MB per unit to the run state that gets committed.
+      await fs.rm(join(dir, UNIT_CHECKPOINT_DIR), { recursive: true, force: true });
     } catch (e) {
       if (e instanceof TrainingAborted) await spent();
       throw e;
