@@ -28,16 +28,14 @@ import { AblationRecipe, EvalVariant, TrainVariant } from './ablations';
 import {
   RESULTS_FILE,
   RecipeResults,
-  STATE_FILE,
   StageEvent,
   StageRecord,
   StageUnit,
   carveValidation,
   chooseCandidate,
   machine,
-  readJson,
-  writeJson,
 } from './run';
+import { openRunState, writeJson } from './run-state';
 import { UNIT_CHECKPOINT_DIR, UnitStore, unitId } from './units';
 
 export interface AblationStageRecord extends StageRecord {
@@ -235,16 +233,11 @@ export async function runAblation(o: RunAblationOptions): Promise<AblationResult
   const dir = o.dir;
   await fs.mkdir(dir, { recursive: true });
   const units = new UnitStore(o.unitsDir ?? join(dirname(dir), 'ablation-units'));
-  const stateFile = join(dir, STATE_FILE);
-  const prev = await readJson<AblationState>(stateFile);
-  if (prev && !o.resume)
-    throw new Error(`${stateFile} exists: pass resume (--resume) to continue that run`);
-  if (prev && (prev.recipe !== r.name || prev.version !== r.version))
-    throw new Error(
-      `${dir} holds recipe ${prev.recipe} v${prev.version}, not ${r.name} v${r.version}; ` +
-        'use another directory',
-    );
-  const state: AblationState = prev ?? { recipe: r.name, version: r.version, stages: {} };
+  const { state, file: stateFile } = await openRunState<AblationState>(dir, r, o.resume, () => ({
+    recipe: r.name,
+    version: r.version,
+    stages: {},
+  }));
   const session = { threads: o.threads, device: o.device };
   const hooks = { signal: o.signal, onStep: o.onStep, onEpoch: o.onEpoch, ...session };
   const command = o.command ?? commandLine();

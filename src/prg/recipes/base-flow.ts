@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { readModelDir, writeModelDir } from '../model-dir/io';
 import { Recipe } from './definitions';
-import { STATE_FILE, readJson } from './run';
+import { STATE_FILE, readJson } from './run-state';
 
 /** `flow-mnist` for a recipe trained on `mnist:train`. */
 export function baseFlowModelName(r: Pick<Recipe, 'data'>): string {

@@ -7,7 +7,8 @@
 import { join } from 'node:path';
 import { readManifest, readModelDir, writeModelDir } from '../model-dir/io';
 import { Recipe } from './definitions';
-import { RESULTS_FILE, RecipeResults, readJson } from './run';
+import { RESULTS_FILE, RecipeResults } from './run';
+import { readJson } from './run-state';
 
 /** `prg-mnist` for a recipe trained on `mnist:train`. */
 export function recipeModelName(r: Pick<Recipe, 'data'>): string {

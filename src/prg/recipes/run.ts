@@ -16,7 +16,6 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../engine/runtime/checkpoint';
 import { Device } from '../../engine/runtime/device';
 import { ImageDataset, head, loadDataset, subset } from '../data';
 import { loadPrgModel } from '../inference';
@@ -29,16 +28,12 @@ import { evaluateModel, loadDatasetFor } from '../training/evaluate';
 import { runFineTune } from '../training/finetune-job';
 import { pretrain } from '../training/pretrain';
 import { Recipe } from './definitions';
+import { TimeSpent, openRunState, startClock, writeJson } from './run-state';
 
-export const STATE_FILE = 'state.json';
 export const RESULTS_FILE = 'results.json';
 
-export interface StageRecord {
+export interface StageRecord extends TimeSpent {
   done: boolean;
-  cpuSeconds: number;
-  wallSeconds: number;
-  /** Runs that worked on this stage (more than one when it was resumed). */
-  runs: number;
   result?: Record<string, unknown>;
 }
 
@@ -124,18 +119,6 @@ export function chooseCandidate(validationAccuracy: number[]): number {
   return best;
 }
 
-export async function readJson<T>(file: string): Promise<T | null> {
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-}
-
-export const writeJson = (file: string, v: unknown) =>
-  writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(v, null, 2) + '\n'));
-
 export function machine(): RecipeResults['machine'] {
   return {
     cpus: os.cpus().length,
@@ -145,26 +128,15 @@ export function machine(): RecipeResults['machine'] {
   };
 }
 
-/** CPU seconds of this process so far (every thread, ONNX Runtime's included). */
-export const cpuNow = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
-
 export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
   const r = o.recipe;
   const dir = o.dir;
   await fs.mkdir(dir, { recursive: true });
-  const stateFile = join(dir, STATE_FILE);
-  const prev = await readJson<RunState>(stateFile);
-  if (prev && !o.resume)
-    throw new Error(`${stateFile} exists: pass resume (--resume) to continue that run`);
-  if (prev && (prev.recipe !== r.name || prev.version !== r.version))
-    throw new Error(
-      `${dir} holds recipe ${prev.recipe} v${prev.version}, not ${r.name} v${r.version}; ` +
-        'use another directory',
-    );
-  const state: RunState = prev ?? { recipe: r.name, version: r.version, stages: {} };
+  const { state, file: stateFile } = await openRunState<RunState>(dir, r, o.resume, () => ({
+    recipe: r.name,
+    version: r.version,
+    stages: {},
+  }));
   const session = { threads: o.threads, device: o.device };
 
   const results = (): RecipeResults => ({
@@ -211,12 +183,9 @@ export async function runRecipe(o: RunRecipeOptions): Promise<RecipeResults> {
       return rec.result ?? {};
     }
     o.onStage?.(event('start'));
-    const cpu0 = cpuNow();
-    const wall0 = Date.now();
+    const stop = startClock(rec);
     const spent = async () => {
-      rec.cpuSeconds += cpuNow() - cpu0;
-      rec.wallSeconds += (Date.now() - wall0) / 1000;
-      rec.runs++;
+      stop();
       await writeJson(stateFile, state);
     };
     try {

@@ -17,20 +17,16 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { TrainingAborted } from '../training/common';
-import { cpuNow, readJson, writeJson } from './run';
+import { TimeSpent, readJson, startClock, writeJson } from './run-state';
 
 export const UNIT_FILE = 'unit.json';
 /** A unit's checkpoint directory while it is in progress. */
 export const UNIT_CHECKPOINT_DIR = 'ckpt';
 
-export interface UnitRecord {
+export interface UnitRecord extends TimeSpent {
   label: string;
   settings: unknown;
   done: boolean;
-  /** Summed over the runs that worked on the unit (process CPU, every thread). */
-  cpuSeconds: number;
-  wallSeconds: number;
-  runs: number;
   result?: Record<string, unknown>;
 }
 
@@ -104,12 +100,9 @@ export class UnitStore {
     };
     const lock = join(dir, '.lock');
     await this.acquire(lock, dir);
-    const cpu0 = cpuNow();
-    const wall0 = Date.now();
+    const stop = startClock(rec);
     const spent = async () => {
-      rec.cpuSeconds += cpuNow() - cpu0;
-      rec.wallSeconds += (Date.now() - wall0) / 1000;
-      rec.runs++;
+      stop();
       await writeJson(file, rec);
     };
     try {
