@@ -19,8 +19,12 @@
  */
 import type { InterpolantName, SolverName } from '../manifest';
 import type { FineTuneHyperparameters } from '../training/hyperparameters';
-import { SMOKE, type FineTuneCandidate } from './definitions';
-import type { NetSpec } from '../training/pretrain';
+import {
+  SMOKE,
+  type FineTuneCandidate,
+  type FineTuneSettings,
+  type PretrainSettings,
+} from './definitions';
 
 export interface TrainVariant {
   kind: 'train';
@@ -71,20 +75,8 @@ export interface AblationRecipe {
   };
   /** Training seeds: the pretrain, the new head, batch order and noise (mean ± std over them). */
   seeds: number[];
-  pretrain: {
-    net: NetSpec;
-    batchSize: number;
-    lr: number;
-    steps: number;
-    checkpointEvery: number;
-    head: { kind: 'mlp' | 'pooled'; hidden: number; featurePool: number | null };
-    solver: { name: SolverName; steps: number; tStar: number };
-  };
-  finetune: {
-    hyperparameters: FineTuneHyperparameters;
-    candidates: FineTuneCandidate[];
-    checkpointEvery: number;
-  };
+  pretrain: PretrainSettings;
+  finetune: FineTuneSettings;
   variants: AblationVariant[];
 }
 

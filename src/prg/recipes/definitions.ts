@@ -22,6 +22,25 @@ export interface FineTuneCandidate {
   steps: number;
 }
 
+/** Pretraining of a recipe's flow (ablations choose the interpolant per variant). */
+export interface PretrainSettings {
+  net: NetSpec;
+  batchSize: number;
+  lr: number;
+  steps: number;
+  checkpointEvery: number;
+  head: { kind: 'mlp' | 'pooled'; hidden: number; featurePool: number | null };
+  solver: { name: SolverName; steps: number; tStar: number };
+}
+
+/** Fine-tuning: one run per candidate, the best on validation kept. */
+export interface FineTuneSettings {
+  /** Shared by every candidate; learningRate and the step count come from the candidate. */
+  hyperparameters: FineTuneHyperparameters;
+  candidates: FineTuneCandidate[];
+  checkpointEvery: number;
+}
+
 export interface Recipe {
   name: string;
   version: number;
@@ -39,22 +58,8 @@ export interface Recipe {
     validation: number;
     seed: number;
   };
-  pretrain: {
-    net: NetSpec;
-    interpolant: InterpolantName;
-    batchSize: number;
-    lr: number;
-    steps: number;
-    checkpointEvery: number;
-    head: { kind: 'mlp' | 'pooled'; hidden: number; featurePool: number | null };
-    solver: { name: SolverName; steps: number; tStar: number };
-  };
-  finetune: {
-    /** Shared by every candidate; learningRate and the step count come from the candidate. */
-    hyperparameters: FineTuneHyperparameters;
-    candidates: FineTuneCandidate[];
-    checkpointEvery: number;
-  };
+  pretrain: PretrainSettings & { interpolant: InterpolantName };
+  finetune: FineTuneSettings;
   ood: { maxTrain: number; maxHeldout: number; maxSelect: number };
 }
 
