@@ -138,6 +138,18 @@ function statsTable(s: NoiseStats): string {
       s.gaussianFlowCorrelation === null ? '—' : f(s.gaussianFlowCorrelation),
       '—',
     ),
+    ...(s.gaussianFlow
+      ? [
+          `Exact flow of a diagonal Gaussian fit of the same images (no net):`,
+          row('', 'std', 'KS'),
+          row(
+            `  by ${s.solver} K = ${s.steps}`,
+            f(s.gaussianFlow.solved.std),
+            f(s.gaussianFlow.solved.ks),
+          ),
+          row('  in closed form', f(s.gaussianFlow.exact.std), f(s.gaussianFlow.exact.ks)),
+        ]
+      : []),
   ].join('\n');
 }
 

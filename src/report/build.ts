@@ -587,6 +587,13 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
           ],
         ),
       );
+      // The solver's share of the gap (noise-stats.ts gaussianFlowSolved); older analyses lack it.
+      const gf = isObj(ns.gaussianFlow) ? ns.gaussianFlow : null;
+      if (gf && isObj(gf.solved) && isObj(gf.exact))
+        r.add(
+          '',
+          `Without a net: the exact flow of a diagonal Gaussian fit of the same images, integrated by the same solver, ends at std ${fmt(numOr(gf.solved.std))}, KS ${fmt(numOr(gf.solved.ks))}; in closed form at std ${fmt(numOr(gf.exact.std))}, KS ${fmt(numOr(gf.exact.ks))}. The distance between the two is the solver's, whatever the net has learnt.`,
+        );
     } else r.add(`Noise statistics: ${NOT_RUN}.`);
 
     const tr = isObj(j.trajectories) ? j.trajectories : null;

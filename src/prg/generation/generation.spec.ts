@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphSession } from '../../engine/runtime/session';
 import { PrgModel, loadPrgModel } from '../inference';
+import { GVP, ICFM } from '../interpolants';
 import { Rng } from '../rng';
 import { solveOde } from '../solvers';
 import { createTinyModel } from '../testing/tiny-model';
@@ -12,8 +13,12 @@ import { fitGaussian, frechetDistance, frechetDistanceOf } from './fid';
 import { imageGridPng } from './grid';
 import {
   gaussianFit,
+  gaussianPathEnd,
+  gaussianFlowSolved,
+  gaussianPathVelocity,
   ksNormal,
   gaussianFlowCorrelation,
+  pixelMoments,
   meanRowCorrelation,
   normalCdf,
   reverseNoiseStats,
@@ -146,6 +151,47 @@ describe('noise statistics', () => {
     expect(Math.abs(gaussianFlowCorrelation(fixed, 200))).toBeLessThan(0.2);
   });
 
+  it('gaussianPathVelocity is the marginal velocity of a Gaussian: dopri5 lands on the closed form', async () => {
+    // Pixels of very different spread, as in MNIST (near-constant borders, varied strokes).
+    const n = 300;
+    const spreads = [0.01, 0.1, 0.5, 1, 2];
+    const rng = new Rng(9);
+    const x = rng.fillNormal(new Float64Array(n * spreads.length));
+    for (let i = 0; i < x.length; i++) x[i] = 0.3 + spreads[i % spreads.length] * x[i];
+    const { mu, sd } = pixelMoments(x, n);
+    for (const path of [new ICFM(), new ICFM(0.1), new GVP()]) {
+      const exact = gaussianPathEnd(x, n, path);
+      const { x: x1 } = await solveOde(gaussianPathVelocity(path, mu, sd), Float64Array.from(x), {
+        solver: 'dopri5',
+        atol: 1e-8,
+        rtol: 1e-8,
+      });
+      for (let i = 0; i < x.length; i++) expect(x1[i]).toBeCloseTo(exact[i], 3);
+      // Without σ_min the closed form is the standardised pixel: N(0, 1) for Gaussian pixels.
+      if (path.noiseStd === 0)
+        for (let i = 0; i < x.length; i++) {
+          const j = i % spreads.length;
+          expect(exact[i]).toBeCloseTo((x[i] - mu[j]) / sd[j], 9);
+        }
+    }
+  });
+
+  it('gaussianFlowSolved: 20 Euler steps leave a narrow pixel far short of N(0, 1), dopri5 does not', async () => {
+    const n = 400;
+    const rng = new Rng(10);
+    const narrow = rng.fillNormal(new Float32Array(n)).map((v) => -1 + 0.01 * v);
+    const euler = await gaussianFlowSolved(narrow, n, new ICFM(), 'euler', 20);
+    expect(euler.exact.std).toBeCloseTo(1, 2);
+    // The spread grows like 1/t near the data, which fixed steps of 1/20 cannot follow.
+    expect(euler.solved.std).toBeLessThan(0.5);
+    const dopri = await gaussianFlowSolved(narrow, n, new ICFM(), 'dopri5', 20);
+    expect(dopri.solved.std).toBeGreaterThan(0.99);
+    // A wide pixel is followed well by the same 20 Euler steps.
+    const wide = rng.fillNormal(new Float32Array(n));
+    const eulerWide = await gaussianFlowSolved(wide, n, new ICFM(), 'euler', 20);
+    expect(eulerWide.solved.std / eulerWide.exact.std).toBeGreaterThan(0.9);
+  });
+
   it('reverseNoiseStats runs the reverse ODE to t = 1 and reports against a reference sample', async () => {
     const x = new Rng(5).fillUniform(new Float32Array(6 * D), -1, 1);
     const s = await reverseNoiseStats(model, x, 6, { steps: 2, solver: 'euler', batchSize: 4 });
@@ -158,6 +204,9 @@ describe('noise statistics', () => {
     expect(s.reference.n).toBe(6);
     expect(s.correlationWithImage).toBeCloseTo(meanRowCorrelation(x, x1.data, 6), 6);
     expect(s.gaussianFlowCorrelation).toBeCloseTo(gaussianFlowCorrelation(x, 6), 12);
+    const gf = await gaussianFlowSolved(x, 6, new ICFM(), 'euler', 2);
+    expect(s.gaussianFlow?.solved.std).toBeCloseTo(gf.solved.std, 12);
+    expect(s.gaussianFlow?.exact.std).toBeCloseTo(gf.exact.std, 12);
   });
 });
 

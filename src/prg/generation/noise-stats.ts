@@ -19,7 +19,10 @@
  * value would be too strict; compare with the reference instead.
  */
 import { PrgModelApi, SolveOptions } from '../inference-api';
+import { ICFM, Interpolant, makeInterpolant } from '../interpolants';
+import { SolverName } from '../manifest';
 import { Rng } from '../rng';
+import { VelocityFn, solveOde } from '../solvers/numeric';
 
 export interface MomentSummary {
   /** Mean over pixels. */
@@ -47,6 +50,11 @@ export interface NoiseStats extends GaussianFit {
   correlationWithImage: number | null;
   /** The same correlation for the exact flow of a diagonal Gaussian fit of the images. */
   gaussianFlowCorrelation: number | null;
+  /**
+   * The exact flow of that Gaussian fit under the model's path, integrated by the same solver and
+   * steps (`solved`) and in closed form (`exact`): the solver's share of the gap, without a net.
+   */
+  gaussianFlow: { solved: GaussianFit; exact: GaussianFit } | null;
   /** The same statistics of a seeded N(0, I) sample of n × dim values. */
   reference: GaussianFit;
 }
@@ -180,30 +188,118 @@ export function meanRowCorrelation(a: ArrayLike<number>, b: ArrayLike<number>, n
   return total / n;
 }
 
-/**
- * corr(x_0, x_1) of the exact flow of a diagonal Gaussian fit of `images` [n, dim]: x_1 of pixel j
- * is (x_0j − μ_j) / s_j with μ_j, s_j that pixel's mean and std over the images (0 where s_j is
- * 0). That flow ends exactly at N(0, I) when the data are that Gaussian, yet its x_1 still looks
- * like the image wherever pixels vary together — the value a flow reaching noise can have.
- */
-export function gaussianFlowCorrelation(images: ArrayLike<number>, n: number): number {
+/** Per-pixel mean and std over the images [n, dim] (population std: the Gaussian fit's). */
+export function pixelMoments(
+  images: ArrayLike<number>,
+  n: number,
+): { mu: Float64Array; sd: Float64Array } {
   const dim = images.length / n;
   const mu = new Float64Array(dim);
-  const inv = new Float64Array(dim);
+  const sd = new Float64Array(dim);
   for (let j = 0; j < dim; j++) {
     let m = 0;
     for (let i = 0; i < n; i++) m += images[i * dim + j];
     m /= n;
     let v = 0;
     for (let i = 0; i < n; i++) v += (images[i * dim + j] - m) ** 2;
-    const sd = Math.sqrt(v / n);
     mu[j] = m;
-    inv[j] = sd > 1e-12 ? 1 / sd : 0;
+    sd[j] = Math.sqrt(v / n);
   }
+  return { mu, sd };
+}
+
+/**
+ * x_1 of the exact flow of a diagonal Gaussian fit of `images` [n, dim] under `path`, in closed
+ * form. The flow is affine per pixel (`gaussianPathVelocity`): x_t − α(t)μ_j grows as √V_j(t), so
+ *   x_1 = α(1)μ_j + √(V_j(1) / V_j(0))·(x_0 − α(0)μ_j),
+ * which for ICFM and GVP without σ_min is the standardised pixel (x_0 − μ_j) / s_j (0 where s_j is
+ * 0: a point mass stays one under any flow). With σ_min > 0 the path starts from the data widened
+ * by σ_min, so clean images end narrower than N(0, I).
+ */
+export function gaussianPathEnd(
+  images: ArrayLike<number>,
+  n: number,
+  path: Interpolant,
+): Float64Array {
+  const dim = images.length / n;
+  const { mu, sd } = pixelMoments(images, n);
+  const [a0, a1] = [path.alpha(0), path.alpha(1)];
+  const variance = (t: number, s2: number) =>
+    path.alpha(t) ** 2 * s2 + path.sigma(t) ** 2 + path.noiseStd ** 2;
   const z = new Float64Array(n * dim);
-  for (let i = 0; i < n; i++)
-    for (let j = 0; j < dim; j++) z[i * dim + j] = (images[i * dim + j] - mu[j]) * inv[j];
-  return meanRowCorrelation(images, z, n);
+  for (let j = 0; j < dim; j++) {
+    const v0 = variance(0, sd[j] * sd[j]);
+    const gain = v0 > 1e-24 ? Math.sqrt(variance(1, sd[j] * sd[j]) / v0) : 0;
+    for (let i = 0; i < n; i++)
+      z[i * dim + j] = a1 * mu[j] + gain * (images[i * dim + j] - a0 * mu[j]);
+  }
+  return z;
+}
+
+/**
+ * corr(x_0, x_1) of the exact flow of a diagonal Gaussian fit of `images` [n, dim]
+ * (`gaussianPathEnd` of ICFM, the standardised pixels). That flow ends exactly at N(0, I) when the data are that Gaussian, yet its
+ * x_1 still looks like the image wherever pixels vary together — the value a flow reaching noise
+ * can have.
+ */
+export function gaussianFlowCorrelation(images: ArrayLike<number>, n: number): number {
+  return meanRowCorrelation(images, gaussianPathEnd(images, n, new ICFM()), n);
+}
+
+/**
+ * The marginal velocity of `path` when the data are N(μ, diag s²): x_t is then Gaussian per pixel
+ * with mean α(t)μ and variance V(t) = α²s² + σ² + σ_min², and the flow that keeps it so is
+ *   v(x, t) = α'μ + (V'/2V)·(x − αμ),   V'/2 = αα's² + σσ'
+ * (paper §3.1, eq. 2: the marginal of the conditional velocities u_t). Where V = 0 (a constant
+ * pixel at t = 0 with σ_min = 0) x − αμ is 0 too, and the deviation term is dropped.
+ */
+export function gaussianPathVelocity(
+  path: Interpolant,
+  mu: Float64Array,
+  sd: Float64Array,
+): VelocityFn<Float64Array> {
+  const dim = mu.length;
+  return (x, t) => {
+    const a = path.alpha(t);
+    const da = path.dAlpha(t);
+    const s = path.sigma(t);
+    const ds = path.dSigma(t);
+    const coef = new Float64Array(dim);
+    for (let j = 0; j < dim; j++) {
+      const s2 = sd[j] * sd[j];
+      const v = a * a * s2 + s * s + path.noiseStd * path.noiseStd;
+      coef[j] = v > 0 ? (a * da * s2 + s * ds) / v : 0;
+    }
+    const out = new Float64Array(x.length);
+    for (let k = 0; k < x.length; k++) {
+      const j = k % dim;
+      out[k] = da * mu[j] + coef[j] * (x[k] - a * mu[j]);
+    }
+    return out;
+  };
+}
+
+/**
+ * The solver's own error, without a net: x_1 of the exact Gaussian-fit flow of `images` [n, dim]
+ * under `path`, integrated from the images by `solver` in `steps` (as the model's reverse ODE
+ * is), beside its closed form. Where the solved x_1 falls short of the closed form, the solver
+ * does, whatever the net has learnt.
+ */
+export async function gaussianFlowSolved(
+  images: ArrayLike<number>,
+  n: number,
+  path: Interpolant,
+  solver: SolverName,
+  steps: number,
+): Promise<{ solved: GaussianFit; exact: GaussianFit }> {
+  const dim = images.length / n;
+  const { mu, sd } = pixelMoments(images, n);
+  const x0 = Float64Array.from(images);
+  const { x } = await solveOde(gaussianPathVelocity(path, mu, sd), x0, { solver, steps });
+  return {
+    solved: gaussianFit(x, n, dim),
+    exact: gaussianFit(gaussianPathEnd(images, n, path), n, dim),
+  };
 }
 
 /**
@@ -228,12 +324,21 @@ export async function reverseNoiseStats(
     x1.set(f.data, s * dim);
   }
   const ref = new Rng(`${opts.seed ?? 0}:noise-reference`).fillNormal(new Float32Array(n * dim));
+  const solver = opts.solver ?? model.manifest.solver.name;
+  const steps = opts.steps ?? model.manifest.solver.steps;
   return {
     ...gaussianFit(x1, n, dim),
-    solver: opts.solver ?? model.manifest.solver.name,
-    steps: opts.steps ?? model.manifest.solver.steps,
+    solver,
+    steps,
     correlationWithImage: meanRowCorrelation(images, x1, n),
     gaussianFlowCorrelation: gaussianFlowCorrelation(images, n),
+    gaussianFlow: await gaussianFlowSolved(
+      images,
+      n,
+      makeInterpolant(model.manifest.interpolant),
+      solver,
+      steps,
+    ),
     reference: gaussianFit(ref, n, dim),
   };
 }
