@@ -28,7 +28,9 @@
  * validation images, thresholds 0.8, 0.85 and 0.9), TTA_STEPS (300), TTA_EVAL_EVERY (10),
  * TTA_EVAL_IMAGES (1000), TTA_THRESHOLDS (0.8,0.9,0.95), TTA_LR (1e-3), TTA_BASE, TTA_SIDES
  * (prg,torch), TTA_KEEP_GOING=1 (do not stop a side once it reached the last threshold),
- * PRG_THREADS (1; torch gets the same), PRG_PYTHON (an interpreter with torch and numpy).
+ * PRG_THREADS (1; torch gets the same), PRG_PYTHON (an interpreter with torch and numpy),
+ * TTA_OUT (also write the lines, with commit, command and machine, to this JSON file: the report's
+ * input, runs/tta/<name>/tta.json).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fs, readdirSync } from 'node:fs';
@@ -40,7 +42,9 @@ import { BatchLoader, ImageDataset, loadDataset, subset } from '../src/prg/data'
 import { PrgModel } from '../src/prg/inference';
 import { flowMatchingBatch, makeInterpolant } from '../src/prg/interpolants';
 import { readModelDir } from '../src/prg/model-dir/io';
-import { carveValidation } from '../src/prg/recipes/run';
+import { gitCommit } from '../src/prg/model-dir/provenance';
+import { carveValidation, machine } from '../src/prg/recipes/run';
+import { writeJson } from '../src/prg/recipes/run-state';
 import { Rng } from '../src/prg/rng';
 import { smoothTargets } from '../src/prg/training/common';
 import { evaluateModel, labelMap } from '../src/prg/training/evaluate';
@@ -48,9 +52,17 @@ import { FineTuneStep } from '../src/prg/training/finetune';
 import { fineTunedModel } from '../src/prg/training/finetune-export';
 import { fineTuneNets } from '../src/prg/training/finetune-nets';
 import { resolveHyperparameters } from '../src/prg/training/hyperparameters';
+import { TTA_KIND } from '../src/report/inputs';
 import { CurvePoint, crossings, median, parseThresholds, ratio } from './tta-metrics';
 
 const env = process.env;
+
+/** What was printed (one JSON line each), kept for TTA_OUT. */
+const emitted: Record<string, unknown>[] = [];
+function emit(line: Record<string, unknown>): void {
+  emitted.push(line);
+  console.log(JSON.stringify(line));
+}
 const SHORT = env.BENCH_SHORT === '1';
 
 function num(name: string, dflt: number): number {
@@ -354,9 +366,7 @@ function python(): string | null {
 async function runTorch(dir: string): Promise<SideResult | null> {
   const py = python();
   if (!py) {
-    console.log(
-      JSON.stringify({ side: 'torch', error: 'no python with torch and numpy (set PRG_PYTHON)' }),
-    );
+    emit({ side: 'torch', error: 'no python with torch and numpy (set PRG_PYTHON)' });
     return null;
   }
   let script = join(__dirname, 'torch_tta.py');
@@ -405,64 +415,74 @@ function report(results: SideResult[], config: Record<string, unknown>): void {
   const by: Record<string, { crossings: ReturnType<typeof crossings>; r: SideResult }> = {};
   for (const r of results) {
     by[r.side] = { crossings: crossings(r.curve, th), r };
-    console.log(
-      JSON.stringify({
-        side: r.side,
-        steps: r.stepWallMs.length,
-        step_wall_ms_median: r1(median(r.stepWallMs)),
-        step_cpu_ms_median: r1(median(r.stepCpuMs)),
-        train_wall_s: r1(r.curve[r.curve.length - 1].wallS),
-        train_cpu_s: r1(r.curve[r.curve.length - 1].cpuS),
-        final_accuracy: r.curve[r.curve.length - 1].accuracy,
-        setup_s: r1(r.setupS),
-        eval_s: r1(r.evalS),
-        load_before: r.loadBefore,
-        load_after: r.loadAfter,
-        curve: r.curve.map((c) => [c.step, r1(c.wallS), r1(c.cpuS), c.accuracy]),
-        ...(r.extra ?? {}),
-      }),
-    );
+    emit({
+      side: r.side,
+      steps: r.stepWallMs.length,
+      step_wall_ms_median: r1(median(r.stepWallMs)),
+      step_cpu_ms_median: r1(median(r.stepCpuMs)),
+      train_wall_s: r1(r.curve[r.curve.length - 1].wallS),
+      train_cpu_s: r1(r.curve[r.curve.length - 1].cpuS),
+      final_accuracy: r.curve[r.curve.length - 1].accuracy,
+      setup_s: r1(r.setupS),
+      eval_s: r1(r.evalS),
+      load_before: r.loadBefore,
+      load_after: r.loadAfter,
+      curve: r.curve.map((c) => [c.step, r1(c.wallS), r1(c.cpuS), c.accuracy]),
+      ...(r.extra ?? {}),
+    });
   }
   const p = by.prg;
   const t = by.torch;
   th.forEach((threshold, i) => {
     const a = p?.crossings[i];
     const b = t?.crossings[i];
-    console.log(
-      JSON.stringify({
-        threshold,
-        prg_step: a?.step ?? null,
-        prg_wall_s: r1(a?.wallS ?? null),
-        prg_cpu_s: r1(a?.cpuS ?? null),
-        torch_step: b?.step ?? null,
-        torch_wall_s: r1(b?.wallS ?? null),
-        torch_cpu_s: r1(b?.cpuS ?? null),
-        wall_ratio_prg_over_torch: ratio(a?.wallS, b?.wallS),
-        cpu_ratio_prg_over_torch: ratio(a?.cpuS, b?.cpuS),
-      }),
-    );
+    emit({
+      threshold,
+      prg_step: a?.step ?? null,
+      prg_wall_s: r1(a?.wallS ?? null),
+      prg_cpu_s: r1(a?.cpuS ?? null),
+      torch_step: b?.step ?? null,
+      torch_wall_s: r1(b?.wallS ?? null),
+      torch_cpu_s: r1(b?.cpuS ?? null),
+      wall_ratio_prg_over_torch: ratio(a?.wallS, b?.wallS),
+      cpu_ratio_prg_over_torch: ratio(a?.cpuS, b?.cpuS),
+    });
   });
-  console.log(
-    JSON.stringify({
-      summary: true,
-      step_wall_ratio_prg_over_torch: ratio(
-        median(p?.r.stepWallMs ?? []),
-        median(t?.r.stepWallMs ?? []),
-      ),
-      step_cpu_ratio_prg_over_torch: ratio(
-        median(p?.r.stepCpuMs ?? []),
-        median(t?.r.stepCpuMs ?? []),
-      ),
-      forward_max_abs_diff: t?.r.extra?.forward_max_abs_diff ?? null,
-      torch_version: t?.r.extra?.torch_version ?? null,
-      base: baseDir(),
-      cpus: os.cpus().length,
-      recipe: config,
-    }),
-  );
+  emit({
+    summary: true,
+    step_wall_ratio_prg_over_torch: ratio(
+      median(p?.r.stepWallMs ?? []),
+      median(t?.r.stepWallMs ?? []),
+    ),
+    step_cpu_ratio_prg_over_torch: ratio(
+      median(p?.r.stepCpuMs ?? []),
+      median(t?.r.stepCpuMs ?? []),
+    ),
+    forward_max_abs_diff: t?.r.extra?.forward_max_abs_diff ?? null,
+    torch_version: t?.r.extra?.torch_version ?? null,
+    base: baseDir(),
+    cpus: os.cpus().length,
+    recipe: config,
+  });
 }
 
-main().catch((e: unknown) => {
-  console.error((e as Error).stack ?? e);
-  process.exitCode = 1;
-});
+main()
+  .then(async () => {
+    // The report (npm run report) reads runs/tta/<name>/tta.json: the lines above, with provenance.
+    if (env.TTA_OUT)
+      await writeJson(env.TTA_OUT, {
+        kind: TTA_KIND,
+        commit: gitCommit(),
+        command: `${Object.keys(env)
+          .filter((k) => /^(BENCH_|TTA_|PRG_THREADS$)/.test(k) && k !== 'TTA_OUT')
+          .map((k) => `${k}=${env[k]} `)
+          .join('')}node dist/bench/tta.js`,
+        machine: machine(),
+        createdAt: new Date().toISOString(),
+        lines: emitted,
+      });
+  })
+  .catch((e: unknown) => {
+    console.error((e as Error).stack ?? e);
+    process.exitCode = 1;
+  });

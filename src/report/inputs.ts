@@ -16,6 +16,9 @@ import { basename, join } from 'node:path';
 
 export type Json = Record<string, unknown>;
 
+/** The `kind` of bench/tta.ts's output file (TTA_OUT): time to accuracy against PyTorch. */
+export const TTA_KIND = 'prg.tta/v1';
+
 export interface ReportInput {
   kind: 'recipe' | 'ablation' | 'analysis';
   dir: string;
