@@ -10,8 +10,9 @@ import { parseArgs } from 'node:util';
 import { OptionSpec, UsageError, flag, str } from './args';
 
 export const REPORT_HELP = `prg report [PATH...] [--out docs/RESULTS.md] [--figures docs/results]
-  Reads results.json (recipes, ablations) and analysis.json (prg analyze) under each PATH (default:
-  runs/recipes and runs/analysis; a directory's subdirectories are searched one level down) and
+  Reads results.json (recipes, ablations), analysis.json (prg analyze) and tta.json (bench/tta.ts
+  with TTA_OUT) under each PATH (default: runs/recipes, runs/analysis and runs/tta; a directory's
+  subdirectories are searched one level down) and
   writes the markdown report with PNG figures. Sections without results say "not run yet".`;
 
 const OPTIONS: OptionSpec = {
@@ -39,7 +40,7 @@ export async function reportCommand(argv: string[]): Promise<number> {
     process.stdout.write(REPORT_HELP + '\n');
     return 0;
   }
-  const paths = positionals.length ? positionals : ['runs/recipes', 'runs/analysis'];
+  const paths = positionals.length ? positionals : ['runs/recipes', 'runs/analysis', 'runs/tta'];
   const out = str(values, 'out') ?? 'docs/RESULTS.md';
   const figuresDir = str(values, 'figures') ?? 'docs/results';
   const inputs = await findInputs(paths);

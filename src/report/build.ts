@@ -23,6 +23,7 @@ import { VlSpec, chartPng, provenanceTitle } from './charts';
 import { claimRows } from './claims';
 import { NOT_RUN, fmt, pct, short, slug, table } from './format';
 import { CurvePoint, Json, ReportInput, isObj, numOr, readCurves, strOr } from './inputs';
+import { TTA_NOT_RUN, ttaPart } from './tta';
 import {
   OUR_SETTING,
   PAPER_CLAIMS,
@@ -720,6 +721,19 @@ async function generationSection(r: Report, analyses: ReportInput[]): Promise<vo
   }
 }
 
+async function ttaSection(r: Report, inputs: ReportInput[]): Promise<void> {
+  r.add(
+    '## Time to accuracy against PyTorch',
+    'The same fine-tuning (paper §3.2, eq. 3) by this engine and by a PyTorch eager reimplementation (bench/torch_tta.py) on the same machine, from the same pretrained flow, on the same batches; training time only (evaluations excluded), process CPU seconds being the steadier clock on a shared machine. docs/training.md describes the benchmark.',
+  );
+  if (!inputs.length) r.add(`Time to accuracy: ${TTA_NOT_RUN}`);
+  for (const inp of inputs) {
+    const part = ttaPart(inp, machineOf(inp.json));
+    r.add(...part.lines);
+    if (part.figure) await r.figure(part.figure.name, part.figure.spec, part.figure.caption);
+  }
+}
+
 /**
  * The newest time recorded in the inputs (results' updatedAt, analyses' createdAt), so that the
  * same inputs give the same report whenever it is generated; `now` only when none records one.
@@ -752,6 +766,7 @@ export async function buildReport(o: BuildReportOptions): Promise<BuiltReport> {
   await claimsSection(r, by('ablation'));
   await curvesSection(r, [...by('recipe'), ...by('ablation')]);
   await ablationsSection(r, by('ablation'));
+  await ttaSection(r, by('tta'));
   await generationSection(r, by('analysis'));
   const markdown = r.parts.join('\n');
   await writeFileAtomic(o.out, new TextEncoder().encode(markdown));

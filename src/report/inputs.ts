@@ -8,6 +8,8 @@
  *   recipes): ablation.{question, metric, budget, seeds, reference, variants[].{name, label, kind,
  *   settings, runs[].{seed, testAccuracy}, testAccuracy.{mean, std, n}}};
  * - `analysis.json` of `prg analyze` (src/prg/generation/analysis.ts);
+ * - `tta.json` of bench/tta.ts (TTA_OUT): kind, commit, command, machine, createdAt, lines[] (the
+ *   JSON lines it prints: per side, per threshold, summary; src/report/tta.ts);
  * - `*.jsonl` training logs beside either (`--log`): lines {event: "step", phase, globalStep, loss},
  *   and since the recipe command tags them, {stage, variant?, seed?, candidate?, interpolant?}.
  */
@@ -20,7 +22,7 @@ export type Json = Record<string, unknown>;
 export const TTA_KIND = 'prg.tta/v1';
 
 export interface ReportInput {
-  kind: 'recipe' | 'ablation' | 'analysis';
+  kind: 'recipe' | 'ablation' | 'analysis' | 'tta';
   dir: string;
   file: string;
   json: Json;
@@ -44,18 +46,23 @@ async function readJson(file: string): Promise<Json | null> {
   }
 }
 
+/** What a results file is, by its name or its `kind` field. */
+function kindOf(name: string, json: Json): ReportInput['kind'] {
+  if (name === 'analysis.json' || json.kind === 'prg.analysis/v1') return 'analysis';
+  if (name === 'tta.json' || json.kind === TTA_KIND) return 'tta';
+  return isObj(json.ablation) ? 'ablation' : 'recipe';
+}
+
 async function inputsOfDir(dir: string): Promise<ReportInput[]> {
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   const logs = names.filter((n) => n.endsWith('.jsonl')).map((n) => join(dir, n));
   const out: ReportInput[] = [];
-  for (const name of ['results.json', 'analysis.json']) {
+  for (const name of ['results.json', 'analysis.json', 'tta.json']) {
     if (!names.includes(name)) continue;
     const file = join(dir, name);
     const json = await readJson(file);
     if (!json) continue;
-    const kind =
-      name === 'analysis.json' ? 'analysis' : isObj(json.ablation) ? 'ablation' : 'recipe';
-    out.push({ kind, dir, file, json, logs });
+    out.push({ kind: kindOf(name, json), dir, file, json, logs });
   }
   return out;
 }
@@ -73,13 +80,7 @@ export async function findInputs(paths: readonly string[]): Promise<ReportInput[
     if (st.isFile()) {
       const json = await readJson(p);
       if (!json) continue;
-      const kind =
-        basename(p) === 'analysis.json' || json.kind === 'prg.analysis/v1'
-          ? 'analysis'
-          : isObj(json.ablation)
-            ? 'ablation'
-            : 'recipe';
-      out.push({ kind, dir: join(p, '..'), file: p, json, logs: [] });
+      out.push({ kind: kindOf(basename(p), json), dir: join(p, '..'), file: p, json, logs: [] });
       continue;
     }
     const own = await inputsOfDir(p);

@@ -69,8 +69,72 @@ const ablation = {
   settings: { finetune: { hyperparameters: { tStar: 0.5 } } },
 };
 
+/** One side's line of bench/tta.ts: median step [wall, CPU] ms, accuracy at steps 10 and 20. */
+const ttaSide = (side: string, ms: number[], acc: number[], at10: number[]) => ({
+  side,
+  steps: 20,
+  step_wall_ms_median: ms[0],
+  step_cpu_ms_median: ms[1],
+  final_accuracy: acc[1],
+  load_before: [1, 1, 1],
+  load_after: [2, 2, 2],
+  curve: [
+    [0, 0, 0, 0.076],
+    [10, at10[0], at10[1], acc[0]],
+    [20, 2 * at10[0], 2 * at10[1], acc[1]],
+  ],
+});
+
+/** bench/tta.ts's output file (TTA_OUT), in the shape it writes. */
+const tta = {
+  kind: 'prg.tta/v1',
+  commit: '0123456789abcdef',
+  command: 'BENCH_SHORT=1 node dist/bench/tta.js',
+  machine: { cpus: 2, cpu: 'test CPU', memoryGiB: 24 },
+  createdAt: '2026-12-06T01:00:00.000Z',
+  lines: [
+    ttaSide('prg', [410.5, 395.25], [0.776, 0.882], [4.1, 3.9]),
+    {
+      ...ttaSide('torch', [620.75, 600.5], [0.752, 0.864], [6.2, 6.0]),
+      torch_version: '2.13.0+cpu',
+    },
+    {
+      threshold: 0.8,
+      prg_step: 20,
+      prg_wall_s: 8.2,
+      prg_cpu_s: 7.9,
+      torch_step: 20,
+      torch_wall_s: 12.4,
+      torch_cpu_s: 12,
+      wall_ratio_prg_over_torch: 0.6613,
+      cpu_ratio_prg_over_torch: 0.6583,
+    },
+    {
+      summary: true,
+      step_cpu_ratio_prg_over_torch: 0.6582,
+      step_wall_ratio_prg_over_torch: 0.6613,
+      forward_max_abs_diff: { features: 1.4e-5, logits: 2.3e-6 },
+      torch_version: '2.13.0+cpu',
+      recipe: {
+        batch: 64,
+        k: 3,
+        tStar: 0.5,
+        solver: 'euler',
+        lr: 0.001,
+        lambdaFlow: 1,
+        threads: 1,
+        evalImages: 500,
+        evalEvery: 10,
+      },
+    },
+  ],
+};
+
 beforeAll(async () => {
   root = await fs.mkdtemp(join(tmpdir(), 'prg-report-'));
+  const tdir = join(root, 'runs', 'tta', 'short');
+  await fs.mkdir(tdir, { recursive: true });
+  await fs.writeFile(join(tdir, 'tta.json'), JSON.stringify(tta));
   // 1. A smoke recipe run with its JSONL log, as `prg recipe run mnist --smoke --log` writes it.
   const dir = join(root, 'runs', 'recipes', 'mnist-smoke');
   await fs.mkdir(dir, { recursive: true });
@@ -131,12 +195,13 @@ afterAll(async () => {
 });
 
 describe('prg report', () => {
-  it('finds the three kinds of results files', async () => {
+  it('finds the four kinds of results files', async () => {
     const inputs = await findInputs([
       join(root, 'runs', 'recipes'),
       join(root, 'runs', 'analysis'),
+      join(root, 'runs', 'tta'),
     ]);
-    expect(inputs.map((i) => i.kind).sort()).toEqual(['ablation', 'analysis', 'recipe']);
+    expect(inputs.map((i) => i.kind).sort()).toEqual(['ablation', 'analysis', 'recipe', 'tta']);
     expect(inputs.find((i) => i.kind === 'recipe')!.logs).toHaveLength(1);
   });
 
@@ -144,6 +209,7 @@ describe('prg report', () => {
     const inputs = await findInputs([
       join(root, 'runs', 'recipes'),
       join(root, 'runs', 'analysis'),
+      join(root, 'runs', 'tta'),
     ]);
     const out = join(root, 'docs', 'RESULTS.md');
     const figuresDir = join(root, 'docs', 'results');
@@ -182,6 +248,12 @@ describe('prg report', () => {
     for (const row of analysis.sampleQuality.rows)
       expect(md).toContain(`| ${row.solver} | ${row.steps} | ${row.fid.toFixed(2)} |`);
     expect(md).toContain('FID in TINY classifier features');
+    // Time to accuracy: the threshold row, the per-side medians and the provenance of tta.json.
+    expect(md).toContain('| 80 % | 20 | 7.9 | 8.2 | 20 | 12.0 | 12.4 | 0.66 | 0.66 |');
+    expect(md).toContain('| this engine (ONNX Runtime) | 20 | 395.3 | 410.5 | 88.2 |');
+    expect(md).toContain('| PyTorch | 20 | 600.5 | 620.8 | 86.4 |');
+    expect(md).toContain('PyTorch 2.13.0+cpu');
+    expect(md).toContain('commit 0123456789');
 
     // Figures: training curves, accuracy vs K and vs t*, FID vs K, OOD histogram (rendered), and
     // the trajectory and sample grids (copied): each a PNG linked from the markdown.
@@ -195,6 +267,7 @@ describe('prg report', () => {
       'trajectories-tiny-0.0.1.png',
       'samples-tiny-0.0.1-euler-1.png',
       'samples-tiny-0.0.1-euler-2.png',
+      'tta.png',
     ])
       expect(names).toContain(want);
     for (const f of r.figures) {
@@ -251,6 +324,7 @@ describe('prg report', () => {
       "## Which of the paper's claims",
       '## Training curves',
       '## Ablations',
+      '## Time to accuracy',
       '## Generation',
     ])
       expect(r.markdown.split(section)[1].split('\n## ')[0]).toContain(NOT_RUN);
