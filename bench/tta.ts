@@ -474,7 +474,8 @@ main()
         kind: TTA_KIND,
         commit: gitCommit(),
         command: `${Object.keys(env)
-          .filter((k) => /^(BENCH_|TTA_|PRG_THREADS$)/.test(k) && k !== 'TTA_OUT')
+          .filter((k) => /^(BENCH_|TTA_|PRG_THREADS$|PRG_PYTHON$)/.test(k))
+          .sort()
           .map((k) => `${k}=${env[k]} `)
           .join('')}node dist/bench/tta.js`,
         machine: machine(),
