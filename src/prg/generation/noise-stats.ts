@@ -250,8 +250,10 @@ export function gaussianFlowCorrelation(images: ArrayLike<number>, n: number): n
  * The marginal velocity of `path` when the data are N(μ, diag s²): x_t is then Gaussian per pixel
  * with mean α(t)μ and variance V(t) = α²s² + σ² + σ_min², and the flow that keeps it so is
  *   v(x, t) = α'μ + (V'/2V)·(x − αμ),   V'/2 = αα's² + σσ'
- * (paper §3.1, eq. 2: the marginal of the conditional velocities u_t). Where V = 0 (a constant
- * pixel at t = 0 with σ_min = 0) x − αμ is 0 too, and the deviation term is dropped.
+ * (paper §3.1, eq. 2: the marginal of the conditional velocities u_t, E[u_t | x_t], for
+ * independent data and noise). Where V = 0 (a constant pixel at t = 0 with σ_min = 0) x − αμ is 0
+ * too, and the deviation term is dropped. OT-CFM couples data and noise by minibatch OT, so for
+ * it this is the ICFM field: a reference for the solver, not OT-CFM's own marginal.
  */
 export function gaussianPathVelocity(
   path: Interpolant,
