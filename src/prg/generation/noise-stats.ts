@@ -208,6 +208,11 @@ export function pixelMoments(
   return { mu, sd };
 }
 
+/** V(t) = α²s² + σ² + σ_min²: the variance of x_t on `path` for a pixel of data variance s². */
+function pathVariance(path: Interpolant, t: number, s2: number): number {
+  return path.alpha(t) ** 2 * s2 + path.sigma(t) ** 2 + path.noiseStd ** 2;
+}
+
 /**
  * x_1 of the exact flow of a diagonal Gaussian fit of `images` [n, dim] under `path`, in closed
  * form. The flow is affine per pixel (`gaussianPathVelocity`): x_t − α(t)μ_j grows as √V_j(t), so
@@ -220,16 +225,14 @@ export function gaussianPathEnd(
   images: ArrayLike<number>,
   n: number,
   path: Interpolant,
+  { mu, sd } = pixelMoments(images, n),
 ): Float64Array {
   const dim = images.length / n;
-  const { mu, sd } = pixelMoments(images, n);
   const [a0, a1] = [path.alpha(0), path.alpha(1)];
-  const variance = (t: number, s2: number) =>
-    path.alpha(t) ** 2 * s2 + path.sigma(t) ** 2 + path.noiseStd ** 2;
   const z = new Float64Array(n * dim);
   for (let j = 0; j < dim; j++) {
-    const v0 = variance(0, sd[j] * sd[j]);
-    const gain = v0 > 1e-24 ? Math.sqrt(variance(1, sd[j] * sd[j]) / v0) : 0;
+    const v0 = pathVariance(path, 0, sd[j] * sd[j]);
+    const gain = v0 > 1e-24 ? Math.sqrt(pathVariance(path, 1, sd[j] * sd[j]) / v0) : 0;
     for (let i = 0; i < n; i++)
       z[i * dim + j] = a1 * mu[j] + gain * (images[i * dim + j] - a0 * mu[j]);
   }
@@ -238,9 +241,9 @@ export function gaussianPathEnd(
 
 /**
  * corr(x_0, x_1) of the exact flow of a diagonal Gaussian fit of `images` [n, dim]
- * (`gaussianPathEnd` of ICFM, the standardised pixels). That flow ends exactly at N(0, I) when the data are that Gaussian, yet its
- * x_1 still looks like the image wherever pixels vary together — the value a flow reaching noise
- * can have.
+ * (`gaussianPathEnd` of ICFM, the standardised pixels). That flow ends exactly at N(0, I) when
+ * the data are that Gaussian, yet its x_1 still looks like the image wherever pixels vary
+ * together — the value a flow reaching noise can have.
  */
 export function gaussianFlowCorrelation(images: ArrayLike<number>, n: number): number {
   return meanRowCorrelation(images, gaussianPathEnd(images, n, new ICFM()), n);
@@ -269,7 +272,7 @@ export function gaussianPathVelocity(
     const coef = new Float64Array(dim);
     for (let j = 0; j < dim; j++) {
       const s2 = sd[j] * sd[j];
-      const v = a * a * s2 + s * s + path.noiseStd * path.noiseStd;
+      const v = pathVariance(path, t, s2);
       coef[j] = v > 0 ? (a * da * s2 + s * ds) / v : 0;
     }
     const out = new Float64Array(x.length);
@@ -295,12 +298,13 @@ export async function gaussianFlowSolved(
   steps: number,
 ): Promise<{ solved: GaussianFit; exact: GaussianFit }> {
   const dim = images.length / n;
-  const { mu, sd } = pixelMoments(images, n);
+  const moments = pixelMoments(images, n);
   const x0 = Float64Array.from(images);
-  const { x } = await solveOde(gaussianPathVelocity(path, mu, sd), x0, { solver, steps });
+  const f = gaussianPathVelocity(path, moments.mu, moments.sd);
+  const { x } = await solveOde(f, x0, { solver, steps });
   return {
     solved: gaussianFit(x, n, dim),
-    exact: gaussianFit(gaussianPathEnd(images, n, path), n, dim),
+    exact: gaussianFit(gaussianPathEnd(images, n, path, moments), n, dim),
   };
 }
 
