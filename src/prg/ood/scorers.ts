@@ -28,7 +28,7 @@ import {
   relativeMahalanobisGraph,
   tiedGaussianFromJson,
 } from './mahalanobis';
-import { OodStatsFile, parseOodStats } from './stats';
+import { EnsembleStats, OodStatsFile, parseOodStats } from './stats';
 
 export { headHiddenGraph };
 
@@ -250,14 +250,6 @@ class Memo implements OodScorer {
   async release(): Promise<void> {
     await this.inner.release?.();
   }
-}
-
-/** Settings of the `ensemble` score, stored in ood.json. */
-export interface EnsembleStats {
-  components: string[];
-  /** Mean and standard deviation of each component on the held-out in-distribution images. */
-  mean: number[];
-  std: number[];
 }
 
 /**

@@ -6,9 +6,16 @@ import type { DeepFeatureSpec } from './deep';
 import { LikelihoodOptions } from './likelihood';
 import type { GuardRecord } from './selection';
 import { TiedGaussianJson } from './mahalanobis';
-import type { EnsembleStats } from './scorers';
 
 export const OOD_SCHEMA = 'prg.ood/v1';
+
+/** Settings of the `ensemble` score (scorers.ts), stored in ood.json. */
+export interface EnsembleStats {
+  components: string[];
+  /** Mean and standard deviation of each component on the held-out in-distribution images. */
+  mean: number[];
+  std: number[];
+}
 
 export interface OodStatsFile {
   schema: typeof OOD_SCHEMA;

@@ -7,12 +7,19 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { readIdxPair } from '../../prg/data';
-import type { DatasetLocation } from './datasets.service';
 
 /** Thumbnails are at most this many pixels on a side (larger images are shrunk, never enlarged). */
 const THUMB_SIZE = 64;
 /** Classes beyond this get no thumbnails (their counts are still in the dataset's info). */
 export const MAX_SAMPLE_CLASSES = 64;
+
+/** What the thumbnails read of a stored dataset (datasets.service.ts's DatasetLocation is one). */
+export interface StoredImages {
+  info: { id: string; classes: string[]; counts: number[] };
+  /** The class-folder root, or the IDX images file beside `labelsPath`. */
+  imagesPath: string;
+  labelsPath?: string;
+}
 
 export interface ClassSamples {
   name: string;
@@ -39,10 +46,7 @@ function rawImage(px: Uint8Array, i: number, [c, h, w]: number[]): Image {
   return sharp(hwc, { raw: { width: w, height: h, channels: c as 1 | 3 } });
 }
 
-export async function datasetSamples(
-  loc: DatasetLocation,
-  perClass: number,
-): Promise<ClassSamples[]> {
+export async function datasetSamples(loc: StoredImages, perClass: number): Promise<ClassSamples[]> {
   const { info } = loc;
   const shown = info.classes.slice(0, MAX_SAMPLE_CLASSES);
   if (loc.labelsPath) {

@@ -7,7 +7,9 @@ import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import type { ClassSamples } from './dataset-samples';
 import { MAX_SAMPLE_CLASSES } from './dataset-samples';
-import type { DatasetFormat } from './datasets.service';
+
+/** How a stored dataset keeps its images: class folders, or an IDX pair. */
+export type DatasetFormat = 'imagefolder' | 'idx';
 
 export class DatasetResponse {
   @ApiProperty({ example: 'ds_9243f37a7965' }) id!: string;

@@ -20,11 +20,9 @@ import { planImageFolder } from './image-folder';
 import { SafeZip } from './safe-zip';
 import { ownerInName, removeStaleTemp, withOwner } from '../common/stale-temp';
 import { isStorageFull, storageFullError } from '../common/storage-full';
-import type { DatasetResponse } from './dataset.dto';
+import type { DatasetFormat, DatasetResponse } from './dataset.dto';
 
 export const DATASETS_CONFIG = Symbol('DATASETS_CONFIG');
-
-export type DatasetFormat = 'imagefolder' | 'idx';
 
 /** A stored dataset as the API reports it: the response class (dataset.dto.ts) is the type. */
 export type DatasetInfo = DatasetResponse;

@@ -24,7 +24,6 @@ import {
   FineTuneJobData,
   FineTuneJobView,
   FineTuneResultView,
-  FineTuneStatus,
   JobCancelledError,
   JobHandler,
   JobInterruptedError,
@@ -32,6 +31,7 @@ import {
   JobQueue,
   StoredProgress,
 } from './fine-tune.types';
+import { FineTuneStatus } from './fine-tune-status';
 import { removeJobFiles } from './job-files';
 import { JobsConfig } from './jobs.config';
 import { endRun, recordProgress, startRun } from './progress';

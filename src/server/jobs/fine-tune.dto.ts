@@ -13,7 +13,7 @@ import { IsObject, IsOptional, IsString } from 'class-validator';
 import type { FineTuneProgress } from '../../prg/training/job-api';
 import type { FineTuneHyperparameters } from '../../prg/training/hyperparameters';
 import { ApiField } from '../common/api-field';
-import { FINE_TUNE_STATUSES, type FineTuneStatus } from './fine-tune.types';
+import { FINE_TUNE_STATUSES, type FineTuneStatus } from './fine-tune-status';
 import { FineTuneHyperparametersInput } from './hyperparameters';
 
 /**

@@ -15,18 +15,7 @@ import type {
   FineTuneResultDto,
   JobRunDto,
 } from './fine-tune.dto';
-
-export const FINE_TUNE_STATUSES = [
-  'queued',
-  'running',
-  'cancelling',
-  'succeeded',
-  'failed',
-  'cancelled',
-] as const;
-export type FineTuneStatus = (typeof FINE_TUNE_STATUSES)[number];
-
-export const TERMINAL: ReadonlySet<FineTuneStatus> = new Set(['succeeded', 'failed', 'cancelled']);
+import type { FineTuneStatus } from './fine-tune-status';
 
 /** What is enqueued: everything a worker needs, resolved by the API (no registry in workers). */
 export interface FineTuneJobData {

@@ -31,8 +31,8 @@ import {
   JOB_QUEUE,
   JOBS_CONFIG,
   JobQueue,
-  TERMINAL,
 } from './fine-tune.types';
+import { TERMINAL } from './fine-tune-status';
 import { cleanHyperparameters, hyperparameterProblems } from './hyperparameters';
 import { JobsConfig } from './jobs.config';
 import { defaultFineTuneBase, fineTuneOutputName } from './default-base';

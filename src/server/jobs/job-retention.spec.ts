@@ -10,13 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BullJobQueue } from './bull-queue';
-import {
-  FineTuneJobData,
-  FineTuneJobView,
-  JobHandler,
-  JobQueue,
-  TERMINAL,
-} from './fine-tune.types';
+import { FineTuneJobData, FineTuneJobView, JobHandler, JobQueue } from './fine-tune.types';
+import { TERMINAL } from './fine-tune-status';
 import { JobsConfig, loadJobsConfig } from './jobs.config';
 import { MemoryJobQueue } from './memory-queue';
 import { deletePrefix, redisAvailable, TEST_REDIS_URL, uniquePrefix } from './testing/redis-env';

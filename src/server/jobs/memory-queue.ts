@@ -13,14 +13,13 @@ import {
   FineTuneEvent,
   FineTuneJobData,
   FineTuneJobView,
-  FineTuneStatus,
   JobCancelledError,
   JobHandler,
   JobInterruptedError,
   JobName,
   JobQueue,
-  TERMINAL,
 } from './fine-tune.types';
+import { FineTuneStatus, TERMINAL } from './fine-tune-status';
 import { removeJobFiles } from './job-files';
 import { JobsConfig } from './jobs.config';
 import { endRun, recordProgress, startRun } from './progress';
