@@ -14,7 +14,13 @@
  */
 import { OodScoreThreshold } from '../manifest';
 import { PrgModel } from '../inference';
-import { readManifest, readModelDir, writeModelDir, DEFAULT_FILES } from '../model-dir/io';
+import {
+  LoadedModelDir,
+  readManifest,
+  readModelDir,
+  writeModelDir,
+  DEFAULT_FILES,
+} from '../model-dir/io';
 import { commandLine } from '../model-dir/provenance';
 import { loadDatasetFor } from '../training/evaluate';
 import {
@@ -30,6 +36,7 @@ import {
 import { checkAbort, scoreSet } from './evaluate';
 import { LIKELIHOOD_DEFAULTS, LikelihoodOptions } from './likelihood';
 import {
+  DeepFeatureSpec,
   columnStats,
   deepFeatureDim,
   deepFeatureGraph,
@@ -39,7 +46,7 @@ import {
   unstandardiseGaussian,
 } from './deep';
 import {
-  TiedGaussian,
+  TiedGaussianJson,
   fitBackgroundGaussian,
   fitTiedGaussian,
   tiedGaussianToJson,
@@ -136,6 +143,213 @@ export interface FitOodResult {
   guard?: GuardRecord;
 }
 
+/** The training images' rows that the Gaussians of ood.json are fitted on (step 1). */
+interface TrainRows {
+  /** The head's input x_{t*}, [n, dimF]. */
+  features: Float32Array;
+  dimF: number;
+  /** The head's tanh layer, [n, dimH]; absent for a head without one (none are built today). */
+  hidden?: Float32Array;
+  dimH: number;
+  /** mahalanobis_deep's features (deep.ts), [n, spec dim]: U-Net nets only, when not turned off. */
+  deep?: { spec: DeepFeatureSpec; rows: Float32Array; dim: number };
+}
+
+type SessionOpts = Pick<ScorerOptions, 'device' | 'threads'>;
+
+async function trainRows(
+  loaded: LoadedModelDir,
+  train: LabeledImages,
+  opts: FitOodOptions,
+  so: SessionOpts,
+): Promise<TrainRows> {
+  const m = loaded.manifest;
+  const base = new PrgModel(loaded, so, []);
+  const hasHidden = loaded.head.nodes.some((n) => n.op === 'Tanh');
+  const headHidden = new HeadHidden(loaded.head, so);
+  const deepSpec =
+    opts.deep !== false && residualBlockOutputs(loaded.velocity).length > 0
+      ? deepFeatureSpec(loaded.velocity, loaded.head, m.solver.tStar)
+      : undefined;
+  const shape: [number, number, number] = [m.input.channels, m.input.height, m.input.width];
+  const deepSession =
+    deepSpec &&
+    new LazySession(() => deepFeatureGraph(loaded.velocity, loaded.head, deepSpec, shape), so);
+  const dimDeep = deepSpec ? deepFeatureDim(deepSpec) : 0;
+  const deepRows = deepSpec && new Float32Array(train.n * dimDeep);
+  let features: Float32Array | undefined;
+  let hidden: Float32Array | undefined;
+  let dimF = 0;
+  let dimH = 0;
+  try {
+    for (const b of imageBatches(train, opts.batchSize ?? 64)) {
+      checkAbort(opts.signal);
+      const f = await base.features(b);
+      dimF = f.data.length / b.n;
+      features ??= new Float32Array(train.n * dimF);
+      features.set(f.data, b.start * dimF);
+      if (hasHidden) {
+        const hd = await headHidden.of(f.data, b.n);
+        dimH = hd.length / b.n;
+        hidden ??= new Float32Array(train.n * dimH);
+        hidden.set(hd, b.start * dimH);
+      }
+      if (deepSession && deepRows) {
+        const feeds = await deepFeeds({ features: f.data, batch: b, model: base }, shape);
+        if (!deepSpec.hidden) delete feeds.features;
+        deepRows.set((await deepSession.run(feeds)).deep.data as Float32Array, b.start * dimDeep);
+      }
+      opts.onProgress?.('train', b.start + b.n, train.n);
+    }
+  } finally {
+    await deepSession?.release();
+    await headHidden.release();
+    await base.release();
+  }
+  return {
+    features: features!,
+    dimF,
+    hidden,
+    dimH,
+    deep: deepSpec && deepRows ? { spec: deepSpec, rows: deepRows, dim: dimDeep } : undefined,
+  };
+}
+
+/** Step 1's Gaussians: class-conditional, tied and shrunk, per layer, and class-agnostic ones. */
+async function fitGaussians(
+  rows: TrainRows,
+  labels: Int32Array,
+  K: number,
+  n: number,
+  opts: FitOodOptions,
+  so: SessionOpts,
+): Promise<{ mahalanobis: OodStatsFile['mahalanobis']; shrinkage: FitOodResult['shrinkage'] }> {
+  const go = { shrinkage: opts.shrinkage, session: so };
+  const gF = await fitTiedGaussian(rows.features, labels, rows.dimF, K, go);
+  const gH = rows.hidden && (await fitTiedGaussian(rows.hidden, labels, rows.dimH, K, go));
+  // The class-agnostic Gaussians of the relative scores (Ren et al. 2021), on the same rows.
+  const bF = await fitBackgroundGaussian(rows.features, rows.dimF, go);
+  const bH = rows.hidden && (await fitBackgroundGaussian(rows.hidden, rows.dimH, go));
+  // The deep Gaussian is fitted on standardised features and stored on raw ones (deep.ts).
+  let deep: { features: DeepFeatureSpec; gaussian: TiedGaussianJson } | undefined;
+  if (rows.deep) {
+    const { spec, rows: d, dim } = rows.deep;
+    const { mean, sd } = columnStats(d, n, dim);
+    const gz = await fitTiedGaussian(standardise(d, n, dim, mean, sd), labels, dim, K, go);
+    deep = { features: spec, gaussian: tiedGaussianToJson(unstandardiseGaussian(gz, mean, sd)) };
+  }
+  return {
+    mahalanobis: {
+      features: tiedGaussianToJson(gF),
+      hidden: gH && tiedGaussianToJson(gH),
+      background: { features: tiedGaussianToJson(bF), hidden: bH && tiedGaussianToJson(bH) },
+      ...(deep ? { deep } : {}),
+    },
+    shrinkage: { features: gF.shrinkage, hidden: gH?.shrinkage },
+  };
+}
+
+/**
+ * Step 2: every score of the held-out images and of each validation outlier set, through the same
+ * path inference uses (PrgModel.oodScores with the fitted scorers).
+ */
+async function scoreHeldoutAndValidation(
+  model: PrgModel,
+  heldout: LabeledImages,
+  validation: { set: LabeledImages; kind: string }[],
+  opts: FitOodOptions,
+): Promise<{ collected: Record<string, Float32Array>; valScores: ValidationSetScores[] }> {
+  const batchSize = opts.batchSize ?? 64;
+  try {
+    const collected = await scoreSet(
+      model,
+      heldout,
+      batchSize,
+      (d, t) => opts.onProgress?.('heldout', d, t),
+      opts.signal,
+    );
+    const valScores: ValidationSetScores[] = [];
+    let done = 0;
+    const total = validation.reduce((a, v) => a + v.set.n, 0);
+    for (const v of validation) {
+      const scores = await scoreSet(
+        model,
+        v.set,
+        batchSize,
+        (d) => opts.onProgress?.('select', done + d, total),
+        opts.signal,
+      );
+      done += v.set.n;
+      valScores.push({ name: v.set.name, kind: v.kind, n: v.set.n, scores });
+    }
+    return { collected, valScores };
+  } finally {
+    await model.release();
+  }
+}
+
+/**
+ * The primary score: the one given, or the one chosen on the validation kinds among the scores
+ * that pass the guard (all, when none do or the guard is off); then the guard's verdict on it —
+ * kept, replaced by the chosen one ('fallback'), refused (throws) or failed (kept, with a warning).
+ */
+function choosePrimary(
+  collected: Record<string, Float32Array>,
+  valScores: ValidationSetScores[],
+  thresholds: Record<string, OodScoreThreshold>,
+  nIn: number,
+  userSet: ValidationSetScores | undefined,
+  opts: FitOodOptions,
+): { primary: string; primarySelection?: PrimarySelection; guard?: GuardRecord } {
+  const guardMode = opts.guard ?? 'fallback';
+  // The guard: which scores flag noise and constant images at their own thresholds.
+  const check = guardCheck(
+    thresholds,
+    valScores.filter((v) => GUARD_SETS.includes(v.name)),
+    opts.guardMinFlagged ?? 0.99,
+  );
+  const names = Object.keys(collected);
+  const eligible =
+    guardMode !== 'off' && check.passing.length
+      ? names.filter((k) => check.passing.includes(k))
+      : names;
+  const sel = selectRobust(collected, valScores, eligible);
+  const primarySelection: PrimarySelection | undefined =
+    opts.primary === undefined
+      ? {
+          criterion: SELECTION_CRITERION,
+          sets: valScores.map((v) => ({ name: v.name, kind: v.kind, n: v.n })),
+          ...(userSet ? { outDataset: userSet.name, nOut: userSet.n } : {}),
+          nIn,
+          chosen: sel.chosen,
+          auroc: sel.auroc,
+          meanAuroc: sel.meanAuroc,
+          aurocBySet: aurocTable(collected, valScores, names),
+        }
+      : undefined;
+  const requested = opts.primary ?? sel.chosen;
+  if (guardMode === 'off') return { primary: requested, primarySelection };
+  let primary = requested;
+  let action: GuardRecord['action'] = 'kept';
+  if (!check.passing.includes(requested)) {
+    if (guardMode === 'refuse') action = 'refused';
+    else if (!check.passing.length) action = 'failed';
+    else {
+      action = 'fallback';
+      primary = sel.chosen;
+    }
+  }
+  const guard: GuardRecord = { ...check, requested, action, primary };
+  if (action !== 'kept') {
+    const msg = guardMessage(guard);
+    if (action === 'refused') throw new Error(msg);
+    // Loud by default: a fine-tune job passes no callback, and its log must still show it.
+    if (opts.onWarning) opts.onWarning(msg);
+    else console.warn(msg);
+  }
+  return { primary, primarySelection, guard };
+}
+
 export async function fitOod(
   modelDir: string,
   trainSet: ImageSet,
@@ -146,7 +360,6 @@ export async function fitOod(
   const heldoutData = heldoutSet && toLabeledImages(heldoutSet);
   const seed = opts.seed ?? 0;
   const tpr = opts.tpr ?? 0.95;
-  const batchSize = opts.batchSize ?? 64;
   const maxHeldout = opts.maxHeldout ?? 1000;
   const loaded = await readModelDir(modelDir);
   const m = loaded.manifest;
@@ -167,83 +380,21 @@ export async function fitOod(
   const labels = modelLabels(train, m.classes);
   const so = { device: opts.device, threads: opts.threads };
 
-  // 1. Features and hidden activations of the training images.
-  const base = new PrgModel(loaded, so, []);
-  // A head without a tanh layer (none are built today) just gets no mahalanobis_hidden.
-  const hasHidden = loaded.head.nodes.some((n) => n.op === 'Tanh');
-  const headHidden = new HeadHidden(loaded.head, so);
-  // mahalanobis_deep (deep.ts): U-Net nets only, and not when turned off.
-  const deepSpec =
-    opts.deep !== false && residualBlockOutputs(loaded.velocity).length > 0
-      ? deepFeatureSpec(loaded.velocity, loaded.head, m.solver.tStar)
-      : undefined;
-  const shape: [number, number, number] = [m.input.channels, m.input.height, m.input.width];
-  const deepSession =
-    deepSpec &&
-    new LazySession(() => deepFeatureGraph(loaded.velocity, loaded.head, deepSpec, shape), so);
-  const dimDeep = deepSpec ? deepFeatureDim(deepSpec) : 0;
-  const deepRows = deepSpec && new Float32Array(train.n * dimDeep);
-  let feats: Float32Array | undefined;
-  let hidden: Float32Array | undefined;
-  let dimF = 0;
-  let dimH = 0;
-  try {
-    for (const b of imageBatches(train, batchSize)) {
-      checkAbort(opts.signal);
-      const f = await base.features(b);
-      dimF = f.data.length / b.n;
-      feats ??= new Float32Array(train.n * dimF);
-      feats.set(f.data, b.start * dimF);
-      if (hasHidden) {
-        const hd = await headHidden.of(f.data, b.n);
-        dimH = hd.length / b.n;
-        hidden ??= new Float32Array(train.n * dimH);
-        hidden.set(hd, b.start * dimH);
-      }
-      if (deepSession && deepRows) {
-        const feeds = await deepFeeds({ features: f.data, batch: b, model: base }, shape);
-        if (!deepSpec.hidden) delete feeds.features;
-        deepRows.set((await deepSession.run(feeds)).deep.data as Float32Array, b.start * dimDeep);
-      }
-      opts.onProgress?.('train', b.start + b.n, train.n);
-    }
-  } finally {
-    await deepSession?.release();
-    await headHidden.release();
-    await base.release();
-  }
-  const K = m.classes.length;
-  const gF = await fitTiedGaussian(feats!, labels, dimF, K, {
-    shrinkage: opts.shrinkage,
-    session: so,
-  });
-  const gH =
-    hidden &&
-    (await fitTiedGaussian(hidden, labels, dimH, K, { shrinkage: opts.shrinkage, session: so }));
-  // The class-agnostic Gaussians of the relative scores (Ren et al. 2021), on the same rows.
-  const bgOpts = { shrinkage: opts.shrinkage, session: so };
-  const bF = await fitBackgroundGaussian(feats!, dimF, bgOpts);
-  const bH = hidden && (await fitBackgroundGaussian(hidden, dimH, bgOpts));
-  // The deep Gaussian is fitted on standardised features and stored on raw ones (deep.ts).
-  let gDeep: TiedGaussian | undefined;
-  if (deepRows) {
-    const { mean, sd } = columnStats(deepRows, train.n, dimDeep);
-    const z = standardise(deepRows, train.n, dimDeep, mean, sd);
-    const gz = await fitTiedGaussian(z, labels, dimDeep, K, bgOpts);
-    gDeep = unstandardiseGaussian(gz, mean, sd);
-  }
+  // 1. Features and hidden activations of the training images, and the Gaussians on them.
+  const rows = await trainRows(loaded, train, opts, so);
+  const { mahalanobis, shrinkage } = await fitGaussians(
+    rows,
+    labels,
+    m.classes.length,
+    train.n,
+    opts,
+    so,
+  );
   const lk = opts.likelihood ?? false;
   const likelihood = lk === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(lk === true ? {} : lk) };
   const stats: OodStatsFile = {
     schema: OOD_SCHEMA,
-    mahalanobis: {
-      features: tiedGaussianToJson(gF),
-      hidden: gH && tiedGaussianToJson(gH),
-      background: { features: tiedGaussianToJson(bF), hidden: bH && tiedGaussianToJson(bH) },
-      ...(deepSpec && gDeep
-        ? { deep: { features: deepSpec, gaussian: tiedGaussianToJson(gDeep) } }
-        : {}),
-    },
+    mahalanobis,
     likelihood,
     fit: {
       train: { dataset: trainData.name, n: train.n },
@@ -254,13 +405,11 @@ export async function fitOod(
     },
   };
 
-  // 2. Held-out scores through the same path inference uses, then thresholds at `tpr`.
-  const scorers = scorersFromStats(stats, loaded, so);
-  const model = new PrgModel(loaded, so, scorers);
-  // Validation outlier sets (outliers.ts, role 'validation'; built from the held-out images)
-  // and the user's set, for choosing the primary and for the guard.
+  // 2. Held-out scores, then thresholds at `tpr`. Validation outlier sets (outliers.ts, role
+  // 'validation'; built from the held-out images) and the user's set, for choosing the primary
+  // and for the guard.
   const perSet = opts.syntheticPerSet ?? 500;
-  const validation: { set: LabeledImages; kind: string }[] = outlierSets('validation').map((d) => ({
+  const validation = outlierSets('validation').map((d) => ({
     set: d.make(heldout, perSet, seed + 3),
     kind: d.kind,
   }));
@@ -269,32 +418,13 @@ export async function fitOod(
       set: subsetImages(select, opts.maxSelect ?? maxHeldout, seed + 2),
       kind: 'user',
     });
-  let collected: Record<string, Float32Array>;
-  const valScores: ValidationSetScores[] = [];
-  try {
-    collected = await scoreSet(
-      model,
-      heldout,
-      batchSize,
-      (d, t) => opts.onProgress?.('heldout', d, t),
-      opts.signal,
-    );
-    let done = 0;
-    const total = validation.reduce((a, v) => a + v.set.n, 0);
-    for (const v of validation) {
-      const scores = await scoreSet(
-        model,
-        v.set,
-        batchSize,
-        (d) => opts.onProgress?.('select', done + d, total),
-        opts.signal,
-      );
-      done += v.set.n;
-      valScores.push({ name: v.set.name, kind: v.kind, n: v.set.n, scores });
-    }
-  } finally {
-    await model.release();
-  }
+  const model = new PrgModel(loaded, so, scorersFromStats(stats, loaded, so));
+  const { collected, valScores } = await scoreHeldoutAndValidation(
+    model,
+    heldout,
+    validation,
+    opts,
+  );
   // The ensemble of the scores present, standardised on these held-out images.
   const comps = ENSEMBLE_COMPONENTS.filter((c) => c in collected);
   if (comps.length >= 2) {
@@ -307,58 +437,17 @@ export async function fitOod(
     thresholds[k] = { threshold: thresholdAtTpr(v, tpr), tpr, higherIsInDistribution: true };
   if (opts.primary !== undefined && !(opts.primary in thresholds))
     throw new Error(`primary OOD score ${opts.primary} is not one of ${Object.keys(thresholds)}`);
-
-  // The guard: which scores flag noise and constant images at their own thresholds.
-  const minFlagged = opts.guardMinFlagged ?? 0.99;
-  const guardMode = opts.guard ?? 'fallback';
-  const check = guardCheck(
-    thresholds,
-    valScores.filter((v) => GUARD_SETS.includes(v.name)),
-    minFlagged,
-  );
-  const names = Object.keys(collected);
-  const eligible =
-    guardMode !== 'off' && check.passing.length
-      ? names.filter((k) => check.passing.includes(k))
-      : names;
-  // Selection on the validation kinds, among the scores that pass the guard (all, when none do
-  // or the guard is off).
-  const sel = selectRobust(collected, valScores, eligible);
   const userSet = select ? valScores[valScores.length - 1] : undefined;
-  let primarySelection: PrimarySelection | undefined;
-  if (opts.primary === undefined) {
-    primarySelection = {
-      criterion: SELECTION_CRITERION,
-      sets: valScores.map((v) => ({ name: v.name, kind: v.kind, n: v.n })),
-      ...(userSet ? { outDataset: userSet.name, nOut: userSet.n } : {}),
-      nIn: heldout.n,
-      chosen: sel.chosen,
-      auroc: sel.auroc,
-      meanAuroc: sel.meanAuroc,
-      aurocBySet: aurocTable(collected, valScores, names),
-    };
-    stats.fit.primarySelection = primarySelection;
-  }
-  const requested = opts.primary ?? sel.chosen;
-  let primary = requested;
-  let action: GuardRecord['action'] = 'kept';
-  if (guardMode !== 'off' && !check.passing.includes(requested)) {
-    if (guardMode === 'refuse') action = 'refused';
-    else if (!check.passing.length) action = 'failed';
-    else {
-      action = 'fallback';
-      primary = sel.chosen;
-    }
-  }
-  const guard: GuardRecord = { ...check, requested, action, primary };
-  if (guardMode !== 'off') stats.fit.guard = guard;
-  if (action !== 'kept') {
-    const msg = guardMessage(guard);
-    if (action === 'refused') throw new Error(msg);
-    // Loud by default: a fine-tune job passes no callback, and its log must still show it.
-    if (opts.onWarning) opts.onWarning(msg);
-    else console.warn(msg);
-  }
+  const { primary, primarySelection, guard } = choosePrimary(
+    collected,
+    valScores,
+    thresholds,
+    heldout.n,
+    userSet,
+    opts,
+  );
+  if (primarySelection) stats.fit.primarySelection = primarySelection;
+  if (guard) stats.fit.guard = guard;
 
   // 3. Write ood.json and the thresholds into the model directory.
   const manifest = {
@@ -384,9 +473,9 @@ export async function fitOod(
     thresholds,
     nTrain: train.n,
     nHeldout: heldout.n,
-    shrinkage: { features: gF.shrinkage, hidden: gH?.shrinkage },
+    shrinkage,
     primarySelection,
-    guard: guardMode === 'off' ? undefined : guard,
+    guard,
   };
 }
 
