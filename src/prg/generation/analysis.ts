@@ -99,55 +99,68 @@ const toInput = (ds: ImageDataset, n: number): Float32Array => {
   return Float32Array.from(px, (p) => p / 127.5 - 1);
 };
 
-export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
-  const m = o.model;
-  const n = o.n ?? 1000;
-  const stepsList = o.steps ?? [1, 2, 5, 10, 20];
-  const solvers = o.solvers ?? ['euler'];
-  const seed = o.seed ?? 0;
-  const reverseSteps = o.reverseSteps ?? 20;
-  const say = o.onProgress ?? (() => {});
-  // The commit of the code that runs now (HEAD may move during a long analysis).
-  const commit = gitCommit();
-  await fs.mkdir(o.out, { recursive: true });
-  // 2n test images: [0, n) against the samples, [n, 2n) for the real-vs-real floor.
-  const test = head(
-    o.datasets?.test ?? (await loadDatasetFor(o.data, m.manifest, { limit: 2 * n })),
-    2 * n,
-  );
-  if (test.n < 2 * n)
-    throw new Error(`${o.data} has ${test.n} images; analysis needs 2n = ${2 * n}`);
-  const x0 = toInput(test, 2 * n);
-  const first = x0.subarray(0, (x0.length / 2) | 0);
-  const d = x0.length / (2 * n);
-  const [C, H, W] = test.shape;
+/** The test images in the model's input space and their layout. */
+interface TestImages {
+  /** 2n images: [0, n) against the samples, [n, 2n) for the real-vs-real floor. */
+  x0: Float32Array;
+  first: Float32Array;
+  n: number;
+  /** Values per image, and [C, H, W]. */
+  d: number;
+  chw: [number, number, number];
+}
 
-  say(`noise statistics of x_1 for ${n} images (euler, K = ${reverseSteps})`);
-  const noiseStats = await reverseNoiseStats(m, first, n, {
-    steps: reverseSteps,
-    solver: 'euler',
-    seed,
-  });
+const TRAJECTORY_IMAGES = 8;
+const TRAJECTORY_FRAMES = 9;
 
-  say('reverse trajectories');
-  const trajImages = 8;
-  const frames = 9;
-  const traj = new Float32Array(trajImages * frames * d);
-  for (let i = 0; i < trajImages; i++) {
+/** Reverse trajectories of the first test images as one PNG (rows: images; columns: t = 0 → 1). */
+async function writeTrajectories(
+  m: PrgModel,
+  t: TestImages,
+  steps: number,
+  out: string,
+): Promise<NonNullable<ModelAnalysis['trajectories']>> {
+  const { d, first } = t;
+  const traj = new Float32Array(TRAJECTORY_IMAGES * TRAJECTORY_FRAMES * d);
+  for (let i = 0; i < TRAJECTORY_IMAGES; i++) {
     const r = await m.trajectory(first.slice(i * d, (i + 1) * d), {
-      frames,
-      steps: reverseSteps,
+      frames: TRAJECTORY_FRAMES,
+      steps,
       solver: 'euler',
     });
-    traj.set(r.data, i * frames * d);
+    traj.set(r.data, i * TRAJECTORY_FRAMES * d);
   }
+  const file = 'trajectories.png';
   await writeFileAtomic(
-    join(o.out, 'trajectories.png'),
-    await imageGridPng(traj, [trajImages * frames, C, H, W], { cols: frames, scale: 3 }),
+    join(out, file),
+    await imageGridPng(traj, [TRAJECTORY_IMAGES * TRAJECTORY_FRAMES, ...t.chw], {
+      cols: TRAJECTORY_FRAMES,
+      scale: 3,
+    }),
   );
+  return {
+    file,
+    images: TRAJECTORY_IMAGES,
+    frames: TRAJECTORY_FRAMES,
+    solver: 'euler',
+    steps,
+  };
+}
 
+/**
+ * n samples per solver and K: a grid PNG of the first 64 each and, given a classifier, their FID
+ * in its features against the first n test images (and the test-vs-test floor).
+ */
+async function samplesAndQuality(
+  m: PrgModel,
+  t: TestImages,
+  o: AnalyzeOptions,
+  say: (msg: string) => void,
+): Promise<Pick<ModelAnalysis, 'samples' | 'sampleQuality'>> {
+  const { n, d, x0, first } = t;
+  const stepsList = o.steps ?? [1, 2, 5, 10, 20];
+  const seed = o.seed ?? 0;
   const samples: ModelAnalysis['samples'] = [];
-  let sampleQuality: ModelAnalysis['sampleQuality'] = null;
   const features = o.featureModelDir
     ? await ClassifierFeatures.load(o.featureModelDir, { threads: o.threads })
     : null;
@@ -155,7 +168,7 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
     const realA = features ? await features.of(first, n) : null;
     const realB = features ? await features.of(x0.slice(n * d), n) : null;
     const rows: SampleQualityRow[] = [];
-    for (const solver of solvers)
+    for (const solver of o.solvers ?? ['euler'])
       for (const steps of solver === 'dopri5' ? [stepsList[stepsList.length - 1]] : stepsList) {
         say(`${n} samples, ${solver}, K = ${steps}`);
         const t0 = Date.now();
@@ -165,7 +178,7 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
         const shown = Math.min(64, n);
         await writeFileAtomic(
           join(o.out, file),
-          await imageGridPng(s.data.subarray(0, shown * d), [shown, C, H, W], {
+          await imageGridPng(s.data.subarray(0, shown * d), [shown, ...t.chw], {
             cols: 8,
             scale: 2,
           }),
@@ -181,49 +194,96 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
           });
         }
       }
-    if (features && realA && realB)
-      sampleQuality = {
-        featureModel: features.name,
-        featureModelId: features.id,
-        n,
-        seed,
-        realVsReal: frechetDistanceOf(realA, n, realB, n, features.dim),
-        rows,
-      };
+    const sampleQuality =
+      features && realA && realB
+        ? {
+            featureModel: features.name,
+            featureModelId: features.id,
+            n,
+            seed,
+            realVsReal: frechetDistanceOf(realA, n, realB, n, features.dim),
+            rows,
+          }
+        : null;
+    return { samples, sampleQuality };
   } finally {
     await features?.release();
   }
+}
 
-  let ood: ModelAnalysis['ood'] = null;
-  // The manifest's primary score when the model was loaded with its scorers, else MSP.
+/**
+ * The primary OOD score (the manifest's, when the model was loaded with its scorers; else MSP) of
+ * the first n test images and of n images of `oodData`, for the report's histogram.
+ */
+async function oodScores(
+  m: PrgModel,
+  t: TestImages,
+  o: AnalyzeOptions & { oodData: string },
+  say: (msg: string) => void,
+): Promise<NonNullable<ModelAnalysis['ood']>> {
+  const { n, d } = t;
   const declared = m.manifest.ood?.primary;
   const primary = declared && m.oodScoreNames.includes(declared) ? declared : 'msp';
-  if (o.oodData) {
-    say(`OOD scores (${primary}) of ${o.data} and ${o.oodData}`);
-    const out = head(
-      o.datasets?.ood ?? (await loadDatasetFor(o.oodData, m.manifest, { limit: n })),
-      n,
-    );
-    const scoreOf = async (x: Float32Array, count: number): Promise<number[]> => {
-      const res: number[] = [];
-      for (let s = 0; s < count; s += 64) {
-        const k = Math.min(64, count - s);
-        const r = await m.classify({ data: x.slice(s * d, (s + k) * d), n: k }, { ood: [primary] });
-        const sc = r.ood?.[primary];
-        if (!sc || sc.length !== k)
-          throw new Error(`OOD score ${primary}: not computed for ${k} images`);
-        res.push(...Array.from(sc));
-      }
-      return res;
-    };
-    ood = {
-      score: primary,
-      inData: o.data,
-      outData: o.oodData,
-      in: await scoreOf(first, n),
-      out: await scoreOf(toInput(out, out.n), out.n),
-    };
-  }
+  say(`OOD scores (${primary}) of ${o.data} and ${o.oodData}`);
+  const out = head(
+    o.datasets?.ood ?? (await loadDatasetFor(o.oodData, m.manifest, { limit: n })),
+    n,
+  );
+  const scoreOf = async (x: Float32Array, count: number): Promise<number[]> => {
+    const res: number[] = [];
+    for (let s = 0; s < count; s += 64) {
+      const k = Math.min(64, count - s);
+      const r = await m.classify({ data: x.slice(s * d, (s + k) * d), n: k }, { ood: [primary] });
+      const sc = r.ood?.[primary];
+      if (!sc || sc.length !== k)
+        throw new Error(`OOD score ${primary}: not computed for ${k} images`);
+      res.push(...Array.from(sc));
+    }
+    return res;
+  };
+  return {
+    score: primary,
+    inData: o.data,
+    outData: o.oodData,
+    in: await scoreOf(t.first, n),
+    out: await scoreOf(toInput(out, out.n), out.n),
+  };
+}
+
+export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
+  const m = o.model;
+  const n = o.n ?? 1000;
+  const seed = o.seed ?? 0;
+  const reverseSteps = o.reverseSteps ?? 20;
+  const say = o.onProgress ?? (() => {});
+  // The commit of the code that runs now (HEAD may move during a long analysis).
+  const commit = gitCommit();
+  await fs.mkdir(o.out, { recursive: true });
+  const test = head(
+    o.datasets?.test ?? (await loadDatasetFor(o.data, m.manifest, { limit: 2 * n })),
+    2 * n,
+  );
+  if (test.n < 2 * n)
+    throw new Error(`${o.data} has ${test.n} images; analysis needs 2n = ${2 * n}`);
+  const x0 = toInput(test, 2 * n);
+  const t: TestImages = {
+    x0,
+    first: x0.subarray(0, (x0.length / 2) | 0),
+    n,
+    d: x0.length / (2 * n),
+    chw: [test.shape[0], test.shape[1], test.shape[2]],
+  };
+
+  say(`noise statistics of x_1 for ${n} images (euler, K = ${reverseSteps})`);
+  const noiseStats = await reverseNoiseStats(m, t.first, n, {
+    steps: reverseSteps,
+    solver: 'euler',
+    seed,
+  });
+  say('reverse trajectories');
+  const trajectories = await writeTrajectories(m, t, reverseSteps, o.out);
+  const { samples, sampleQuality } = await samplesAndQuality(m, t, o, say);
+  const ood = o.oodData ? await oodScores(m, t, { ...o, oodData: o.oodData }, say) : null;
 
   const result: ModelAnalysis = {
     kind: ANALYSIS_KIND,
@@ -243,13 +303,7 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
     noiseStats,
     sampleQuality,
     samples,
-    trajectories: {
-      file: 'trajectories.png',
-      images: trajImages,
-      frames,
-      solver: 'euler',
-      steps: reverseSteps,
-    },
+    trajectories,
     ood,
   };
   await writeFileAtomic(
