@@ -228,69 +228,17 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   }
   const globalStep = loop.globalStep;
   const lastLoss = loop.lastLoss;
-
-  // Export: the EMA weights in a symbolic-batch copy of the net, plus a fresh (untrained) head.
-  const exportNet = buildVelocityNet({
-    kind: net.kind,
-    preset: net.preset,
+  const modelDir = await writePretrainedModel(o, {
+    net,
+    interpName,
     inputShape,
     seed,
-    overrides: net.overrides,
-  });
-  const velocity = withParamNames(ema.shadow.writeTo(exportNet.graph), exportNet.paramNames);
-  const input = {
-    channels: inputShape[0],
-    height: inputShape[1],
-    width: inputShape[2],
-    normalization: 'minus-one-one' as const,
-  };
-  const D = featureDim({ input, featurePool: headSpec.featurePool });
-  const head = buildHead({
-    kind: headSpec.kind,
-    inputDim: D,
-    hidden: headSpec.hidden,
-    classes: ds.classes.length,
-    seed: seed + 1,
-  });
-  const manifest: ModelManifest = {
-    schema: MANIFEST_SCHEMA,
-    name: o.name ?? 'prg-pretrained',
-    version: o.version ?? '0.1.0',
-    description: `flow pretrained by ${interpName} flow matching on ${o.data}; head untrained`,
-    createdAt: new Date().toISOString(),
-    architecture: {
-      velocity: {
-        kind: net.kind,
-        preset: net.preset,
-        params: exportNet.params,
-        config: exportNet.config as unknown as Record<string, unknown>,
-      },
-      head: {
-        kind: headSpec.kind,
-        hidden: headSpec.hidden,
-        params: head.params,
-        config: { ...head.config },
-      },
-    },
-    interpolant: interpName,
+    emaWeights: ema.shadow,
+    headSpec,
     solver,
-    input,
-    featurePool: headSpec.featurePool,
-    classes: [...ds.classes],
-    files: { velocity: 'velocity.onnx', head: 'head.onnx' },
-    metrics: {},
-    provenance: provenance(o.data, {
-      phase: 'pretrain',
-      steps: globalStep,
-      flowMatchingLoss: lastLoss,
-      emaDecay,
-    }),
-  };
-  const modelDir = await writeModelDir(
-    o.out,
-    { manifest, velocity, head: withParamNames(head.graph, head.paramNames) },
-    { overwrite: o.overwrite },
-  );
+    classes: ds.classes,
+    provenance: { phase: 'pretrain', steps: globalStep, flowMatchingLoss: lastLoss, emaDecay },
+  });
   return {
     modelDir,
     checkpoint: ckptFile,
@@ -300,4 +248,80 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     resumedFromStep,
     seconds: (Date.now() - started) / 1000,
   };
+}
+
+/** What pretrain exports: the run's settings, the EMA weights, and the provenance to record. */
+interface PretrainedExport {
+  net: NetSpec;
+  interpName: InterpolantName;
+  inputShape: [number, number, number];
+  seed: number;
+  emaWeights: ParamStore;
+  headSpec: NonNullable<PretrainOptions['head']>;
+  solver: NonNullable<PretrainOptions['solver']>;
+  classes: readonly string[];
+  provenance: Record<string, unknown>;
+}
+
+/**
+ * The pretrained model directory: the EMA weights in a symbolic-batch copy of the net, plus a
+ * fresh (untrained) head that fine-tuning trains.
+ */
+async function writePretrainedModel(o: PretrainOptions, x: PretrainedExport): Promise<string> {
+  const exportNet = buildVelocityNet({
+    kind: x.net.kind,
+    preset: x.net.preset,
+    inputShape: x.inputShape,
+    seed: x.seed,
+    overrides: x.net.overrides,
+  });
+  const velocity = withParamNames(x.emaWeights.writeTo(exportNet.graph), exportNet.paramNames);
+  const input = {
+    channels: x.inputShape[0],
+    height: x.inputShape[1],
+    width: x.inputShape[2],
+    normalization: 'minus-one-one' as const,
+  };
+  const D = featureDim({ input, featurePool: x.headSpec.featurePool });
+  const head = buildHead({
+    kind: x.headSpec.kind,
+    inputDim: D,
+    hidden: x.headSpec.hidden,
+    classes: x.classes.length,
+    seed: x.seed + 1,
+  });
+  const manifest: ModelManifest = {
+    schema: MANIFEST_SCHEMA,
+    name: o.name ?? 'prg-pretrained',
+    version: o.version ?? '0.1.0',
+    description: `flow pretrained by ${x.interpName} flow matching on ${o.data}; head untrained`,
+    createdAt: new Date().toISOString(),
+    architecture: {
+      velocity: {
+        kind: x.net.kind,
+        preset: x.net.preset,
+        params: exportNet.params,
+        config: exportNet.config as unknown as Record<string, unknown>,
+      },
+      head: {
+        kind: x.headSpec.kind,
+        hidden: x.headSpec.hidden,
+        params: head.params,
+        config: { ...head.config },
+      },
+    },
+    interpolant: x.interpName,
+    solver: x.solver,
+    input,
+    featurePool: x.headSpec.featurePool,
+    classes: [...x.classes],
+    files: { velocity: 'velocity.onnx', head: 'head.onnx' },
+    metrics: {},
+    provenance: provenance(o.data, x.provenance),
+  };
+  return writeModelDir(
+    o.out,
+    { manifest, velocity, head: withParamNames(head.graph, head.paramNames) },
+    { overwrite: o.overwrite },
+  );
 }
