@@ -12,10 +12,7 @@ export type {
 export type { Model, ModelList } from '../../src/server/schemas/model.schema';
 export type { DatasetInfo } from '../../src/server/datasets/datasets.service';
 export type { DatasetSamplesResponse } from '../../src/server/datasets/dataset.dto';
-export type {
-  FineTuneEvent,
-  FineTuneJobView,
-  FineTuneStatus,
-} from '../../src/server/jobs/fine-tune.types';
+export type { FineTuneEvent, FineTuneJobView } from '../../src/server/jobs/fine-tune.types';
+export type { FineTuneStatus } from '../../src/server/jobs/fine-tune-status';
 export type { FineTuneProgress } from '../../src/prg/training/job-api';
 export type { SolverName } from '../../src/prg/manifest';
