@@ -12,6 +12,7 @@
  * 3. Write ood.json (manifest.files.ood) and the thresholds (manifest.ood) into the model
  *    directory, atomically (writeModelDir).
  */
+import { SessionOptions } from '../../engine/runtime/session';
 import { OodScoreThreshold } from '../manifest';
 import { PrgModel } from '../inference';
 import {
@@ -45,12 +46,7 @@ import {
   standardise,
   unstandardiseGaussian,
 } from './deep';
-import {
-  TiedGaussianJson,
-  fitBackgroundGaussian,
-  fitTiedGaussian,
-  tiedGaussianToJson,
-} from './mahalanobis';
+import { fitBackgroundGaussian, fitTiedGaussian, tiedGaussianToJson } from './mahalanobis';
 import { thresholdAtTpr } from './metrics';
 import { GUARD_SETS, outlierSets } from './outliers';
 import {
@@ -155,13 +151,11 @@ interface TrainRows {
   deep?: { spec: DeepFeatureSpec; rows: Float32Array; dim: number };
 }
 
-type SessionOpts = Pick<ScorerOptions, 'device' | 'threads'>;
-
 async function trainRows(
   loaded: LoadedModelDir,
   train: LabeledImages,
   opts: FitOodOptions,
-  so: SessionOpts,
+  so: SessionOptions,
 ): Promise<TrainRows> {
   const m = loaded.manifest;
   const base = new PrgModel(loaded, so, []);
@@ -220,9 +214,8 @@ async function fitGaussians(
   rows: TrainRows,
   labels: Int32Array,
   K: number,
-  n: number,
   opts: FitOodOptions,
-  so: SessionOpts,
+  so: SessionOptions,
 ): Promise<{ mahalanobis: OodStatsFile['mahalanobis']; shrinkage: FitOodResult['shrinkage'] }> {
   const go = { shrinkage: opts.shrinkage, session: so };
   const gF = await fitTiedGaussian(rows.features, labels, rows.dimF, K, go);
@@ -231,9 +224,10 @@ async function fitGaussians(
   const bF = await fitBackgroundGaussian(rows.features, rows.dimF, go);
   const bH = rows.hidden && (await fitBackgroundGaussian(rows.hidden, rows.dimH, go));
   // The deep Gaussian is fitted on standardised features and stored on raw ones (deep.ts).
-  let deep: { features: DeepFeatureSpec; gaussian: TiedGaussianJson } | undefined;
+  let deep: OodStatsFile['mahalanobis']['deep'];
   if (rows.deep) {
     const { spec, rows: d, dim } = rows.deep;
+    const n = labels.length;
     const { mean, sd } = columnStats(d, n, dim);
     const gz = await fitTiedGaussian(standardise(d, n, dim, mean, sd), labels, dim, K, go);
     deep = { features: spec, gaussian: tiedGaussianToJson(unstandardiseGaussian(gz, mean, sd)) };
@@ -382,14 +376,7 @@ export async function fitOod(
 
   // 1. Features and hidden activations of the training images, and the Gaussians on them.
   const rows = await trainRows(loaded, train, opts, so);
-  const { mahalanobis, shrinkage } = await fitGaussians(
-    rows,
-    labels,
-    m.classes.length,
-    train.n,
-    opts,
-    so,
-  );
+  const { mahalanobis, shrinkage } = await fitGaussians(rows, labels, m.classes.length, opts, so);
   const lk = opts.likelihood ?? false;
   const likelihood = lk === false ? null : { ...LIKELIHOOD_DEFAULTS, ...(lk === true ? {} : lk) };
   const stats: OodStatsFile = {
