@@ -218,17 +218,15 @@ async function samplesAndQuality(
 async function oodScores(
   m: PrgModel,
   t: TestImages,
-  o: AnalyzeOptions & { oodData: string },
+  o: AnalyzeOptions,
+  oodData: string,
   say: (msg: string) => void,
 ): Promise<NonNullable<ModelAnalysis['ood']>> {
   const { n, d } = t;
   const declared = m.manifest.ood?.primary;
   const primary = declared && m.oodScoreNames.includes(declared) ? declared : 'msp';
-  say(`OOD scores (${primary}) of ${o.data} and ${o.oodData}`);
-  const out = head(
-    o.datasets?.ood ?? (await loadDatasetFor(o.oodData, m.manifest, { limit: n })),
-    n,
-  );
+  say(`OOD scores (${primary}) of ${o.data} and ${oodData}`);
+  const out = head(o.datasets?.ood ?? (await loadDatasetFor(oodData, m.manifest, { limit: n })), n);
   const scoreOf = async (x: Float32Array, count: number): Promise<number[]> => {
     const res: number[] = [];
     for (let s = 0; s < count; s += 64) {
@@ -244,7 +242,7 @@ async function oodScores(
   return {
     score: primary,
     inData: o.data,
-    outData: o.oodData,
+    outData: oodData,
     in: await scoreOf(t.first, n),
     out: await scoreOf(toInput(out, out.n), out.n),
   };
@@ -283,7 +281,7 @@ export async function analyzeModel(o: AnalyzeOptions): Promise<ModelAnalysis> {
   say('reverse trajectories');
   const trajectories = await writeTrajectories(m, t, reverseSteps, o.out);
   const { samples, sampleQuality } = await samplesAndQuality(m, t, o, say);
-  const ood = o.oodData ? await oodScores(m, t, { ...o, oodData: o.oodData }, say) : null;
+  const ood = o.oodData ? await oodScores(m, t, o, o.oodData, say) : null;
 
   const result: ModelAnalysis = {
     kind: ANALYSIS_KIND,
