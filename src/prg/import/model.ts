@@ -5,17 +5,11 @@
  */
 import { basename } from 'node:path';
 import { opsWithoutRule } from '../../engine/autodiff';
-import { paramNamesOf, withParamNames } from '../features';
-import { HeadKind, buildHead } from '../heads';
-import {
-  ImportProvenance,
-  MANIFEST_SCHEMA,
-  ModelManifest,
-  SolverName,
-  validateImportProvenance,
-} from '../manifest';
-import { featureDim } from '../model-dir/graph-check';
-import { DEFAULT_FILES, readManifest, writeModelDir } from '../model-dir/io';
+import { paramNamesOf } from '../features';
+import { HeadKind } from '../heads';
+import { ImportProvenance, ModelManifest, SolverName, validateImportProvenance } from '../manifest';
+import { writeModelWithFreshHead } from '../model-dir/fresh-head';
+import { readManifest } from '../model-dir/io';
 import { provenance } from '../model-dir/provenance';
 import { ImportedNet } from './plan';
 import { readReference, sha256File, verifyVelocity } from './verify';
@@ -80,26 +74,15 @@ export async function writeImportedModel<C>(
       );
   }
   validateImportProvenance(prov, `import into ${o.out}`);
-  const input = { channels, height, width, normalization: 'minus-one-one' as const };
-  const featurePool = o.head.featurePool;
-  const inputDim = featureDim({ input, featurePool });
-  const head = buildHead({
-    kind: o.head.kind,
-    inputDim,
-    hidden: o.head.hidden,
-    classes: o.classes.length,
-    seed: o.head.seed ?? 0,
-  });
-  const manifest: ModelManifest = {
-    schema: MANIFEST_SCHEMA,
-    name: o.name,
-    version: o.version ?? '1',
-    description:
-      o.description ??
-      `Imported ${imp.plan.family} velocity net (${imp.provenance.source.file}); the head is ` +
-        'untrained until fine-tuned.',
-    createdAt: new Date().toISOString(),
-    architecture: {
+  const dir = await writeModelWithFreshHead(
+    o.out,
+    {
+      name: o.name,
+      version: o.version ?? '1',
+      description:
+        o.description ??
+        `Imported ${imp.plan.family} velocity net (${imp.provenance.source.file}); the head is ` +
+          'untrained until fine-tuned.',
       velocity: {
         kind: imp.plan.kind,
         params: imp.plan.net.params,
@@ -107,25 +90,15 @@ export async function writeImportedModel<C>(
         ...(imp.plan.labels ? { labels: imp.plan.labels } : {}),
         ...(untrainableOps.length ? { untrainableOps } : {}),
       },
-      head: {
-        kind: o.head.kind,
-        hidden: o.head.hidden,
-        params: head.params,
-        config: { ...head.config },
-      },
+      interpolant: imp.plan.interpolant,
+      solver: o.solver,
+      input: { channels, height, width, normalization: 'minus-one-one' },
+      featurePool: o.head.featurePool,
+      classes: o.classes,
+      provenance: provenance(`imported:${imp.provenance.source.file}`, { import: prov }),
     },
-    interpolant: imp.plan.interpolant,
-    solver: o.solver,
-    input,
-    featurePool,
-    classes: o.classes,
-    files: { velocity: DEFAULT_FILES.velocity, head: DEFAULT_FILES.head },
-    metrics: {},
-    provenance: provenance(`imported:${imp.provenance.source.file}`, { import: prov }),
-  };
-  const dir = await writeModelDir(
-    o.out,
-    { manifest, velocity: imp.velocity, head: withParamNames(head.graph, head.paramNames) },
+    imp.velocity,
+    { kind: o.head.kind, hidden: o.head.hidden, seed: o.head.seed ?? 0 },
     { overwrite: o.overwrite, externalDataAbove: o.externalDataAbove },
   );
   return { dir, manifest: await readManifest(dir), verify: prov.verify };

@@ -7,10 +7,9 @@ import { opsWithoutRule } from '../../engine/autodiff';
 import { GraphBuilder } from '../../engine/onnx/builder';
 import { Graph, attr, tensor } from '../../engine/onnx/types';
 import { namespaced, paramNamesOf, withParamNames } from '../features';
-import { buildHead } from '../heads';
-import { MANIFEST_SCHEMA, ModelManifest, SolverName } from '../manifest';
-import { featureDim } from '../model-dir/graph-check';
-import { readManifest, writeModelDir } from '../model-dir/io';
+import { ModelManifest, SolverName } from '../manifest';
+import { writeModelWithFreshHead } from '../model-dir/fresh-head';
+import { readManifest } from '../model-dir/io';
 import { UNetConfig, buildVelocityNet } from '../nets';
 import { BuiltNet } from '../nets/unet';
 
@@ -113,16 +112,12 @@ export async function createTinyModel(
   const [c, h, w] = inputShape;
   const velocity = withExtras(net, o, c);
   const untrainableOps = opsWithoutRule(velocity, ['v'], [...paramNamesOf(velocity), 'x']);
-  const input = { channels: c, height: h, width: w, normalization: 'minus-one-one' as const };
-  const D = featureDim({ input, featurePool });
-  const head = buildHead({ kind: 'mlp', inputDim: D, hidden, classes: classes.length, seed });
-  const manifest: ModelManifest = {
-    schema: MANIFEST_SCHEMA,
-    name: o.name ?? 'tiny',
-    version: o.version ?? '0.0.1',
-    description: 'random tiny test model (untrained)',
-    createdAt: new Date().toISOString(),
-    architecture: {
+  const out = await writeModelWithFreshHead(
+    dir,
+    {
+      name: o.name ?? 'tiny',
+      version: o.version ?? '0.0.1',
+      description: 'random tiny test model (untrained)',
       velocity: {
         kind: 'unet',
         preset: 'XS',
@@ -131,21 +126,20 @@ export async function createTinyModel(
         ...(o.labels ? { labels: { classes: o.labels, nullClass: o.labels } } : {}),
         ...(untrainableOps.length ? { untrainableOps } : {}),
       },
-      head: { kind: 'mlp', hidden, params: head.params, config: { ...head.config } },
+      interpolant: 'icfm',
+      solver: o.solver ?? { name: 'euler', steps: 3, tStar: 0.5 },
+      input: { channels: c, height: h, width: w, normalization: 'minus-one-one' },
+      featurePool,
+      classes,
+      ...(o.ood ? { ood: o.ood } : {}),
+      provenance: {
+        dataset: 'random',
+        command: 'createTinyModel (test fixture)',
+        gitCommit: 'n/a',
+      },
     },
-    interpolant: 'icfm',
-    solver: o.solver ?? { name: 'euler', steps: 3, tStar: 0.5 },
-    input,
-    featurePool,
-    classes,
-    files: { velocity: 'velocity.onnx', head: 'head.onnx' },
-    metrics: {},
-    ...(o.ood ? { ood: o.ood } : {}),
-    provenance: { dataset: 'random', command: 'createTinyModel (test fixture)', gitCommit: 'n/a' },
-  };
-  const out = await writeModelDir(
-    dir,
-    { manifest, velocity, head: head.graph },
+    velocity,
+    { kind: 'mlp', hidden, seed },
     { overwrite: o.overwrite, externalDataAbove: o.externalDataAbove },
   );
   return { dir: out, manifest: await readManifest(out) };

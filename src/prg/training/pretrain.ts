@@ -20,11 +20,9 @@ import { ParamStore } from '../../engine/runtime/params';
 import { Graph } from '../../engine/onnx/types';
 import { BatchLoader, ImageDataset, loadDataset } from '../data';
 import { withParamNames } from '../features';
-import { buildHead } from '../heads';
 import { flowMatchingBatch, makeInterpolant } from '../interpolants';
-import { InterpolantName, MANIFEST_SCHEMA, ModelManifest, SolverName } from '../manifest';
-import { featureDim } from '../model-dir/graph-check';
-import { writeModelDir } from '../model-dir/io';
+import { InterpolantName, SolverName } from '../manifest';
+import { writeModelWithFreshHead } from '../model-dir/fresh-head';
 import { provenance } from '../model-dir/provenance';
 import { VelocityNetKind, buildVelocityNet } from '../nets';
 import { Rng } from '../rng';
@@ -276,52 +274,28 @@ async function writePretrainedModel(o: PretrainOptions, x: PretrainedExport): Pr
     overrides: x.net.overrides,
   });
   const velocity = withParamNames(x.emaWeights.writeTo(exportNet.graph), exportNet.paramNames);
-  const input = {
-    channels: x.inputShape[0],
-    height: x.inputShape[1],
-    width: x.inputShape[2],
-    normalization: 'minus-one-one' as const,
-  };
-  const D = featureDim({ input, featurePool: x.headSpec.featurePool });
-  const head = buildHead({
-    kind: x.headSpec.kind,
-    inputDim: D,
-    hidden: x.headSpec.hidden,
-    classes: x.classes.length,
-    seed: x.seed + 1,
-  });
-  const manifest: ModelManifest = {
-    schema: MANIFEST_SCHEMA,
-    name: o.name ?? 'prg-pretrained',
-    version: o.version ?? '0.1.0',
-    description: `flow pretrained by ${x.interpName} flow matching on ${o.data}; head untrained`,
-    createdAt: new Date().toISOString(),
-    architecture: {
+  const [channels, height, width] = x.inputShape;
+  return writeModelWithFreshHead(
+    o.out,
+    {
+      name: o.name ?? 'prg-pretrained',
+      version: o.version ?? '0.1.0',
+      description: `flow pretrained by ${x.interpName} flow matching on ${o.data}; head untrained`,
       velocity: {
         kind: x.net.kind,
         preset: x.net.preset,
         params: exportNet.params,
         config: exportNet.config as unknown as Record<string, unknown>,
       },
-      head: {
-        kind: x.headSpec.kind,
-        hidden: x.headSpec.hidden,
-        params: head.params,
-        config: { ...head.config },
-      },
+      interpolant: x.interpName,
+      solver: x.solver,
+      input: { channels, height, width, normalization: 'minus-one-one' },
+      featurePool: x.headSpec.featurePool,
+      classes: [...x.classes],
+      provenance: provenance(o.data, x.provenance),
     },
-    interpolant: x.interpName,
-    solver: x.solver,
-    input,
-    featurePool: x.headSpec.featurePool,
-    classes: [...x.classes],
-    files: { velocity: 'velocity.onnx', head: 'head.onnx' },
-    metrics: {},
-    provenance: provenance(o.data, x.provenance),
-  };
-  return writeModelDir(
-    o.out,
-    { manifest, velocity, head: withParamNames(head.graph, head.paramNames) },
+    velocity,
+    { kind: x.headSpec.kind, hidden: x.headSpec.hidden, seed: x.seed + 1 },
     { overwrite: o.overwrite },
   );
 }
