@@ -55,7 +55,11 @@ export async function reportCommand(argv: string[]): Promise<number> {
     machine: `${os.cpus().length} cores ${os.cpus()[0]?.model ?? ''}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
   });
   process.stdout.write(
-    `${out}: ${inputs.length} results file(s), ${r.figures.length} figure(s) in ${figuresDir}\n`,
+    `${out}: ${inputs.length} results file(s), ${r.figures.length} figure(s) in ${figuresDir}` +
+      (r.removed.length
+        ? `; removed ${r.removed.length} no longer linked: ${r.removed.join(', ')}`
+        : '') +
+      '\n',
   );
   return 0;
 }

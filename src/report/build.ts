@@ -34,6 +34,8 @@ export interface BuildReportOptions {
 export interface BuiltReport {
   markdown: string;
   figures: string[];
+  /** Figures of the previous report that this one no longer links (deleted). */
+  removed: string[];
 }
 
 async function ttaSection(r: Report, inputs: ReportInput[]): Promise<void> {
@@ -85,5 +87,6 @@ export async function buildReport(o: BuildReportOptions): Promise<BuiltReport> {
   await generationSection(r, by('analysis'));
   const markdown = r.parts.join('\n');
   await writeFileAtomic(o.out, new TextEncoder().encode(markdown));
-  return { markdown, figures: r.figures };
+  const removed = await r.pruneStaleFigures();
+  return { markdown, figures: r.figures, removed };
 }

@@ -278,6 +278,24 @@ describe('prg report', () => {
     }
   });
 
+  it('removes the figures of its previous run that it no longer links, and no other file', async () => {
+    const out = join(root, 'prune', 'RESULTS.md');
+    const figuresDir = join(root, 'prune', 'results');
+    await fs.mkdir(figuresDir, { recursive: true });
+    const own = join(figuresDir, 'not-the-reports.png');
+    await fs.writeFile(own, 'kept');
+    const build = async (inputs: Awaited<ReturnType<typeof findInputs>>) =>
+      buildReport({ inputs, out, figuresDir, commit: 'x', command: 'test', machine: 'test' });
+    const first = await build(await findInputs([join(root, 'runs', 'tta')]));
+    expect(first.figures.map((f) => f.slice(figuresDir.length + 1))).toEqual(['tta.png']);
+    expect(first.removed).toEqual([]);
+    // The tta results are gone: its figure goes with them; a file the report did not write stays.
+    const second = await build([]);
+    expect(second.removed).toEqual(['tta.png']);
+    expect((await fs.readdir(figuresDir)).sort()).toEqual(['.figures.json', 'not-the-reports.png']);
+    expect(await fs.readFile(own, 'utf8')).toBe('kept');
+  });
+
   it('draws one curve per recipe stage, and reads logs without stage fields as before', async () => {
     const dir = join(root, 'runs', 'recipes', 'mnist-smoke');
     const pts = await readCurves([join(dir, 'log.jsonl')]);

@@ -3,7 +3,7 @@
  * linked relative to it. Every section module (recipes, curves, ablations, generation) writes here.
  */
 import { promises as fs } from 'node:fs';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { writeFileAtomic } from '../engine/runtime/checkpoint';
 import { VlSpec, chartPng } from './charts';
 import { NOT_RUN } from './format';
@@ -56,7 +56,33 @@ export class Report {
   link(file: string): string {
     return relative(join(this.o.out, '..'), file).split('\\').join('/');
   }
+
+  /**
+   * Remove the figures the previous report wrote and this one did not (a model moved to a new
+   * version, a results file was removed), then record this report's list. Only names from that
+   * list are ever removed, so a figures directory shared with other files keeps them.
+   */
+  async pruneStaleFigures(): Promise<string[]> {
+    const listFile = join(this.o.figuresDir, FIGURE_LIST);
+    const previous = await fs
+      .readFile(listFile, 'utf8')
+      .then((t) => JSON.parse(t) as unknown)
+      .catch(() => []);
+    const now = new Set(this.figures.map((f) => basename(f)));
+    const stale = (Array.isArray(previous) ? previous : []).filter(
+      (n): n is string => typeof n === 'string' && n === basename(n) && !now.has(n),
+    );
+    for (const n of stale) await fs.rm(join(this.o.figuresDir, n), { force: true });
+    await writeFileAtomic(
+      listFile,
+      new TextEncoder().encode(JSON.stringify([...now].sort(), null, 2) + '\n'),
+    );
+    return stale;
+  }
 }
+
+/** The report's own list of the figures it wrote last, beside them. */
+const FIGURE_LIST = '.figures.json';
 
 /** "2 cores AMD EPYC, 24 GiB" from a results file's machine record. */
 export function machineOf(j: Json): string {
