@@ -20,6 +20,8 @@
 import type { InterpolantName, SolverName } from '../manifest';
 import type { FineTuneHyperparameters } from '../training/hyperparameters';
 import {
+  PRG_FINETUNE,
+  PRG_PRETRAIN,
   SMOKE,
   type FineTuneCandidate,
   type FineTuneSettings,
@@ -234,29 +236,10 @@ function ablation(group: string, dataset: keyof typeof DATASETS): AblationRecipe
       seed: 0,
     },
     seeds: [...b.seeds],
-    pretrain: {
-      net: { kind: 'unet', preset: 'XS' },
-      batchSize: b.batchSize,
-      lr: 5e-4,
-      steps: b.pretrainSteps,
-      checkpointEvery: 25,
-      head: { kind: 'mlp', hidden: 256, featurePool: null },
-      solver: { name: 'euler', steps: 3, tStar: 0.5 },
-    },
+    pretrain: { ...PRG_PRETRAIN, batchSize: b.batchSize, steps: b.pretrainSteps },
     finetune: {
-      hyperparameters: {
-        batchSize: b.batchSize,
-        // Enough epochs for the candidates' steps; the step count ends each run.
-        epochs: 5,
-        warmupEpochs: 0,
-        weightDecay: 0.05,
-        labelSmoothing: 0.1,
-        lambdaFlow: 1,
-        steps: 3,
-        tStar: 0.5,
-        solver: 'euler',
-        gradientMode: 'direct',
-      },
+      // No seed here: each variant × seed unit sets its own.
+      hyperparameters: { ...PRG_FINETUNE, batchSize: b.batchSize },
       candidates: b.candidates,
       checkpointEvery: 20,
     },

@@ -65,6 +65,33 @@ export interface Recipe {
 
 const XS: NetSpec = { kind: 'unet', preset: 'XS' };
 
+/**
+ * The PRG setting every recipe and ablation starts from (how the shipped models were made):
+ * PRG-UNet-XS pretrained by flow matching at lr 5e-4 with the paper's tanh MLP head on flattened
+ * x_t* (§3.1), and fine-tuned by eq. 3 (label-smoothing CE + λ = 1 flow matching, §3.2) through
+ * K = 3 unrolled Euler steps to t* = 0.5. Batch size, step counts and data differ per recipe.
+ */
+export const PRG_PRETRAIN: Omit<PretrainSettings, 'batchSize' | 'steps'> = {
+  net: XS,
+  lr: 5e-4,
+  checkpointEvery: 25,
+  head: { kind: 'mlp', hidden: 256, featurePool: null },
+  solver: { name: 'euler', steps: 3, tStar: 0.5 },
+};
+
+export const PRG_FINETUNE: Omit<FineTuneHyperparameters, 'batchSize' | 'seed'> = {
+  // Enough epochs for the longest candidate; the candidate's step count ends each run.
+  epochs: 5,
+  warmupEpochs: 0,
+  weightDecay: 0.05,
+  labelSmoothing: 0.1,
+  lambdaFlow: 1,
+  steps: 3,
+  tStar: 0.5,
+  solver: 'euler',
+  gradientMode: 'direct',
+};
+
 /** What the shipped models share (models/prg-mnist/README.md, models/prg-fashion-mnist/README.md). */
 function shipped(
   o: Pick<Recipe, 'name' | 'description'> & {
@@ -86,31 +113,9 @@ function shipped(
       validation: 5000,
       seed: 0,
     },
-    pretrain: {
-      net: XS,
-      interpolant: 'icfm',
-      batchSize: 128,
-      lr: 5e-4,
-      steps: o.pretrainSteps,
-      checkpointEvery: 25,
-      head: { kind: 'mlp', hidden: 256, featurePool: null },
-      solver: { name: 'euler', steps: 3, tStar: 0.5 },
-    },
+    pretrain: { ...PRG_PRETRAIN, interpolant: 'icfm', batchSize: 128, steps: o.pretrainSteps },
     finetune: {
-      hyperparameters: {
-        batchSize: 128,
-        // Enough epochs for the longest candidate; the step count ends each run.
-        epochs: 5,
-        warmupEpochs: 0,
-        weightDecay: 0.05,
-        labelSmoothing: 0.1,
-        lambdaFlow: 1,
-        steps: 3,
-        tStar: 0.5,
-        solver: 'euler',
-        gradientMode: 'direct',
-        seed: 0,
-      },
+      hyperparameters: { ...PRG_FINETUNE, batchSize: 128, seed: 0 },
       candidates: o.candidates,
       checkpointEvery: 20,
     },
