@@ -10,7 +10,7 @@ import { withParamNames } from '../features';
 import { HeadKind, buildHead } from '../heads';
 import { MANIFEST_SCHEMA, ModelManifest } from '../manifest';
 import { featureDim } from './graph-check';
-import { DEFAULT_FILES, writeModelDir } from './io';
+import { DEFAULT_FILES, WriteModelDirOptions, writeModelDir } from './io';
 
 /** The manifest fields the caller knows; the rest (head, files, metrics, dates) is filled in. */
 export type HeadlessManifest = Omit<
@@ -30,7 +30,7 @@ export async function writeModelWithFreshHead(
   m: HeadlessManifest,
   velocity: Graph,
   h: FreshHead,
-  opts: { overwrite?: boolean; externalDataAbove?: number } = {},
+  opts: WriteModelDirOptions = {},
 ): Promise<string> {
   const head = buildHead({
     kind: h.kind,

@@ -166,6 +166,12 @@ async function carryOverExtraFiles(from: string, to: string, next: ModelManifest
     if (e.isFile() && !payload.has(e.name)) await fs.copyFile(join(from, e.name), join(to, e.name));
 }
 
+export interface WriteModelDirOptions {
+  overwrite?: boolean;
+  /** Write the velocity net with external data above this many bytes of weights (1 GiB). */
+  externalDataAbove?: number;
+}
+
 /**
  * Write a model directory atomically: files go to `.<name>.<random>.tmp` beside `dir`, which is
  * renamed to `dir`. An existing `dir` is only replaced with `overwrite: true` (it is moved aside
@@ -174,11 +180,7 @@ async function carryOverExtraFiles(from: string, to: string, next: ModelManifest
 export async function writeModelDir(
   dir: string,
   c: ModelDirContents,
-  opts: {
-    overwrite?: boolean;
-    /** Write the velocity net with external data above this many bytes of weights (1 GiB). */
-    externalDataAbove?: number;
-  } = {},
+  opts: WriteModelDirOptions = {},
 ): Promise<string> {
   const target = resolve(dir);
   const manifest = validateManifest(
